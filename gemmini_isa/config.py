@@ -53,10 +53,13 @@ class GemminiConfig:
     exec_latency: int = _p(40, "Cycles from the first A row to results landing in the accumulator.", "guessed")
     bank_conflict_factor: float = _p(2.0, "Slowdown when A and B/D are read from the same scratchpad bank.", "guessed")
     config_ex_cycles: int = _p(4, "Cycles of a config_ex after the array drained.", "guessed")
+    preload_garbage_cycles: int = _p(1, "Cycles of a preload whose B is GARBAGE (keeps the weights, only sets C).", "guessed")
 
     # ---- store ----------------------------------------------------------
     store_pipeline: int = _p(8, "Depth of the accumulator-read/scale pipeline feeding mvout.", "guessed")
     store_rows_per_cycle: int = _p(1, "Accumulator rows read per cycle by mvout.", "sourced")
+    store_ack_latency: int = _p(20, "Cycles from an mvout's last write beat to its completion (write responses back); the next mvout need not wait for it.", "guessed")
+    config_unit_cycles: int = _p(1, "Cycles a config_ld / config_st occupies its unit.", "guessed")
 
     # ---- CPU ------------------------------------------------------------
     cpu_rocc_cycles: int = _p(6, "CPU cycles to issue one RoCC command (4-12 seen).", "guessed")
