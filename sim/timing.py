@@ -73,7 +73,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from heapq import heappush, heapreplace
+from heapq import heapreplace
 from typing import Any, Iterable
 
 from gemmini_isa.config import GemminiConfig
@@ -93,18 +93,19 @@ _UNIT_CLASS = {"load": _LOAD, "execute": _EXEC, "store": _STORE}
 _K_PRELOAD, _K_COMPUTE, _K_CONFIG_EX, _K_EX_OTHER = 1, 2, 3, 4
 _K_MVIN, _K_MVIN_ZERO, _K_LD_OTHER = 5, 6, 7
 _K_MVOUT, _K_ST_OTHER = 8, 9
-_OPS = {
-    "preload": (_K_PRELOAD, _EXEC),
-    "compute_preloaded": (_K_COMPUTE, _EXEC),
-    "compute_accumulated": (_K_COMPUTE, _EXEC),
-    "config_ex": (_K_CONFIG_EX, _EXEC),
-    "mvin": (_K_MVIN, _LOAD),
-    "mvin_acc": (_K_MVIN, _LOAD),
-    "mvin_zero": (_K_MVIN_ZERO, _LOAD),
-    "config_ld": (_K_LD_OTHER, _LOAD),
-    "mvout": (_K_MVOUT, _STORE),
-    "config_st": (_K_ST_OTHER, _STORE),
+_KIND = {
+    "preload": _K_PRELOAD,
+    "compute_preloaded": _K_COMPUTE,
+    "compute_accumulated": _K_COMPUTE,
+    "config_ex": _K_CONFIG_EX,
+    "mvin": _K_MVIN,
+    "mvin_acc": _K_MVIN,
+    "mvin_zero": _K_MVIN_ZERO,
+    "config_ld": _K_LD_OTHER,
+    "mvout": _K_MVOUT,
+    "config_st": _K_ST_OTHER,
 }
+_CLASS_OF = (None, _EXEC, _EXEC, _EXEC, _EXEC, _LOAD, _LOAD, _LOAD, _STORE, _STORE)
 _OTHER_KIND = (_K_LD_OTHER, _K_EX_OTHER, _K_ST_OTHER)
 
 
@@ -194,238 +195,272 @@ def _ceil(x: float) -> int:
 
 
 class TimingModel:
-    """Scoreboard timing model; see the module docstring for the rules."""
+    """Scoreboard timing model; see the module docstring for the rules.
+
+    ``command``, ``cpu``, ``fence`` and ``fsm_begin`` are closures over the
+    model's state (built once per model): local-variable access is what makes
+    one ``command()`` cost about a microsecond.
+
+    - ``cpu(ops)``: the CPU executed `ops` scalar operations since the previous call.
+    - ``command(op, unit, reads, writes, dram_bytes, rows, cols, fsm=False,
+      bank_conflict=False) -> float``: time one instruction; returns when it
+      completes (retires). Ops that are not unit commands ("flush", unit
+      "sync") cost the CPU one RoCC issue only.
+    - ``fence() -> float``: the CPU waits for everything issued, then pays the
+      round trip; returns the CPU time after the fence.
+    - ``fsm_begin()``: start an FSM (LOOP_WS) run explicitly.
+    """
 
     def __init__(self, config: GemminiConfig | None = None):
         cfg = config if config is not None else _default_config()
         self.config = cfg
-        # ---- parameters, as plain numbers
-        self._rocc = float(cfg.cpu_rocc_cycles)
-        self._op = float(cfg.cpu_op_cycles)
-        self._rs_cap = (cfg.rs_load, cfg.rs_execute, cfg.rs_store)
-        self._fsm_issue = float(cfg.fsm_issue_cycles)
-        self._fsm_setup = float(cfg.fsm_setup_cycles) * self._rocc
-        self._fence_rt = float(cfg.fence_round_trip)
-        self._dim = cfg.dim
-        self._exec_rpc = float(cfg.exec_rows_per_cycle)
-        self._preload_cycles = cfg.dim / self._exec_rpc
-        self._garbage_cycles = float(cfg.preload_garbage_cycles)
-        self._exec_lat = float(cfg.exec_latency)
-        self._bank_factor = float(cfg.bank_conflict_factor)
-        self._config_ex = float(cfg.config_ex_cycles)
-        self._config_unit = float(cfg.config_unit_cycles)
-        self._beat = cfg.dma_beat_bytes
-        self._max_req = cfg.dma_max_request_bytes
-        self._dram_lat = float(cfg.dram_latency)
-        self._n_slots = max(1, cfg.dma_mvins_in_flight)
-        self._st_pipe = float(cfg.store_pipeline)
-        self._st_rpc = float(cfg.store_rows_per_cycle)
-        self._st_ack = float(cfg.store_ack_latency)
-        # ---- per-row scoreboard, per space (0 scratchpad, 1 accumulator)
-        sp, acc = cfg.sp_rows, cfg.acc_rows
-        (s1, s2), (a1, a2) = _table(sp), _table(acc)
-        self._wld_b, self._wld_f = (s1, a1), (s2, a2)   # last load write completed
-        (s1, s2), (a1, a2) = _table(sp), _table(acc)
-        self._wex_b, self._wex_f = (s1, a1), (s2, a2)   # last execute result landed
-        (s1, s2), (a1, a2) = _table(sp), _table(acc)
-        self._rd_b, self._rd_f = (s1, a1), (s2, a2)     # last read (execute/store) finished
-        # ---- CPU / RS
-        self._cpu_t = 0.0
-        self._cpu_busy = 0.0
-        self._last_rs_in = -1.0
-        self._heaps: tuple[list[float], list[float], list[float]] = ([], [], [])
-        self._in_fsm = False
-        self._fsm_next = [0.0, 0.0, 0.0]
-        # ---- load unit
-        self._ld_req_free = 0.0
-        self._ld_bus_free = 0.0
-        self._ld_slots = [0.0] * self._n_slots
-        self._ld_slot_i = 0
-        # ---- execute unit
-        self._pre_free = 0.0      # last preload finished shifting weights in
-        self._comp_start = 0.0    # last compute started (frees the weight shadow buffer)
-        self._comp_free = 0.0     # last compute streamed its last row
-        self._ex_land = 0.0       # last result landed
-        self._pending_c: Iterable = ()
-        # ---- store unit
-        self._st_free = 0.0
-        # ---- accounting
-        self._busy = [0.0, 0.0, 0.0]
-        self._busy_until = [0.0, 0.0, 0.0]
-        self._n_cmd = [0, 0, 0]
-        self._st_dep = [0.0, 0.0, 0.0]
-        self._st_issue = [0.0, 0.0, 0.0]
-        self._stall_rs = 0.0
-        self._stall_fence = 0.0
-        self._last_end = 0.0
-        self._dram_rd = 0
-        self._dram_wr = 0
-
-    # ------------------------------------------------------------------ CPU
-    def cpu(self, ops: int) -> None:
-        """The CPU executed `ops` scalar operations since the previous call."""
-        if ops:
-            c = ops * self._op
-            self._cpu_t += c
-            self._cpu_busy += c
-            self._in_fsm = False
+        (self.command, self.cpu, self.fence, self.fsm_begin,
+         self._now, self._snapshot) = _build(cfg)
 
     @property
     def now(self) -> float:
         """Current CPU time (cycles)."""
-        return self._cpu_t
+        return self._now()
 
-    def fsm_begin(self) -> None:
-        """Start an FSM (LOOP_WS) run: the CPU pays the setup commands."""
-        setup = self._fsm_setup
-        self._cpu_t += setup
-        self._cpu_busy += setup
-        start = self._cpu_t
-        if self._last_rs_in + 1.0 > start:
-            start = self._last_rs_in + 1.0
-        nxt = self._fsm_next
+    @property
+    def cycles(self) -> int:
+        """Cycles until everything issued so far (and the CPU) has finished."""
+        s = self._snapshot()
+        return _ceil(max(s["cpu_t"], s["last_end"]))
+
+    def report(self) -> TimingReport:
+        s = self._snapshot()
+        cycles = _ceil(max(s["cpu_t"], s["last_end"]))
+        cpu_busy = min(cycles, _ceil(s["cpu_busy"]))
+        units = {"cpu": {"busy": cpu_busy, "idle": cycles - cpu_busy}}
+        for c, name in enumerate(_CLASS_NAMES):
+            busy = min(cycles, _ceil(s["busy"][c]))
+            units[name] = {
+                "busy": busy,
+                "idle": cycles - busy,
+                "commands": s["n_cmd"][c],
+                "dependency": _ceil(s["st_dep"][c]),
+                "cpu_issue": _ceil(s["st_issue"][c]),
+            }
+        stalls = {
+            "dependency": _ceil(sum(s["st_dep"])),
+            "rs_full": _ceil(s["stall_rs"]),
+            "cpu_issue": _ceil(sum(s["st_issue"])),
+            "fence": _ceil(s["stall_fence"]),
+        }
+        return TimingReport(cycles=cycles, units=units, stalls=stalls,
+                            dram_bytes_read=int(s["dram_rd"]),
+                            dram_bytes_written=int(s["dram_wr"]))
+
+
+def _build(cfg: GemminiConfig):
+    """The model's state as closure variables and the functions over it."""
+    # ---- parameters, as plain numbers
+    rocc = float(cfg.cpu_rocc_cycles)
+    op_cycles = float(cfg.cpu_op_cycles)
+    fsm_issue = float(cfg.fsm_issue_cycles)
+    fsm_setup = float(cfg.fsm_setup_cycles) * rocc
+    fence_rt = float(cfg.fence_round_trip)
+    dim = cfg.dim
+    exec_rpc = float(cfg.exec_rows_per_cycle)
+    preload_cycles = dim / exec_rpc
+    garbage_cycles = float(cfg.preload_garbage_cycles)
+    exec_lat = float(cfg.exec_latency)
+    bank_factor = float(cfg.bank_conflict_factor)
+    config_ex_cycles = float(cfg.config_ex_cycles)
+    config_unit = float(cfg.config_unit_cycles)
+    beat = cfg.dma_beat_bytes
+    max_req = cfg.dma_max_request_bytes
+    dram_lat = float(cfg.dram_latency)
+    n_slots = max(1, cfg.dma_mvins_in_flight)
+    st_pipe = float(cfg.store_pipeline)
+    st_rpc = float(cfg.store_rows_per_cycle)
+    st_ack = float(cfg.store_ack_latency)
+
+    # ---- per-row scoreboard, per space (0 scratchpad, 1 accumulator)
+    (s1, s2), (a1, a2) = _table(cfg.sp_rows), _table(cfg.acc_rows)
+    wld_b, wld_f = (s1, a1), (s2, a2)   # last load write completed
+    (s1, s2), (a1, a2) = _table(cfg.sp_rows), _table(cfg.acc_rows)
+    wex_b, wex_f = (s1, a1), (s2, a2)   # last execute result landed
+    (s1, s2), (a1, a2) = _table(cfg.sp_rows), _table(cfg.acc_rows)
+    rd_b, rd_f = (s1, a1), (s2, a2)     # last read (execute/store) finished
+
+    # ---- CPU / RS
+    cpu_t = 0.0
+    cpu_busy = 0.0
+    last_rs_in = -1.0
+    # retire times of the RS entries, per class: a min-heap kept at the class's
+    # capacity (0.0 = a free entry), so a new command takes the slot of the
+    # earliest retiring one
+    heaps = tuple([0.0] * max(1, n) for n in (cfg.rs_load, cfg.rs_execute, cfg.rs_store))
+    in_fsm = False
+    fsm_next = [0.0, 0.0, 0.0]                    # FSM sub-machine issue timelines
+    # ---- load unit
+    ld_req_free = 0.0
+    ld_bus_free = 0.0
+    ld_slots = [0.0] * n_slots
+    ld_slot_i = 0
+    # ---- execute unit
+    pre_free = 0.0      # last preload finished shifting weights in
+    comp_start = 0.0    # last compute started (frees the weight shadow buffer)
+    comp_free = 0.0     # last compute streamed its last row
+    ex_land = 0.0       # last result landed
+    pending_c: Any = ()  # the C rows of the last preload, for its compute
+    # ---- store unit
+    st_free = 0.0
+    # ---- accounting
+    busy = [0.0, 0.0, 0.0]
+    busy_until = [0.0, 0.0, 0.0]
+    n_cmd = [0, 0, 0]
+    st_dep = [0.0, 0.0, 0.0]
+    st_issue = [0.0, 0.0, 0.0]
+    stall_rs = 0.0
+    stall_fence = 0.0
+    last_end = 0.0
+    dram_rd = 0
+    dram_wr = 0
+
+    def cpu(ops: int) -> None:
+        nonlocal cpu_t, cpu_busy, in_fsm
+        if ops:
+            c = ops * op_cycles
+            cpu_t += c
+            cpu_busy += c
+            in_fsm = False
+
+    def fsm_begin() -> None:
+        nonlocal cpu_t, cpu_busy, in_fsm
+        cpu_t += fsm_setup
+        cpu_busy += fsm_setup
+        start = cpu_t
+        if last_rs_in + 1.0 > start:
+            start = last_rs_in + 1.0
         for c in (0, 1, 2):
-            if nxt[c] < start:
-                nxt[c] = start
-        self._in_fsm = True
+            if fsm_next[c] < start:
+                fsm_next[c] = start
+        in_fsm = True
 
-    def fence(self) -> float:
-        """The CPU waits for every issued command to complete, then pays the
-        round trip. Returns the CPU time after the fence."""
-        self._in_fsm = False
-        done = self._last_end
-        cpu = self._cpu_t
-        if done < cpu:
-            done = cpu
-        self._stall_fence += done - cpu + self._fence_rt
-        self._cpu_t = done + self._fence_rt
-        return self._cpu_t
+    def fence() -> float:
+        nonlocal cpu_t, in_fsm, stall_fence
+        in_fsm = False
+        done = last_end if last_end > cpu_t else cpu_t
+        stall_fence += done - cpu_t + fence_rt
+        cpu_t = done + fence_rt
+        return cpu_t
 
-    # -------------------------------------------------------------- command
-    def command(self, op: str, unit: str, reads: Iterable = (), writes: Iterable = (),
-                dram_bytes: int = 0, rows: int = 0, cols: int = 0,
-                fsm: bool = False, bank_conflict: bool = False) -> float:
-        """Time one Gemmini instruction; returns when it completes (retires).
+    def now() -> float:
+        return cpu_t
 
-        `reads` / `writes` are ``(space, start_row, end_row)`` tuples. Ops
-        that are not Gemmini unit commands (e.g. "flush", unit "sync") only
-        cost the CPU its RoCC issue.
-        """
-        kc = _OPS.get(op)
-        if kc is None:
+    def snapshot() -> dict:
+        return dict(cpu_t=cpu_t, last_end=last_end, cpu_busy=cpu_busy, busy=list(busy),
+                    n_cmd=list(n_cmd), st_dep=list(st_dep), st_issue=list(st_issue),
+                    stall_rs=stall_rs, stall_fence=stall_fence, dram_rd=dram_rd, dram_wr=dram_wr)
+
+    def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
+                rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> float:
+        nonlocal cpu_t, cpu_busy, last_rs_in, in_fsm, ld_req_free, ld_bus_free, ld_slot_i
+        nonlocal pre_free, comp_start, comp_free, ex_land, pending_c, st_free
+        nonlocal stall_rs, last_end, dram_rd, dram_wr
+        kind = _KIND.get(op)
+        if kind is None:
             cls = _UNIT_CLASS.get(unit)
             if cls is None:  # flush and friends: CPU only
                 if not fsm:
-                    self._in_fsm = False
-                    self._cpu_t += self._rocc
-                    self._cpu_busy += self._rocc
-                return self._cpu_t
+                    in_fsm = False
+                    cpu_t += rocc
+                    cpu_busy += rocc
+                return cpu_t
             kind = _OTHER_KIND[cls]
         else:
-            kind, cls = kc
+            cls = _CLASS_OF[kind]
 
         # ---- into the reservation station
         if fsm:
-            if not self._in_fsm:
-                self.fsm_begin()
-            t = self._fsm_next[cls]
+            if not in_fsm:
+                fsm_begin()
+            t = fsm_next[cls]
         else:
-            self._in_fsm = False
-            rocc = self._rocc
-            self._cpu_busy += rocc
-            t = self._cpu_t + rocc
-            r1 = self._last_rs_in + 1.0
-            if r1 > t:
-                t = r1
-        heap = self._heaps[cls]
-        full = len(heap) >= self._rs_cap[cls]
-        if full:
-            h = heap[0]
-            if h > t:
-                self._stall_rs += h - t
-                t = h
+            in_fsm = False
+            cpu_busy += rocc
+            t = cpu_t + rocc
+            if last_rs_in + 1.0 > t:
+                t = last_rs_in + 1.0
+        heap = heaps[cls]
+        h = heap[0]
+        if h > t:
+            stall_rs += h - t
+            t = h
         if fsm:
-            self._fsm_next[cls] = t + self._fsm_issue
+            fsm_next[cls] = t + fsm_issue
         else:
-            self._cpu_t = t
-        if t > self._last_rs_in:
-            self._last_rs_in = t
+            cpu_t = t
+        if t > last_rs_in:
+            last_rs_in = t
 
-        # ---- dependencies (row scoreboard, fast path: one aligned 16-row block)
+        # ---- dependencies (row scoreboard; fast path: one aligned 16-row block)
         # and the unit's own availability
         dep = 0.0
         if cls == _EXEC:
             if kind == _K_COMPUTE:
-                T = self._wld_b
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
-                        m = T[sp][a >> 4]
+                        m = wld_b[sp][a >> 4]
                     elif b > a:
-                        m = _qmax(T[sp], self._wld_f[sp], a, b)
+                        m = _qmax(wld_b[sp], wld_f[sp], a, b)
                     else:
                         continue
                     if m > dep:
                         dep = m
-                cw = writes if writes else self._pending_c
-                self._pending_c = ()
-                R = self._rd_b
+                cw = writes if writes else pending_c
+                pending_c = ()
                 for sp, a, b in cw:
                     if b - a == 16 and not a & 15:
                         k = a >> 4
-                        m = T[sp][k]
-                        m2 = R[sp][k]
+                        m = wld_b[sp][k]
+                        m2 = rd_b[sp][k]
                     elif b > a:
-                        m = _qmax(T[sp], self._wld_f[sp], a, b)
-                        m2 = _qmax(R[sp], self._rd_f[sp], a, b)
+                        m = _qmax(wld_b[sp], wld_f[sp], a, b)
+                        m2 = _qmax(rd_b[sp], rd_f[sp], a, b)
                     else:
                         continue
                     if m2 > m:
                         m = m2
                     if m > dep:
                         dep = m
-                avail = self._comp_free
-                if self._pre_free > avail:
-                    avail = self._pre_free
+                avail = comp_free if comp_free > pre_free else pre_free
             elif kind == _K_PRELOAD:
-                T = self._wld_b
                 nb = 0
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
-                        m = T[sp][a >> 4]
+                        m = wld_b[sp][a >> 4]
                     elif b > a:
-                        m = _qmax(T[sp], self._wld_f[sp], a, b)
+                        m = _qmax(wld_b[sp], wld_f[sp], a, b)
                     else:
                         continue
                     nb += b - a
                     if m > dep:
                         dep = m
-                self._pending_c = writes
-                avail = self._pre_free
-                if self._comp_start > avail:
-                    avail = self._comp_start
+                pending_c = writes
+                avail = pre_free if pre_free > comp_start else comp_start
             elif kind == _K_CONFIG_EX:
-                avail = self._ex_land
-                if self._pre_free > avail:
-                    avail = self._pre_free
-                if self._comp_free > avail:
-                    avail = self._comp_free
+                avail = ex_land
+                if pre_free > avail:
+                    avail = pre_free
+                if comp_free > avail:
+                    avail = comp_free
             else:
-                avail = self._comp_free
-                if self._pre_free > avail:
-                    avail = self._pre_free
+                avail = comp_free if comp_free > pre_free else pre_free
         elif cls == _LOAD:
             if kind != _K_LD_OTHER:
-                T = self._wex_b
-                R = self._rd_b
                 nloc = 0
                 for sp, a, b in writes:
                     if b - a == 16 and not a & 15:
                         k = a >> 4
-                        m = T[sp][k]
-                        m2 = R[sp][k]
+                        m = wex_b[sp][k]
+                        m2 = rd_b[sp][k]
                     elif b > a:
-                        m = _qmax(T[sp], self._wex_f[sp], a, b)
-                        m2 = _qmax(R[sp], self._rd_f[sp], a, b)
+                        m = _qmax(wex_b[sp], wex_f[sp], a, b)
+                        m2 = _qmax(rd_b[sp], rd_f[sp], a, b)
                     else:
                         continue
                     nloc += b - a
@@ -433,24 +468,22 @@ class TimingModel:
                         m = m2
                     if m > dep:
                         dep = m
-            avail = self._ld_req_free
+            avail = ld_req_free
             if kind == _K_MVIN:
-                s = self._ld_slots[self._ld_slot_i]
+                s = ld_slots[ld_slot_i]
                 if s > avail:
                     avail = s
         else:  # store
             if kind == _K_MVOUT:
-                T = self._wex_b
-                W = self._wld_b
                 nloc = 0
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
                         k = a >> 4
-                        m = T[sp][k]
-                        m2 = W[sp][k]
+                        m = wex_b[sp][k]
+                        m2 = wld_b[sp][k]
                     elif b > a:
-                        m = _qmax(T[sp], self._wex_f[sp], a, b)
-                        m2 = _qmax(W[sp], self._wld_f[sp], a, b)
+                        m = _qmax(wex_b[sp], wex_f[sp], a, b)
+                        m2 = _qmax(wld_b[sp], wld_f[sp], a, b)
                     else:
                         continue
                     nloc += b - a
@@ -458,191 +491,151 @@ class TimingModel:
                         m = m2
                     if m > dep:
                         dep = m
-            avail = self._st_free
+            avail = st_free
 
         # ---- start, with the unit's idle gap attributed to its cause
         start = avail
         if t > start or dep > start:
             if t >= dep:
-                self._st_issue[cls] += t - avail
+                st_issue[cls] += t - avail
                 start = t
             else:
                 if t > avail:
-                    self._st_issue[cls] += t - avail
-                    self._st_dep[cls] += dep - t
+                    st_issue[cls] += t - avail
+                    st_dep[cls] += dep - t
                 else:
-                    self._st_dep[cls] += dep - avail
+                    st_dep[cls] += dep - avail
                 start = dep
 
-        # ---- the unit's work and the scoreboard updates
+        # ---- the unit's work and the scoreboard updates (max-updates)
         if cls == _EXEC:
             if kind == _K_COMPUTE:
-                cost = (rows if rows > 0 else self._dim) / self._exec_rpc
+                cost = (rows if rows > 0 else dim) / exec_rpc
                 if bank_conflict:
-                    cost *= self._bank_factor
+                    cost *= bank_factor
                 end = start + cost
-                land = end + self._exec_lat
-                self._comp_start = start
-                self._comp_free = end
-                if land > self._ex_land:
-                    self._ex_land = land
-                R = self._rd_b
+                retire = end + exec_lat   # results land
+                comp_start = start
+                comp_free = end
+                if retire > ex_land:
+                    ex_land = retire
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
-                        blk = R[sp]
+                        blk = rd_b[sp]
                         k = a >> 4
                         if end >= blk[k]:
                             blk[k] = end
-                            self._rd_f[sp][k] = None
+                            rd_f[sp][k] = None
                             continue
                     if b > a:
-                        _umax(R[sp], self._rd_f[sp], a, b, end)
-                T = self._wex_b
+                        _umax(rd_b[sp], rd_f[sp], a, b, end)
                 for sp, a, b in cw:
                     if b - a == 16 and not a & 15:
-                        blk = T[sp]
+                        blk = wex_b[sp]
                         k = a >> 4
-                        if land >= blk[k]:
-                            blk[k] = land
-                            self._wex_f[sp][k] = None
+                        if retire >= blk[k]:
+                            blk[k] = retire
+                            wex_f[sp][k] = None
                             continue
                     if b > a:
-                        _umax(T[sp], self._wex_f[sp], a, b, land)
-                retire = land
+                        _umax(wex_b[sp], wex_f[sp], a, b, retire)
             elif kind == _K_PRELOAD:
-                end = start + (self._preload_cycles if nb else self._garbage_cycles)
-                self._pre_free = end
                 if nb:
-                    R = self._rd_b
+                    end = start + preload_cycles
                     for sp, a, b in reads:
                         if b - a == 16 and not a & 15:
-                            blk = R[sp]
+                            blk = rd_b[sp]
                             k = a >> 4
                             if end >= blk[k]:
                                 blk[k] = end
-                                self._rd_f[sp][k] = None
+                                rd_f[sp][k] = None
                                 continue
                         if b > a:
-                            _umax(R[sp], self._rd_f[sp], a, b, end)
-                retire = end
-            elif kind == _K_CONFIG_EX:
-                end = start + self._config_ex
-                self._pre_free = self._comp_free = self._comp_start = end
+                            _umax(rd_b[sp], rd_f[sp], a, b, end)
+                else:
+                    end = start + garbage_cycles
+                pre_free = end
                 retire = end
             else:
-                end = start + self._config_unit
-                self._pre_free = self._comp_free = self._comp_start = end
+                end = start + (config_ex_cycles if kind == _K_CONFIG_EX else config_unit)
+                pre_free = comp_free = comp_start = end
                 retire = end
         elif cls == _LOAD:
             if kind == _K_MVIN:
                 reqs = rows if rows > 0 else 1
-                r2 = -(-dram_bytes // self._max_req)
+                r2 = -(-dram_bytes // max_req)
                 if r2 > reqs:
                     reqs = r2
-                ds = start + self._dram_lat
-                if self._ld_bus_free > ds:
-                    ds = self._ld_bus_free
-                end = ds + -(-dram_bytes // self._beat)
-                e2 = start + reqs + self._dram_lat
+                ds = start + dram_lat
+                if ld_bus_free > ds:
+                    ds = ld_bus_free
+                end = ds + -(-dram_bytes // beat)
+                e2 = start + reqs + dram_lat
                 if e2 > end:
                     end = e2
-                self._ld_req_free = start + reqs
-                self._ld_bus_free = end
-                i = self._ld_slot_i
-                self._ld_slots[i] = end
-                i += 1
-                self._ld_slot_i = 0 if i == self._n_slots else i
-                self._dram_rd += dram_bytes
+                ld_req_free = start + reqs
+                ld_bus_free = end
+                ld_slots[ld_slot_i] = end
+                ld_slot_i += 1
+                if ld_slot_i == n_slots:
+                    ld_slot_i = 0
+                dram_rd += dram_bytes
             elif kind == _K_MVIN_ZERO:
                 end = start + (nloc if nloc else (rows if rows > 0 else 1))
-                self._ld_req_free = end
+                ld_req_free = end
             else:
-                end = start + self._config_unit
-                self._ld_req_free = end
+                end = start + config_unit
+                ld_req_free = end
             if kind != _K_LD_OTHER:
-                W = self._wld_b
                 for sp, a, b in writes:
                     if b - a == 16 and not a & 15:
-                        blk = W[sp]
+                        blk = wld_b[sp]
                         k = a >> 4
                         if end >= blk[k]:
                             blk[k] = end
-                            self._wld_f[sp][k] = None
+                            wld_f[sp][k] = None
                             continue
                     if b > a:
-                        _umax(W[sp], self._wld_f[sp], a, b, end)
+                        _umax(wld_b[sp], wld_f[sp], a, b, end)
             retire = end
         else:
             if kind == _K_MVOUT:
-                rc = (nloc if nloc else (rows if rows > 0 else 1)) / self._st_rpc
-                beats = -(-dram_bytes // self._beat)
-                pipe = self._st_pipe
-                end = start + pipe + (rc if rc > beats else beats)
-                read_done = end - pipe
+                rc = (nloc if nloc else (rows if rows > 0 else 1)) / st_rpc
+                beats = -(-dram_bytes // beat)
+                end = start + st_pipe + (rc if rc > beats else beats)
+                read_done = end - st_pipe
                 if start + rc > read_done:
                     read_done = start + rc
-                self._st_free = end
-                R = self._rd_b
+                st_free = end
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
-                        blk = R[sp]
+                        blk = rd_b[sp]
                         k = a >> 4
                         if read_done >= blk[k]:
                             blk[k] = read_done
-                            self._rd_f[sp][k] = None
+                            rd_f[sp][k] = None
                             continue
                     if b > a:
-                        _umax(R[sp], self._rd_f[sp], a, b, read_done)
-                self._dram_wr += dram_bytes
-                retire = end + self._st_ack
+                        _umax(rd_b[sp], rd_f[sp], a, b, read_done)
+                dram_wr += dram_bytes
+                retire = end + st_ack
             else:
-                end = start + self._config_unit
-                self._st_free = end
+                end = start + config_unit
+                st_free = end
                 retire = end
 
         # ---- accounting
-        bu = self._busy_until[cls]
+        bu = busy_until[cls]
         if end > bu:
-            self._busy[cls] += end - (start if start > bu else bu)
-            self._busy_until[cls] = end
-        self._n_cmd[cls] += 1
-        if full:
-            heapreplace(heap, retire)
-        else:
-            heappush(heap, retire)
-        if retire > self._last_end:
-            self._last_end = retire
+            busy[cls] += end - (start if start > bu else bu)
+            busy_until[cls] = end
+        n_cmd[cls] += 1
+        heapreplace(heap, retire)
+        if retire > last_end:
+            last_end = retire
         return retire
 
-    # --------------------------------------------------------------- report
-    @property
-    def cycles(self) -> int:
-        """Cycles until everything issued so far (and the CPU) has finished."""
-        t = self._last_end if self._last_end > self._cpu_t else self._cpu_t
-        return _ceil(t)
-
-    def report(self) -> TimingReport:
-        cycles = self.cycles
-        cpu_busy = min(cycles, _ceil(self._cpu_busy))
-        units = {"cpu": {"busy": cpu_busy, "idle": cycles - cpu_busy}}
-        for c, name in enumerate(_CLASS_NAMES):
-            busy = min(cycles, _ceil(self._busy[c]))
-            units[name] = {
-                "busy": busy,
-                "idle": cycles - busy,
-                "commands": self._n_cmd[c],
-                "dependency": _ceil(self._st_dep[c]),
-                "cpu_issue": _ceil(self._st_issue[c]),
-            }
-        stalls = {
-            "dependency": _ceil(sum(self._st_dep)),
-            "rs_full": _ceil(self._stall_rs),
-            "cpu_issue": _ceil(sum(self._st_issue)),
-            "fence": _ceil(self._stall_fence),
-        }
-        return TimingReport(cycles=cycles, units=units, stalls=stalls,
-                            dram_bytes_read=int(self._dram_rd),
-                            dram_bytes_written=int(self._dram_wr))
+    return command, cpu, fence, fsm_begin, now, snapshot
 
 
 def _bench(n: int = 100_000) -> float:
