@@ -53,13 +53,15 @@ FSM (LOOP_WS)
     Commands with ``fsm=True`` cost no CPU time. The FSM has one issue
     timeline per class (its load / execute / store sub-machines) at
     ``fsm_issue_cycles`` per command, each pausing while its RS class is full.
-    A *run* starts at :meth:`TimingModel.fsm_begin`, or automatically at the
-    first ``fsm=True`` command after a non-FSM command, a ``cpu(ops > 0)``
-    call or a fence. Starting a run costs the CPU ``fsm_setup_cycles`` RoCC
-    commands (``fsm_setup_cycles * cpu_rocc_cycles`` cycles, the config doc
-    counts commands); the run's commands enter the RS no earlier than that.
-    Callers that issue two ``gemmini_loop_ws`` back to back with nothing in
-    between should call ``fsm_begin()`` for each.
+    A *run* starts at :meth:`TimingModel.fsm_begin` (``sim/loop_ws.py`` calls
+    it once per ``gemmini_loop_ws``), or automatically at the first
+    ``fsm=True`` command after a non-FSM command, a ``cpu(ops > 0)`` call, a
+    fence or ``fsm_end()``. Starting a run costs the CPU ``fsm_setup_cycles``
+    RoCC commands (``fsm_setup_cycles * cpu_rocc_cycles`` cycles: the config
+    doc counts commands); the run's commands enter the RS no earlier than
+    that. Each sub-machine continues from where the previous run left it, so
+    consecutive runs overlap (next tile's loads during this tile's compute).
+    CPU commands after a run enter the RS after the run's last command.
 
 Stall causes in the report:
 ``rs_full``     cycles the CPU (or an FSM sub-machine) waited for an RS entry;
@@ -208,13 +210,15 @@ class TimingModel:
       "sync") cost the CPU one RoCC issue only.
     - ``fence() -> float``: the CPU waits for everything issued, then pays the
       round trip; returns the CPU time after the fence.
-    - ``fsm_begin()``: start an FSM (LOOP_WS) run explicitly.
+    - ``fsm_begin()``: start an FSM (LOOP_WS) run explicitly (the CPU pays the setup).
+    - ``fsm_end()``: end it (optional: any CPU command, ``cpu(ops > 0)`` or
+      fence ends it too); the next ``fsm=True`` command starts a new run.
     """
 
     def __init__(self, config: GemminiConfig | None = None):
         cfg = config if config is not None else _default_config()
         self.config = cfg
-        (self.command, self.cpu, self.fence, self.fsm_begin,
+        (self.command, self.cpu, self.fence, self.fsm_begin, self.fsm_end,
          self._now, self._snapshot) = _build(cfg)
 
     @property
@@ -332,13 +336,17 @@ def _build(cfg: GemminiConfig):
         nonlocal cpu_t, cpu_busy, in_fsm
         cpu_t += fsm_setup
         cpu_busy += fsm_setup
-        start = cpu_t
-        if last_rs_in + 1.0 > start:
-            start = last_rs_in + 1.0
+        # each sub-machine continues from where the previous run left it
+        # (consecutive runs overlap: the next tile's loads start as soon as
+        # the load sub-machine is done with this tile's)
         for c in (0, 1, 2):
-            if fsm_next[c] < start:
-                fsm_next[c] = start
+            if fsm_next[c] < cpu_t:
+                fsm_next[c] = cpu_t
         in_fsm = True
+
+    def fsm_end() -> None:
+        nonlocal in_fsm
+        in_fsm = False
 
     def fence() -> float:
         nonlocal cpu_t, in_fsm, stall_fence
@@ -635,7 +643,7 @@ def _build(cfg: GemminiConfig):
             last_end = retire
         return retire
 
-    return command, cpu, fence, fsm_begin, now, snapshot
+    return command, cpu, fence, fsm_begin, fsm_end, now, snapshot
 
 
 def _bench(n: int = 100_000) -> float:
