@@ -64,7 +64,8 @@ FSM (LOOP_WS)
     CPU commands after a run enter the RS after the run's last command.
 
 Stall causes in the report:
-``rs_full``     cycles the CPU (or an FSM sub-machine) waited for an RS entry;
+``rs_full``     cycles the CPU waited for an RS entry (FSM sub-machines that
+                run ahead and wait for entries are not counted);
 ``cpu_issue``   cycles a unit was free but its next command had not arrived yet;
 ``dependency``  cycles a unit was free, had its command, and waited for a
                 dependency (after the command arrived);
@@ -120,6 +121,11 @@ _OTHER_KIND = (_K_LD_OTHER, _K_EX_OTHER, _K_ST_OTHER)
 def _qmax(blk: list, fine: list, a: int, b: int) -> float:
     """Max of rows [a, b) of a blocked table."""
     m = 0.0
+    if not a & 15 and not b & 15:  # whole blocks: blk is exact
+        for v in blk[a >> 4:b >> 4]:
+            if v > m:
+                m = v
+        return m
     k = a >> 4
     kend = (b - 1) >> 4
     while k <= kend:
@@ -138,6 +144,14 @@ def _qmax(blk: list, fine: list, a: int, b: int) -> float:
 
 def _umax(blk: list, fine: list, a: int, b: int, t: float) -> None:
     """Rows [a, b) of a blocked table become max(row, t)."""
+    if not a & 15 and not b & 15:  # whole blocks
+        for k in range(a >> 4, b >> 4):
+            if t >= blk[k]:
+                blk[k] = t
+                fine[k] = None
+            elif fine[k] is not None:
+                fine[k] = [x if x > t else t for x in fine[k]]
+        return
     k = a >> 4
     kend = (b - 1) >> 4
     while k <= kend:
@@ -396,7 +410,8 @@ def _build(cfg: GemminiConfig):
         heap = heaps[cls]
         h = heap[0]
         if h > t:
-            stall_rs += h - t
+            if not fsm:  # an FSM sub-machine running ahead is not a stall
+                stall_rs += h - t
             t = h
         if fsm:
             fsm_next[cls] = t + fsm_issue
