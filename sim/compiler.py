@@ -1,0 +1,1398 @@
+"""Compile a parsed C program into Python source, once per program.
+
+Each C function becomes one Python function taking the machine `_m` first.
+Integers are Python ints kept in the range of their C type: interval analysis
+of loop counters and index arithmetic proves most expressions cannot
+overflow, so wrap-around code is only emitted where it may matter. Pointers
+are integer virtual addresses (see `machine.Dram`). Gemmini instructions
+become calls of machine methods that also receive the number of scalar CPU
+operations executed since the previous instruction (for the timing model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from lark import Token, Tree
+
+from gemmini_isa import CONSTANTS, INSTRUCTIONS, spellings_by_name
+
+from . import ctypes_model as ct
+from .ctypes_model import CType
+from .errors import SimError, UnknownFunctionError, UnsupportedError
+
+# ---------------------------------------------------------------------------
+# compiled expressions and lvalues
+
+
+class E:
+    """A compiled expression: Python code, C type, and what we know of its value.
+
+    ``norm``: the value is within the range of its C type. ``lo``/``hi``: a
+    proven interval (ints only, when norm). ``ops``: scalar CPU operations.
+    """
+
+    __slots__ = ("code", "t", "norm", "lo", "hi", "const", "ops")
+
+    def __init__(self, code: str, t: CType, norm: bool = True, lo: Optional[int] = None,
+                 hi: Optional[int] = None, const: Any = None, ops: int = 0):
+        self.code, self.t, self.norm, self.const, self.ops = code, t, norm, const, ops
+        if t.kind == "int" and norm:
+            self.lo = t.lo if lo is None else max(lo, t.lo)
+            self.hi = t.hi if hi is None else min(hi, t.hi)
+        else:
+            self.lo, self.hi = lo, hi
+
+
+@dataclass
+class Var:
+    py: str
+    t: CType
+    lo: Optional[int] = None  # proven interval of a loop counter
+    hi: Optional[int] = None
+
+
+@dataclass
+class LV:
+    """An lvalue: a local variable, a DRAM location, or a context-struct field."""
+
+    kind: str  # "var", "mem", "ctx", "ctxpath"
+    t: CType
+    var: Optional[Var] = None
+    addr: Optional[E] = None
+    key: str = ""
+    ops: int = 0
+
+
+@dataclass
+class FuncInfo:
+    name: str
+    py: str
+    ret: CType
+    params: list[tuple[str, CType]]
+    node: Optional[Tree]
+    line: int = 0
+
+
+@dataclass
+class CompiledProgram:
+    source: str                      # the generated Python
+    linemap: list[tuple[int, int]]   # generated line (0-based) -> (C line, column)
+    functions: dict[str, FuncInfo]
+    filename: str
+    c_lines: list[str] = field(default_factory=list)
+
+
+_MASK = {8: 0xFF, 16: 0xFFFF, 32: 0xFFFFFFFF, 64: 0xFFFFFFFFFFFFFFFF}
+_MACHINE_OPS = {
+    # op -> (machine method, canonical parameter kinds)
+    op: (op, tuple(p.kind for p in ins.params)) for op, ins in INSTRUCTIONS.items()
+}
+_RUNTIME_RET = {"gemm_malloc": ct.UINT64, "gemm_acc_malloc": ct.UINT32}
+_SPELLINGS = spellings_by_name()
+_LOAD_CODES = {  # scalar DRAM loads/stores from CPU code: (bytes, struct code)
+    (8, True): "b", (8, False): "B", (16, True): "h", (16, False): "H",
+    (32, True): "i", (32, False): "I", (64, True): "q", (64, False): "Q",
+}
+
+
+def _wrap_code(code: str, t: CType) -> str:
+    """Python code reducing an integer to the range of C type t."""
+    if t.is_bool:
+        return f"(1 if ({code}) else 0)"
+    m = _MASK[t.bits]
+    if not t.signed:
+        return f"(({code}) & {m:#x})"
+    half = 1 << (t.bits - 1)
+    return f"((({code}) + {half:#x}) & {m:#x}) - {half:#x}"
+
+
+class Compiler:
+    def __init__(self, tree: Tree, defines: dict[str, str], filename: str, text: str, dim: int = 16):
+        self.tree = tree
+        self.filename = filename
+        self.c_lines = text.split("\n")
+        self.dim = dim
+        self.constants: dict[str, E] = {}
+        for name, value in CONSTANTS.items():
+            self.constants[name] = self._literal_e(value)
+        for name, value in defines.items():
+            try:
+                self.constants[name] = self._literal_e(_parse_number(value))
+            except ValueError:
+                pass
+        self.functions: dict[str, FuncInfo] = {}
+        self.lines: list[tuple[int, str, tuple[int, int]]] = []
+        self.indent = 0
+        self.pos = (0, 0)
+        self.tmp = 0
+
+    # ---- errors --------------------------------------------------------
+    def err(self, cls, msg: str, node: Any = None) -> SimError:
+        line, col = self._where(node)
+        src = self.c_lines[line - 1] if 0 < line <= len(self.c_lines) else None
+        return cls(msg, file=self.filename, line=line or None, column=col or None, source_line=src)
+
+    def _where(self, node: Any) -> tuple[int, int]:
+        if isinstance(node, Token):
+            return node.line or 0, node.column or 0
+        if isinstance(node, Tree) and getattr(node.meta, "line", None):
+            return node.meta.line, node.meta.column
+        return self.pos
+
+    # ---- output --------------------------------------------------------
+    def emit(self, text: str) -> None:
+        self.lines.append((self.indent, text, self.pos))
+
+    def fresh(self, base: str) -> str:
+        self.tmp += 1
+        return f"_{base}{self.tmp}"
+
+    # ---- entry point ----------------------------------------------------
+    def compile(self) -> CompiledProgram:
+        defs = []
+        for node in self.tree.children:
+            if not isinstance(node, Tree):
+                continue
+            if node.data in ("function_def", "prototype"):
+                info = self._signature(node)
+                old = self.functions.get(info.name)
+                if node.data == "function_def":
+                    if old is not None and old.node is not None:
+                        raise self.err(UnsupportedError, f"function '{info.name}' is defined twice", node)
+                    self.functions[info.name] = info
+                    defs.append(info)
+                elif old is None:
+                    self.functions[info.name] = info
+            elif node.data == "global_decl":
+                raise self.err(UnsupportedError, "global variables are not supported; use #define or locals", node)
+        self.emit_header()
+        for info in defs:
+            self.compile_function(info)
+        src_lines, linemap = [], []
+        for ind, text, pos in self.lines:
+            src_lines.append("    " * ind + text)
+            linemap.append(pos)
+        return CompiledProgram("\n".join(src_lines) + "\n", linemap, self.functions, self.filename, self.c_lines)
+
+    def emit_header(self) -> None:
+        self.emit("# generated from C by sim.compiler; one Python function per C function")
+
+    # ---- declarations and types ------------------------------------------
+    def _type_of_specs(self, specs: Tree) -> CType:
+        base = None
+        for ch in specs.children:
+            if isinstance(ch, Tree) and ch.data == "type_words":
+                words = [str(t) for t in ch.children]
+                base = ct.from_words(words)
+                if base is None:
+                    raise self.err(UnsupportedError, f"unsupported type '{' '.join(words)}'", ch)
+            elif isinstance(ch, Tree) and ch.data == "struct_type":
+                name = str(ch.children[0])
+                if name.endswith("_Context"):
+                    base = ct.CTX
+                else:
+                    raise self.err(UnsupportedError, f"struct types are not supported (struct {name})", ch)
+        assert base is not None
+        return base
+
+    def _declarator(self, base: CType, decl: Tree) -> tuple[str, CType]:
+        """(name, type) of a declarator such as `*A`, `A[64][64]`."""
+        stars = [c for c in decl.children if isinstance(c, Tree) and c.data == "pointer"]
+        name_tok = next(c for c in decl.children if isinstance(c, Token) and c.type == "IDENT")
+        dims_nodes = [c for c in decl.children if isinstance(c, Tree) and c.data == "array_suffix"]
+        t = base
+        for _ in stars:
+            t = ct.CTX if t is ct.CTX else ct.ptr(t)
+        if dims_nodes:
+            dims = []
+            for i, d in enumerate(dims_nodes):
+                if d.children[0] is None:
+                    if i == 0:
+                        dims.append(None)
+                        continue
+                    raise self.err(UnsupportedError, "only the first array dimension may be left empty", d)
+                e = self.expr(d.children[0])
+                if e.const is None or not isinstance(e.const, int) or e.const <= 0:
+                    raise self.err(UnsupportedError, "array dimensions must be positive integer constants", d)
+                dims.append(e.const)
+            if dims[0] is None:  # T x[] / T x[][n] parameter: a pointer
+                t = ct.ptr(t) if len(dims) == 1 else ct.ptr(ct.array(t, tuple(dims[1:])))
+            else:
+                t = ct.array(t, tuple(dims))
+        return str(name_tok), t
+
+    def _type_name(self, node: Tree) -> CType:
+        t = self._type_of_specs(node.children[0])
+        for _ in node.children[1:]:
+            t = ct.CTX if t is ct.CTX else ct.ptr(t)
+        return t
+
+    def _signature(self, node: Tree) -> FuncInfo:
+        specs, decl, plist = node.children[0], node.children[1], node.children[2]
+        ret_base = self._type_of_specs(specs)
+        name, ret = self._declarator(ret_base, decl)
+        params: list[tuple[str, CType]] = []
+        if plist is not None:
+            for p in plist.children:
+                if isinstance(p, Token):  # (void)
+                    continue
+                pt = self._type_of_specs(p.children[0])
+                pname, ptype = self._declarator(pt, p.children[1])
+                if ptype.kind == "void":
+                    raise self.err(UnsupportedError, f"parameter '{pname}' has type void", p)
+                params.append((pname, ptype))
+        return FuncInfo(name, f"f_{name}", ret, params, node if node.data == "function_def" else None,
+                        node.meta.line)
+
+    # ---- functions -------------------------------------------------------
+    def compile_function(self, info: FuncInfo) -> None:
+        self.pos = (info.line, 1)
+        self.scopes: list[dict[str, Var]] = [{}]
+        self.used_py: set[str] = set()
+        self.cur = info
+        self.pend = 0
+        args = []
+        for pname, ptype in info.params:
+            v = self.declare(pname, ptype)
+            args.append(v.py)
+        self.emit(f"def {info.py}(_m{''.join(', ' + a for a in args)}):")
+        self.indent += 1
+        self.emit("_o = 0")
+        self.emit("_cx = _m.ctx")
+        body = info.node.children[3]
+        self.block(body, new_scope=False)
+        self.flush_ops()
+        self.emit("_m.pend += _o")
+        self.emit("return None" if info.ret.kind == "void" else "return 0")
+        self.indent -= 1
+        self.emit("")
+
+    def declare(self, name: str, t: CType, lo=None, hi=None) -> Var:
+        py = f"v_{name}"
+        if self.lookup(name) is not None:  # shadowing a live variable: a fresh Python name
+            n = 1
+            while f"s{n}_{name}" in self.used_py:
+                n += 1
+            py = f"s{n}_{name}"
+        self.used_py.add(py)
+        v = Var(py, t, lo, hi)
+        self.scopes[-1][name] = v
+        return v
+
+    def lookup(self, name: str) -> Optional[Var]:
+        for s in reversed(self.scopes):
+            if name in s:
+                return s[name]
+        return None
+
+    # ---- statements ------------------------------------------------------
+    def flush_ops(self) -> None:
+        if self.pend:
+            self.emit(f"_o += {self.pend}")
+            self.pend = 0
+
+    def block(self, node: Tree, new_scope: bool = True) -> None:
+        if new_scope:
+            self.scopes.append({})
+        n0 = len(self.lines)
+        for st in node.children:
+            self.stmt(st)
+        self.flush_ops()
+        if len(self.lines) == n0:
+            self.emit("pass")
+        if new_scope:
+            self.scopes.pop()
+
+    def body(self, node: Any) -> None:
+        """A statement used as a loop or if body: always its own scope."""
+        self.scopes.append({})
+        n0 = len(self.lines)
+        if isinstance(node, Tree) and node.data == "compound":
+            for st in node.children:
+                self.stmt(st)
+        else:
+            self.stmt(node)
+        self.flush_ops()
+        if len(self.lines) == n0:
+            self.emit("pass")
+        self.scopes.pop()
+
+    def stmt(self, node: Any) -> None:
+        if isinstance(node, Tree):
+            self.pos = self._where(node)
+            handler = getattr(self, f"st_{node.data}", None)
+            if handler is None:
+                raise self.err(UnsupportedError, f"unsupported statement ({node.data})", node)
+            handler(node)
+        elif isinstance(node, Token):
+            raise self.err(UnsupportedError, f"unexpected '{node}'", node)
+
+    def st_empty(self, node: Tree) -> None:
+        pass
+
+    def st_compound(self, node: Tree) -> None:
+        self.flush_ops()
+        self.scopes.append({})
+        for st in node.children:
+            self.stmt(st)
+        self.scopes.pop()
+
+    def st_unsupported_stmt(self, node: Tree) -> None:
+        kw = str(node.children[0]) if isinstance(node.children[0], Token) else "statement"
+        raise self.err(UnsupportedError, f"'{kw}' is not supported by the simulator", node)
+
+    def st_declaration(self, node: Tree) -> None:
+        base = self._type_of_specs(node.children[0])
+        for init in node.children[1:]:
+            self.init_declarator(base, init)
+
+    st_declaration_noend = st_declaration
+
+    def init_declarator(self, base: CType, node: Tree) -> None:
+        name, t = self._declarator(base, node.children[0])
+        init = _init_of(node)
+        if t.kind == "void":
+            raise self.err(UnsupportedError, f"variable '{name}' has type void", node)
+        if t.kind == "array":
+            if t.dims[0] is None:
+                raise self.err(UnsupportedError, "local arrays need a size", node)
+            site = self.fresh("site")
+            v = self.declare(name, t)
+            self.emit(f"{v.py} = _m.site_array({site!r}, {t.sizeof()})")
+            if init is not None:
+                if not (isinstance(init, Tree) and init.data == "init_list"):
+                    raise self.err(UnsupportedError, "arrays are initialized with { ... } lists", node)
+                vals = [c for c in init.children if c is not None]
+                elem = t.elem
+                step = elem.sizeof()
+                flat = 1
+                for d in t.dims:
+                    flat *= d
+                if len(vals) > flat:
+                    raise self.err(UnsupportedError, "too many initializers", init)
+                for i, ve in enumerate(vals):
+                    e = self.convert(self.expr(ve), elem)
+                    self.store_mem(E(f"({v.py} + {i * step})", ct.ptr(elem)), elem, e)
+            return
+        if init is not None and isinstance(init, Tree) and init.data == "init_list":
+            raise self.err(UnsupportedError, "{ ... } initializers are only supported for arrays", node)
+        if init is None:
+            v = self.declare(name, t)
+            self.emit(f"{v.py} = {'0.0' if t.is_float else '0'}")
+            return
+        e = self.convert(self.expr(init), t)
+        v = self.declare(name, t)
+        self.emit(f"{v.py} = {e.code}")
+        self.pend += e.ops
+
+    def st_expr_stmt(self, node: Tree) -> None:
+        ex = node.children[0]
+        if isinstance(ex, Tree) and ex.data == "call":
+            self.call_stmt(ex)
+            return
+        e = self.expr(ex)
+        if e.ops or "(" in e.code:
+            self.emit(e.code)  # evaluate for side effects and errors
+        self.pend += e.ops
+
+    def st_assignment(self, node: Tree) -> None:
+        target, op, value = node.children
+        lv = self.lvalue(target)
+        rhs = self.expr(value)
+        op = _op_text(op)
+        if op != "=":
+            cur = self.read_lv(lv)
+            rhs = self.binary(op[:-1], cur, rhs, node)
+        self.store_lv(lv, rhs, node)
+
+    def st_post_incdec(self, node: Tree) -> None:
+        target, op = node.children
+        self._incdec(target, _op_text(op), node)
+
+    def st_pre_incdec(self, node: Tree) -> None:
+        op, target = node.children
+        self._incdec(target, _op_text(op), node)
+
+    def _incdec(self, target: Any, op: str, node: Tree) -> None:
+        lv = self.lvalue(target)
+        one = self._literal_e(1)
+        self.store_lv(lv, self.binary("+" if op == "++" else "-", self.read_lv(lv), one, node), node)
+
+    def st_if_stmt(self, node: Tree) -> None:
+        cond, then, other = node.children[0], node.children[1], node.children[2]
+        c = self.cond(cond)
+        self.pend += c.ops + 1
+        self.flush_ops()
+        self.emit(f"if {c.code}:")
+        self.indent += 1
+        self.body(then)
+        self.indent -= 1
+        if other is not None:
+            self.emit("else:")
+            self.indent += 1
+            self.body(other)
+            self.indent -= 1
+
+    def st_return_stmt(self, node: Tree) -> None:
+        val = node.children[0]
+        if val is None:
+            self.flush_ops()
+            self.emit("_m.pend += _o")
+            self.emit("return None")
+            return
+        if self.cur.ret.kind == "void":
+            raise self.err(UnsupportedError, "a void function returns a value", node)
+        e = self.convert(self.expr(val), self.cur.ret)
+        self.pend += e.ops
+        self.flush_ops()
+        self.emit("_m.pend += _o")
+        self.emit(f"return {e.code}")
+
+    def st_break_stmt(self, node: Tree) -> None:
+        if not getattr(self, "loop_depth", 0):
+            raise self.err(UnsupportedError, "'break' outside a loop", node)
+        self.flush_ops()
+        self.emit("break")
+
+    def st_continue_stmt(self, node: Tree) -> None:
+        if not getattr(self, "loop_depth", 0):
+            raise self.err(UnsupportedError, "'continue' outside a loop", node)
+        if getattr(self, "in_do", False):
+            raise self.err(UnsupportedError, "'continue' inside do/while is not supported", node)
+        self.flush_ops()
+        self.emit("continue")
+
+    def _loop_body(self, body: Any, extra_ops: int, do: bool = False) -> None:
+        self.loop_depth = getattr(self, "loop_depth", 0) + 1
+        saved_do = getattr(self, "in_do", False)
+        self.in_do = do
+        self.pend += extra_ops
+        self.body(body)
+        self.in_do = saved_do
+        self.loop_depth -= 1
+
+    def st_while_stmt(self, node: Tree) -> None:
+        cond, body = node.children
+        self.flush_ops()
+        self.emit("while True:")
+        self.indent += 1
+        self.emit("_m.tick()")
+        c = self.cond(cond)
+        self.pend += c.ops + 1
+        self.flush_ops()
+        self.emit(f"if not ({c.code}): break")
+        self._loop_body(body, 0)
+        self.indent -= 1
+
+    def st_do_stmt(self, node: Tree) -> None:
+        body, cond = node.children
+        self.flush_ops()
+        self.emit("while True:")
+        self.indent += 1
+        self.emit("_m.tick()")
+        self._loop_body(body, 0, do=True)
+        c = self.cond(cond)
+        self.pend += c.ops + 1
+        self.flush_ops()
+        self.emit(f"if not ({c.code}): break")
+        self.indent -= 1
+
+    def st_for_stmt(self, node: Tree) -> None:
+        init, cond, update, body = node.children
+        self.flush_ops()
+        self.scopes.append({})
+        if not self._for_range(init, cond, update, body):
+            self._for_general(init, cond, update, body)
+        self.scopes.pop()
+
+    def _for_range(self, init: Tree, cond: Any, update: Any, body: Any) -> bool:
+        """`for (T i = a; i < b; i++ / i += c)` with i and b untouched by the body
+        becomes a Python range loop; i gets a proven interval."""
+        decl = init.children[0] if init is not None and init.children else None
+        if not (isinstance(decl, Tree) and decl.data == "declaration_noend" and len(decl.children) == 2):
+            return False
+        idecl = decl.children[1]
+        if _init_of(idecl) is None:
+            return False
+        base = self._type_of_specs(decl.children[0])
+        name, t = self._declarator(base, idecl.children[0])
+        if t.kind != "int" or t.is_bool:
+            return False
+        if not (isinstance(cond, Tree) and cond.data == "compare" and str(cond.children[1]) in ("<", "<=")):
+            return False
+        lhs, rhs = cond.children[0], cond.children[2]
+        if not (isinstance(lhs, Tree) and lhs.data == "var" and str(lhs.children[0]) == name):
+            return False
+        step = _step_of(update, name)
+        if step is None:
+            return False
+        names_in_bound = _names(rhs)
+        if name in names_in_bound or _has_call(rhs) or _assigns(body, names_in_bound | {name}):
+            return False
+        start = self.convert(self.expr(_init_of(idecl)), t)
+        stop = self.expr(rhs)
+        ctype = ct.common(t, stop.t) if stop.t.is_int else None
+        if ctype is None or stop.t.kind != "int":
+            return False
+        stop = self.convert(stop, ctype)
+        if not ctype.signed and (start.lo is None or start.lo < 0):
+            return False
+        inclusive = str(cond.children[1]) == "<="
+        stop_code = f"({stop.code}) + 1" if inclusive else stop.code
+        hi = None if stop.hi is None else (stop.hi if inclusive else stop.hi - 1)
+        lo = start.lo
+        if hi is not None and hi > t.hi:
+            return False  # the counter could wrap before reaching the bound
+        v = self.declare(name, t, lo, hi)
+        rng = self.fresh("r")
+        step_code = "" if step == 1 else f", {step}"
+        self.pend += start.ops + stop.ops + 1
+        self.flush_ops()
+        self.emit(f"{rng} = range({start.code}, {stop_code}{step_code})")
+        self.emit(f"_m.iters(len({rng}))")
+        self.emit(f"for {v.py} in {rng}:")
+        self.indent += 1
+        self._loop_body(body, 2 + stop.ops)
+        self.indent -= 1
+        return True
+
+    def _for_general(self, init: Any, cond: Any, update: Any, body: Any) -> None:
+        if init is not None and init.children and init.children[0] is not None:
+            self.stmt(init.children[0])
+        self.flush_ops()
+        has_continue = _has_continue(body)
+        first = self.fresh("first")
+        if has_continue:
+            self.emit(f"{first} = True")
+        self.emit("while True:")
+        self.indent += 1
+        self.emit("_m.tick()")
+        if has_continue:
+            self.emit(f"if {first}: {first} = False")
+            self.emit("else:")
+            self.indent += 1
+            if update is not None:
+                self.stmt(update)
+            self.flush_ops()
+            self.emit("pass")
+            self.indent -= 1
+        if cond is not None:
+            c = self.cond(cond)
+            self.pend += c.ops + 1
+            self.flush_ops()
+            self.emit(f"if not ({c.code}): break")
+        self._loop_body(body, 0)
+        if update is not None and not has_continue:
+            self.stmt(update)
+            self.flush_ops()
+        self.indent -= 1
+
+    # ---- calls -------------------------------------------------------------
+    def call_stmt(self, node: Tree) -> None:
+        callee, args = node.children[0], [a for a in node.children[1:] if a is not None]
+        if not (isinstance(callee, Tree) and callee.data == "var"):
+            raise self.err(UnsupportedError, "calls through expressions are not supported", node)
+        name = str(callee.children[0])
+        if name in self.functions:
+            e = self.user_call(name, args, node)
+            self.pend += e.ops
+            self.flush_ops()
+            self.emit("_m.pend += _o; _o = 0")
+            self.emit(e.code)
+            return
+        sp = self._spelling(name, len(args), node)
+        if sp is not None:
+            op = sp.op
+            if INSTRUCTIONS[op].unit == "runtime":
+                e = self.runtime_call(op, sp, args, node)
+                self.pend += e.ops
+                self.emit(e.code)
+                return
+            canon = []
+            ops = 0
+            for src, param in zip(sp.args, INSTRUCTIONS[op].params):
+                if isinstance(src, int):
+                    e = self.instr_arg(self.expr(args[src]), param.kind, name, param.name, args[src])
+                    ops += e.ops
+                    canon.append(e.code)
+                elif src[0] == "const":
+                    canon.append(repr(src[1]))
+                else:
+                    canon.append(str(self.dim))
+            total = self.pend + ops
+            self.pend = 0
+            self.emit(f"_o = _m.{op}(_o + {total}{''.join(', ' + c for c in canon)})")
+            return
+        e = self.builtin_call(name, args, node, as_stmt=True)
+        if e is not None:
+            self.pend += e.ops
+            if e.code:
+                self.emit(e.code)
+            return
+        raise self.err(UnknownFunctionError, f"unknown function '{name}': not defined in this file and not a "
+                       f"Gemmini instruction", callee)
+
+    def _spelling(self, name: str, nargs: int, node: Any):
+        options = _SPELLINGS.get(name)
+        if not options:
+            return None
+        for sp in options:
+            if sp.arity == nargs:
+                return sp
+        arities = " or ".join(str(s.arity) for s in options)
+        raise self.err(UnsupportedError, f"'{name}' takes {arities} arguments, got {nargs}", node)
+
+    def instr_arg(self, e: E, kind: str, fname: str, pname: str, node: Any) -> E:
+        if kind == "local":
+            if e.t.is_pointer_like:
+                return E(f"(({e.code}) & 0xFFFFFFFF)", ct.UINT32, ops=e.ops)
+            return self.convert(e, ct.UINT32, node)
+        if kind == "dram":
+            if e.t.is_pointer_like:
+                return e
+            return self.convert(e, ct.UINT64, node)
+        if kind == "float":
+            return self.convert(e, ct.FLOAT, node)
+        if e.t.is_pointer_like:
+            raise self.err(UnsupportedError, f"argument '{pname}' of {fname} must be an integer, got a pointer", node)
+        return self.convert(e, ct.INT64, node)
+
+    def runtime_call(self, op: str, sp, args: list, node: Tree) -> E:
+        a = self.convert(self.expr(args[0]), ct.UINT64, args[0])
+        ret = _RUNTIME_RET.get(op, ct.VOID)
+        return E(f"_m.{op}({a.code})", ret, ops=a.ops + 10)
+
+    def user_call(self, name: str, args: list, node: Tree) -> E:
+        info = self.functions[name]
+        if info.node is None:
+            raise self.err(UnknownFunctionError, f"function '{name}' is declared but never defined", node)
+        if len(args) != len(info.params):
+            raise self.err(UnsupportedError, f"'{name}' takes {len(info.params)} arguments, got {len(args)}", node)
+        codes, ops = [], 4
+        for a, (pname, pt) in zip(args, info.params):
+            e = self.expr(a)
+            if pt.kind in ("ptr", "array"):
+                if not (e.t.is_pointer_like or e.t.is_int):
+                    raise self.err(UnsupportedError, f"argument '{pname}' of '{name}' must be a pointer", a)
+                codes.append(e.code)
+            elif pt.kind == "ctx":
+                codes.append("None")
+            else:
+                e = self.convert(e, pt, a)
+                codes.append(e.code)
+            ops += e.ops
+        return E(f"{info.py}(_m{''.join(', ' + c for c in codes)})", info.ret, ops=ops)
+
+    def builtin_call(self, name: str, args: list, node: Tree, as_stmt: bool = False) -> Optional[E]:
+        if name in ("printf", "fprintf", "puts", "EXO_ASSUME", "__builtin_assume", "fflush"):
+            return E("", ct.INT32, ops=0)
+        if name == "assert":
+            c = self.cond(args[0])
+            line, _ = self._where(node)
+            return E(f"_assert({c.code}, {line})", ct.VOID, ops=c.ops + 1)
+        if name == "ACC_SCALE" and len(args) == 2:
+            x = self.convert(self.expr(args[0]), ct.INT32, args[0])
+            s = self.convert(self.expr(args[1]), ct.FLOAT, args[1])
+            return E(f"_acc_scale({x.code}, {s.code})", ct.INT32, ops=x.ops + s.ops + 4)
+        if name in ("abs", "labs", "llabs") and len(args) == 1:
+            x = self.expr(args[0])
+            if not x.t.is_int:
+                raise self.err(UnsupportedError, f"{name} of a non-integer", args[0])
+            x = self.convert(x, ct.promote(x.t), args[0])
+            return E(f"abs({x.code})", x.t, norm=False, ops=x.ops + 1)
+        return None
+
+    # ---- lvalues ---------------------------------------------------------
+    def lvalue(self, node: Any) -> LV:
+        if isinstance(node, Tree):
+            if node.data == "var":
+                name = str(node.children[0])
+                v = self.lookup(name)
+                if v is None:
+                    raise self.err(UnsupportedError, f"undeclared variable '{name}'", node)
+                if v.t.kind == "array":
+                    raise self.err(UnsupportedError, f"cannot assign to array '{name}'", node)
+                return LV("var", v.t, var=v)
+            if node.data == "index":
+                return self.index_lv(node)
+            if node.data == "deref":
+                p = self.expr(node.children[0])
+                if not p.t.is_pointer_like:
+                    raise self.err(UnsupportedError, "dereferencing a non-pointer", node)
+                pt = p.t.decay()
+                return LV("mem", pt.elem, addr=p, ops=p.ops)
+            if node.data in ("member", "arrow"):
+                return self.member_lv(node)
+        raise self.err(UnsupportedError, "expression is not assignable", node)
+
+    def index_lv(self, node: Tree) -> LV:
+        base = self.expr(node.children[0])
+        idx = self.expr(node.children[1])
+        if not base.t.is_pointer_like:
+            raise self.err(UnsupportedError, "indexing a value that is not an array or pointer", node)
+        if not idx.t.is_int:
+            raise self.err(UnsupportedError, "array index is not an integer", node.children[1])
+        pt = base.t.decay()
+        elem = pt.elem
+        size = elem.sizeof()
+        idx = self.convert(idx, ct.INT64, node.children[1]) if not idx.norm else idx
+        if idx.const is not None:
+            off = idx.const * size
+            code = base.code if off == 0 else f"({base.code} + {off})"
+        else:
+            code = f"({base.code} + ({idx.code}) * {size})" if size != 1 else f"({base.code} + {idx.code})"
+        return LV("mem", elem, addr=E(code, ct.ptr(elem), ops=base.ops + idx.ops + 1), ops=base.ops + idx.ops + 1)
+
+    def member_lv(self, node: Tree) -> LV:
+        obj, field_tok = node.children
+        fieldname = str(field_tok)
+        if node.data == "arrow":
+            base = self.expr(obj)
+            if base.t.kind != "ctx":
+                raise self.err(UnsupportedError, "struct member access is only supported on the Exo context "
+                               "struct", node)
+            return LV("ctxpath", ct.DYN, key=fieldname)
+        inner = self.lvalue(obj) if isinstance(obj, Tree) and obj.data in ("member", "arrow") else None
+        if inner is None or inner.kind not in ("ctxpath",):
+            raise self.err(UnsupportedError, "struct member access is only supported on the Exo context struct",
+                           node)
+        return LV("ctx", ct.DYN, key=f"{inner.key}.{fieldname}")
+
+    def read_lv(self, lv: LV) -> E:
+        if lv.kind == "var":
+            v = lv.var
+            return E(v.py, v.t, lo=v.lo, hi=v.hi)
+        if lv.kind == "mem":
+            if lv.t.kind == "array":
+                return E(lv.addr.code, lv.t, ops=lv.ops)
+            return E(self.load_code(lv.addr.code, lv.t), lv.t, ops=lv.ops + 1)
+        if lv.kind == "ctx":
+            return E(f"_cx.get({lv.key!r}, 0)", ct.DYN, norm=False, ops=1)
+        raise UnsupportedError("a context struct is not a value")
+
+    def load_code(self, addr: str, t: CType) -> str:
+        if t.kind == "int":
+            return f"_m.load({addr}, {_LOAD_CODES[(max(t.bits, 8), t.signed)]!r})"
+        if t.kind == "float":
+            return f"_m.load({addr}, {'f' if t.bits == 32 else 'd'!r})"
+        if t.kind == "ptr":
+            return f"_m.load({addr}, 'Q')"
+        raise UnsupportedError(f"cannot load a value of type {t}")
+
+    def store_mem(self, addr: E, t: CType, value: E) -> None:
+        if t.kind == "int":
+            code = _LOAD_CODES[(max(t.bits, 8), t.signed)]
+        elif t.kind == "float":
+            code = "f" if t.bits == 32 else "d"
+        elif t.kind == "ptr":
+            code = "Q"
+        else:
+            raise self.err(UnsupportedError, f"cannot store a value of type {t}")
+        self.emit(f"_m.store({addr.code}, {code!r}, {value.code})")
+
+    def store_lv(self, lv: LV, value: E, node: Any) -> None:
+        if lv.kind == "var":
+            v = lv.var
+            if v.lo is not None:
+                raise self.err(UnsupportedError, "internal: loop counter assigned", node)
+            e = self.convert(value, v.t, node)
+            self.emit(f"{v.py} = {e.code}")
+            self.pend += e.ops + 1
+        elif lv.kind == "mem":
+            e = self.convert(value, lv.t, node)
+            self.store_mem(lv.addr, lv.t, e)
+            self.pend += e.ops + lv.ops + 1
+        elif lv.kind == "ctx":
+            self.emit(f"_cx[{lv.key!r}] = {value.code}")
+            self.pend += value.ops + 1
+        else:
+            raise self.err(UnsupportedError, "cannot assign to a context struct", node)
+
+    # ---- expressions -----------------------------------------------------
+    def cond(self, node: Any) -> E:
+        e = self.expr(node)
+        if e.t.kind not in ("int", "float", "ptr", "dyn"):
+            raise self.err(UnsupportedError, f"a condition of type {e.t}", node)
+        if e.t.is_int and not e.norm:
+            e = self.convert(e, e.t, node)
+        return e
+
+    def expr(self, node: Any) -> E:
+        if isinstance(node, Token):
+            raise self.err(UnsupportedError, f"unexpected token '{node}'", node)
+        h = getattr(self, f"ex_{node.data}", None)
+        if h is None:
+            raise self.err(UnsupportedError, f"unsupported expression ({node.data})", node)
+        return h(node)
+
+    @staticmethod
+    def _literal_e(value: Any) -> E:
+        if isinstance(value, float):
+            return E(repr(value), ct.DOUBLE, const=value)
+        t = ct.INT32 if -(1 << 31) <= value < (1 << 31) else (ct.UINT32 if 0 <= value < (1 << 32) else ct.INT64)
+        return E(str(value), t, lo=value, hi=value, const=value)
+
+    def ex_int_lit(self, node: Tree) -> E:
+        text = str(node.children[0])
+        low = text.lower()
+        digits = low.rstrip("ul")
+        suffix = low[len(digits):]
+        value = int(digits, 0) if not (len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()) \
+            else int(digits, 8)
+        unsigned = "u" in suffix
+        long_ = "l" in suffix
+        decimal = not digits.startswith("0") or digits == "0"
+        candidates = []
+        if not long_:
+            candidates += [ct.INT32] if not unsigned else []
+            candidates += [ct.UINT32] if (unsigned or not decimal) else []
+        candidates += [ct.INT64] if not unsigned else []
+        candidates += [ct.UINT64] if (unsigned or not decimal) else []
+        if not candidates:
+            candidates = [ct.UINT64]
+        for t in candidates:
+            if t.lo <= value <= t.hi:
+                return E(str(value), t, lo=value, hi=value, const=value)
+        raise self.err(UnsupportedError, f"integer literal {text} does not fit 64 bits", node)
+
+    def ex_float_lit(self, node: Tree) -> E:
+        text = str(node.children[0])
+        is_f = text[-1] in "fF"
+        v = float(text.rstrip("fFlL"))
+        if is_f:
+            v = _f32(v)
+            return E(repr(v), ct.FLOAT, const=v)
+        return E(repr(v), ct.DOUBLE, const=v)
+
+    def ex_char_lit(self, node: Tree) -> E:
+        text = str(node.children[0])[1:-1]
+        value = ord(text.encode().decode("unicode_escape"))
+        return E(str(value), ct.INT32, lo=value, hi=value, const=value)
+
+    def ex_string_lit(self, node: Tree) -> E:
+        raise self.err(UnsupportedError, "string literals are only allowed as printf arguments", node)
+
+    def ex_var(self, node: Tree) -> E:
+        name = str(node.children[0])
+        v = self.lookup(name)
+        if v is not None:
+            if v.t.kind == "array":
+                return E(v.py, v.t)
+            return E(v.py, v.t, lo=v.lo, hi=v.hi)
+        if name in self.constants:
+            c = self.constants[name]
+            return E(c.code, c.t, lo=c.lo, hi=c.hi, const=c.const)
+        if name in self.functions or name in _SPELLINGS:
+            raise self.err(UnsupportedError, f"function '{name}' used as a value", node)
+        raise self.err(UnsupportedError, f"undeclared identifier '{name}'", node)
+
+    def ex_index(self, node: Tree) -> E:
+        return self.read_lv(self.index_lv(node))
+
+    def ex_deref(self, node: Tree) -> E:
+        return self.read_lv(self.lvalue(node))
+
+    def ex_member(self, node: Tree) -> E:
+        return self.read_lv(self.member_lv(node))
+
+    ex_arrow = ex_member
+
+    def ex_addr_of(self, node: Tree) -> E:
+        inner = node.children[0]
+        if isinstance(inner, Tree) and inner.data == "deref":  # &*p == p
+            p = self.expr(inner.children[0])
+            if not p.t.is_pointer_like:
+                raise self.err(UnsupportedError, "dereferencing a non-pointer", inner)
+            return p
+        if isinstance(inner, Tree) and inner.data == "var":
+            v = self.lookup(str(inner.children[0]))
+            if v is not None and v.t.kind == "array":
+                return E(v.py, ct.ptr(v.t), ops=0)
+            raise self.err(UnsupportedError, "taking the address of a scalar variable is not supported", node)
+        lv = self.lvalue(inner)
+        if lv.kind != "mem":
+            raise self.err(UnsupportedError, "taking the address of this expression is not supported", node)
+        return E(lv.addr.code, ct.ptr(lv.t), ops=lv.ops)
+
+    def ex_call(self, node: Tree) -> E:
+        callee, args = node.children[0], [a for a in node.children[1:] if a is not None]
+        if not (isinstance(callee, Tree) and callee.data == "var"):
+            raise self.err(UnsupportedError, "calls through expressions are not supported", node)
+        name = str(callee.children[0])
+        if name in self.functions:
+            if self.functions[name].ret.kind == "void":
+                raise self.err(UnsupportedError, f"void function '{name}' used as a value", node)
+            e = self.user_call(name, args, node)
+            # ops of the callee's own code are flushed by the callee into _m.pend
+            return E(e.code, e.t, norm=True, ops=e.ops)
+        sp = self._spelling(name, len(args), node)
+        if sp is not None:
+            if INSTRUCTIONS[sp.op].unit == "runtime":
+                return self.runtime_call(sp.op, sp, args, node)
+            raise self.err(UnsupportedError, f"Gemmini instruction '{name}' used as a value", node)
+        e = self.builtin_call(name, args, node)
+        if e is not None and e.code:
+            return e
+        raise self.err(UnknownFunctionError, f"unknown function '{name}': not defined in this file and not a "
+                       f"Gemmini instruction", callee)
+
+    def ex_sizeof_type(self, node: Tree) -> E:
+        t = self._type_name(node.children[1])
+        n = t.sizeof()
+        return E(str(n), ct.UINT64, lo=n, hi=n, const=n)
+
+    def ex_sizeof_expr(self, node: Tree) -> E:
+        e = self.expr(node.children[1])
+        n = e.t.sizeof()
+        return E(str(n), ct.UINT64, lo=n, hi=n, const=n)
+
+    def ex_cast(self, node: Tree) -> E:
+        t = self._type_name(node.children[0])
+        e = self.expr(node.children[1])
+        if t.kind == "void":
+            return E("None", ct.VOID, ops=e.ops)
+        return self.convert(e, t, node, explicit=True)
+
+    def ex_ternary(self, node: Tree) -> E:
+        c = self.cond(node.children[0])
+        a, b = self.expr(node.children[1]), self.expr(node.children[2])
+        if a.t.is_pointer_like or b.t.is_pointer_like:
+            t = a.t if a.t.is_pointer_like else b.t
+            return E(f"({a.code} if {c.code} else {b.code})", t, ops=c.ops + a.ops + b.ops + 1)
+        t = ct.common(a.t, b.t)
+        a, b = self.convert(a, t, node), self.convert(b, t, node)
+        lo = min(a.lo, b.lo) if a.lo is not None and b.lo is not None else None
+        hi = max(a.hi, b.hi) if a.hi is not None and b.hi is not None else None
+        return E(f"({a.code} if {c.code} else {b.code})", t, lo=lo, hi=hi, ops=c.ops + a.ops + b.ops + 1)
+
+    def ex_log_or(self, node: Tree) -> E:
+        a, b = self.cond(node.children[0]), self.cond(node.children[1])
+        return E(f"(1 if (({a.code}) or ({b.code})) else 0)", ct.INT32, lo=0, hi=1, ops=a.ops + b.ops + 1)
+
+    def ex_log_and(self, node: Tree) -> E:
+        a, b = self.cond(node.children[0]), self.cond(node.children[1])
+        return E(f"(1 if (({a.code}) and ({b.code})) else 0)", ct.INT32, lo=0, hi=1, ops=a.ops + b.ops + 1)
+
+    def ex_lnot(self, node: Tree) -> E:
+        a = self.cond(node.children[0])
+        return E(f"(0 if ({a.code}) else 1)", ct.INT32, lo=0, hi=1, ops=a.ops + 1)
+
+    def ex_neg(self, node: Tree) -> E:
+        a = self.expr(node.children[0])
+        if a.t.is_float:
+            return E(f"(-{a.code})", a.t, ops=a.ops + 1)
+        if not a.t.is_int:
+            raise self.err(UnsupportedError, f"negating a {a.t}", node)
+        t = ct.promote(a.t)
+        a = self.convert(a, t, node)
+        if a.norm and a.lo is not None and t.lo <= -a.hi and -a.lo <= t.hi:
+            return E(f"(-{a.code})", t, lo=-a.hi, hi=-a.lo, ops=a.ops + 1, const=None if a.const is None else -a.const)
+        return E(f"(-{a.code})", t, norm=False, ops=a.ops + 1)
+
+    def ex_pos(self, node: Tree) -> E:
+        a = self.expr(node.children[0])
+        if a.t.is_int:
+            return self.convert(a, ct.promote(a.t), node)
+        return a
+
+    def ex_bnot(self, node: Tree) -> E:
+        a = self.expr(node.children[0])
+        if not a.t.is_int:
+            raise self.err(UnsupportedError, f"'~' of a {a.t}", node)
+        t = ct.promote(a.t)
+        a = self.convert(a, t, node)
+        if t.signed:
+            return E(f"(~{a.code})", t, norm=a.norm, ops=a.ops + 1,
+                     const=None if a.const is None else ~a.const)
+        m = _MASK[t.bits]
+        const = None if a.const is None else (~a.const) & m
+        code = str(const) if const is not None else f"((~{a.code}) & {m:#x})"
+        return E(code, t, ops=a.ops + 1, const=const, lo=const, hi=const)
+
+    def ex_arith(self, node: Tree) -> E:
+        return self.binary(str(node.children[1]), self.expr(node.children[0]), self.expr(node.children[2]), node)
+
+    def ex_shift_op(self, node: Tree) -> E:
+        return self.binary(str(node.children[1]), self.expr(node.children[0]), self.expr(node.children[2]), node)
+
+    def ex_bor(self, node: Tree) -> E:
+        return self.binary("|", self.expr(node.children[0]), self.expr(node.children[1]), node)
+
+    def ex_bxor(self, node: Tree) -> E:
+        return self.binary("^", self.expr(node.children[0]), self.expr(node.children[1]), node)
+
+    def ex_band(self, node: Tree) -> E:
+        return self.binary("&", self.expr(node.children[0]), self.expr(node.children[1]), node)
+
+    def ex_compare(self, node: Tree) -> E:
+        a, op, b = self.expr(node.children[0]), str(node.children[1]), self.expr(node.children[2])
+        ops = a.ops + b.ops + 1
+        if a.t.is_pointer_like or b.t.is_pointer_like:
+            return E(f"({a.code} {op} {b.code})", ct.INT32, lo=0, hi=1, ops=ops)
+        if not (a.t.is_arith and b.t.is_arith):
+            raise self.err(UnsupportedError, f"comparing {a.t} with {b.t}", node)
+        t = ct.common(a.t, b.t)
+        a, b = self.convert(a, t, node), self.convert(b, t, node)
+        if a.const is not None and b.const is not None:
+            v = int(_PY_CMP[op](a.const, b.const))
+            return E(str(v), ct.INT32, lo=v, hi=v, const=v, ops=0)
+        return E(f"({a.code} {op} {b.code})", ct.INT32, lo=0, hi=1, ops=ops)
+
+    # the heart of integer arithmetic ------------------------------------
+    def binary(self, op: str, a: E, b: E, node: Any) -> E:
+        ops = a.ops + b.ops + 1
+        if op in ("<<", ">>"):
+            return self.shift(op, a, b, node)
+        # pointer arithmetic
+        if a.t.is_pointer_like or b.t.is_pointer_like:
+            return self.pointer_arith(op, a, b, node)
+        if not (a.t.is_arith and b.t.is_arith):
+            raise self.err(UnsupportedError, f"operator '{op}' on {a.t} and {b.t}", node)
+        t = ct.common(a.t, b.t)
+        if t.is_float:
+            if op in ("%", "&", "|", "^"):
+                raise self.err(UnsupportedError, f"operator '{op}' on floating-point values", node)
+            a, b = self.convert(a, t, node), self.convert(b, t, node)
+            code = f"({a.code} {op} {b.code})"
+            if a.const is not None and b.const is not None and op != "/":
+                v = _PY_ARITH[op](a.const, b.const)
+                v = _f32(v) if t.bits == 32 else v
+                return E(repr(v), t, const=v)
+            if t.bits == 32:
+                code = f"_f32{code}"
+            return E(code, t, ops=ops)
+        need_norm = op in ("/", "%")
+        a = self.convert(a, t, node, keep_unnormalized=not need_norm)
+        b = self.convert(b, t, node, keep_unnormalized=not need_norm)
+        if a.const is not None and b.const is not None:
+            v = self._fold(op, a.const, b.const, node)
+            return E(str(v), t, lo=v, hi=v, const=v) if t.lo <= v <= t.hi else \
+                E(str(v), t, norm=False, const=None)
+        if op in ("+", "-", "*"):
+            lo = hi = None
+            if a.norm and b.norm and a.lo is not None and b.lo is not None:
+                if op == "+":
+                    lo, hi = a.lo + b.lo, a.hi + b.hi
+                elif op == "-":
+                    lo, hi = a.lo - b.hi, a.hi - b.lo
+                else:
+                    cands = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
+                    lo, hi = min(cands), max(cands)
+            code = _simplify_arith(op, a, b)
+            if lo is not None and t.lo <= lo and hi <= t.hi:
+                return E(code, t, lo=lo, hi=hi, ops=ops)
+            return E(code, t, norm=False, ops=ops)
+        if op in ("/", "%"):
+            if a.lo is not None and a.lo >= 0 and b.lo is not None and b.lo >= 0:
+                if op == "/":
+                    lo = a.lo // b.hi if b.hi else 0
+                    hi = a.hi // b.lo if b.lo else a.hi
+                    return E(f"({a.code} // {b.code})", t, lo=lo, hi=hi, ops=ops)
+                return E(f"({a.code} % {b.code})", t, lo=0, hi=min(a.hi, max(b.hi - 1, 0)), ops=ops)
+            fn = "_cdiv" if op == "/" else "_cmod"
+            # the quotient of two in-range values only leaves the range for MIN / -1
+            return E(f"{fn}({a.code}, {b.code})", t, norm=not t.signed, ops=ops)
+        if op in ("&", "|", "^"):
+            norm = a.norm and b.norm
+            lo = hi = None
+            if norm and a.lo is not None and b.lo is not None and a.lo >= 0 and b.lo >= 0:
+                if op == "&":
+                    lo, hi = 0, min(a.hi, b.hi)
+                else:
+                    lo, hi = 0, (1 << max(a.hi, b.hi).bit_length()) - 1
+            return E(f"({a.code} {op} {b.code})", t, norm=norm, lo=lo, hi=hi, ops=ops)
+        raise self.err(UnsupportedError, f"operator '{op}'", node)
+
+    def _fold(self, op: str, x: int, y: int, node: Any) -> int:
+        if op in ("/", "%"):
+            if y == 0:
+                raise self.err(UnsupportedError, "division by zero in a constant expression", node)
+            return _cdiv(x, y) if op == "/" else _cmod(x, y)
+        return _PY_ARITH[op](x, y)
+
+    def shift(self, op: str, a: E, b: E, node: Any) -> E:
+        if not (a.t.is_int and b.t.is_int):
+            raise self.err(UnsupportedError, f"shift of {a.t} by {b.t}", node)
+        t = ct.promote(a.t)
+        a = self.convert(a, t, node, keep_unnormalized=(op == "<<"))
+        b = self.convert(b, ct.promote(b.t), node)
+        ops = a.ops + b.ops + 1
+        if a.const is not None and b.const is not None:
+            if b.const < 0 or b.const >= t.bits:
+                raise self.err(UnsupportedError, f"shift count {b.const} is out of range for {t}", node)
+            v = a.const << b.const if op == "<<" else a.const >> b.const
+            if t.lo <= v <= t.hi:
+                return E(str(v), t, lo=v, hi=v, const=v)
+            w = _wrap_value(v, t)
+            return E(str(w), t, lo=w, hi=w, const=w)
+        code = f"({a.code} {op} {b.code})"
+        if op == ">>":
+            lo = hi = None
+            if a.lo is not None and a.lo >= 0:
+                lo, hi = 0, a.hi
+            return E(code, t, lo=lo, hi=hi, ops=ops)
+        if a.norm and a.lo is not None and a.lo >= 0 and b.hi is not None and b.lo is not None and b.lo >= 0:
+            hi = a.hi << b.hi
+            if hi <= t.hi:
+                return E(code, t, lo=a.lo << b.lo, hi=hi, ops=ops)
+        return E(code, t, norm=False, ops=ops)
+
+    def pointer_arith(self, op: str, a: E, b: E, node: Any) -> E:
+        ops = a.ops + b.ops + 1
+        if op == "-" and a.t.is_pointer_like and b.t.is_pointer_like:
+            size = a.t.decay().elem.sizeof()
+            return E(f"(({a.code} - {b.code}) // {size})", ct.INT64, ops=ops)
+        if op not in ("+", "-"):
+            raise self.err(UnsupportedError, f"operator '{op}' on a pointer", node)
+        if b.t.is_pointer_like:
+            if op == "-":
+                raise self.err(UnsupportedError, "integer minus pointer", node)
+            a, b = b, a
+        if not b.t.is_int:
+            raise self.err(UnsupportedError, f"pointer {op} {b.t}", node)
+        pt = a.t.decay()
+        size = pt.elem.sizeof() if pt.elem.kind != "void" else 1
+        b = self.convert(b, ct.INT64, node)
+        off = b.code if size == 1 else f"({b.code}) * {size}"
+        return E(f"({a.code} {op} {off})", pt, ops=ops)
+
+    # ---- conversions -----------------------------------------------------
+    def convert(self, e: E, t: CType, node: Any = None, explicit: bool = False,
+                keep_unnormalized: bool = False) -> E:
+        """Convert e to type t, emitting only the code that can change the value."""
+        s = e.t
+        if t.kind == "dyn":
+            return e
+        if s.kind == "dyn":
+            if t.is_float:
+                return E(f"float({e.code})", t, ops=e.ops)
+            if t.is_int:
+                return E(_wrap_code(f"int({e.code})", t), t, ops=e.ops)
+            return e
+        if t.kind == "ctx":
+            return E("None", t, ops=e.ops)
+        if t.kind == "void":
+            return E("None", t, ops=e.ops)
+        if s.kind == "void":
+            raise self.err(UnsupportedError, "a void value used", node)
+        if t.kind in ("ptr", "array"):
+            if s.is_pointer_like:
+                return E(e.code, t, ops=e.ops)
+            if s.is_int:
+                if not explicit and e.const != 0:
+                    raise self.err(UnsupportedError, f"implicit conversion of {s} to pointer {t}", node)
+                ee = e if (e.norm and (e.lo or 0) >= 0) else E(_wrap_code(e.code, ct.UINT64), ct.UINT64, ops=e.ops)
+                return E(ee.code, t, ops=e.ops)
+            raise self.err(UnsupportedError, f"cannot convert {s} to {t}", node)
+        if s.is_pointer_like:
+            if t.is_int:
+                if t.bits >= 64 and not t.is_bool:
+                    return E(e.code, t, ops=e.ops) if not t.signed else E(e.code, t, ops=e.ops)
+                return E(_wrap_code(e.code, t), t, ops=e.ops)
+            raise self.err(UnsupportedError, f"cannot convert pointer to {t}", node)
+        if t.is_float:
+            if s.is_float:
+                if t.bits == 32 and s.bits == 64:
+                    if e.const is not None:
+                        v = _f32(e.const)
+                        return E(repr(v), t, const=v)
+                    return E(f"_f32({e.code})", t, ops=e.ops)
+                return E(e.code, t, ops=e.ops, const=e.const)
+            # int -> float
+            if not e.norm:
+                e = self.convert(e, s, node)
+            if e.const is not None:
+                v = float(e.const)
+                v = _f32(v) if t.bits == 32 else v
+                return E(repr(v), t, const=v)
+            exact = e.lo is not None and -(1 << 24) <= e.lo and e.hi <= (1 << 24)
+            if t.bits == 32 and not exact:
+                return E(f"_f32(float({e.code}))", t, ops=e.ops)
+            return E(f"float({e.code})", t, ops=e.ops)
+        if not t.is_int:
+            raise self.err(UnsupportedError, f"cannot convert {s} to {t}", node)
+        if s.is_float:  # float -> int truncates toward zero
+            return E(_wrap_code(f"_ftoi({e.code})", t), t, ops=e.ops)
+        if t.is_bool:
+            if e.const is not None:
+                v = 1 if e.const else 0
+                return E(str(v), t, lo=v, hi=v, const=v)
+            if e.norm and e.lo is not None and e.lo >= 0 and e.hi <= 1:
+                return E(e.code, t, lo=e.lo, hi=e.hi, ops=e.ops)
+            return E(f"(1 if ({e.code}) else 0)", t, ops=e.ops)
+        if e.norm and e.lo is not None and t.lo <= e.lo and e.hi <= t.hi:
+            return E(e.code, t, lo=e.lo, hi=e.hi, const=e.const, ops=e.ops)
+        if keep_unnormalized and t.bits >= ct.promote(s).bits:
+            # congruent modulo 2^bits is enough for + - * & | ^ <<
+            if e.norm and e.lo is not None and not (t.lo <= e.lo and e.hi <= t.hi):
+                return E(e.code, t, norm=False, ops=e.ops)
+            if not e.norm:
+                return E(e.code, t, norm=False, ops=e.ops)
+        if e.const is not None:
+            v = _wrap_value(e.const, t)
+            return E(str(v), t, lo=v, hi=v, const=v)
+        return E(_wrap_code(e.code, t), t, ops=e.ops)
+
+
+# ---------------------------------------------------------------------------
+# helpers shared with the generated code
+
+import operator as _op  # noqa: E402
+import struct as _struct  # noqa: E402
+
+_PY_ARITH = {"+": _op.add, "-": _op.sub, "*": _op.mul, "&": _op.and_, "|": _op.or_, "^": _op.xor}
+_PY_CMP = {"<": _op.lt, "<=": _op.le, ">": _op.gt, ">=": _op.ge, "==": _op.eq, "!=": _op.ne}
+_F32 = _struct.Struct("f")
+
+
+def _f32(x: float) -> float:
+    """Round a Python float to the nearest float32 (C float arithmetic)."""
+    try:
+        return _F32.unpack(_F32.pack(x))[0]
+    except OverflowError:
+        return float("inf") if x > 0 else float("-inf")
+
+
+def _ftoi(x: float) -> int:
+    if x != x or x in (float("inf"), float("-inf")):
+        return 0
+    return int(x)
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C integer division: truncates toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _cmod(a: int, b: int) -> int:
+    """C remainder: has the sign of the dividend."""
+    return a - b * _cdiv(a, b)
+
+
+def _wrap_value(v: int, t: CType) -> int:
+    if t.is_bool:
+        return 1 if v else 0
+    m = _MASK[t.bits]
+    v &= m
+    if t.signed and v >= (1 << (t.bits - 1)):
+        v -= 1 << t.bits
+    return v
+
+
+def _acc_scale(x: int, scale: float) -> int:
+    """gemmini.h ACC_SCALE: nearbyint(x * scale) in float32, saturated to int32."""
+    y = _f32(_f32(float(x)) * scale)
+    if y != y:
+        return 0
+    r = round(y)  # round half to even
+    return max(-(1 << 31), min((1 << 31) - 1, r))
+
+
+def _simplify_arith(op: str, a: E, b: E) -> str:
+    if op == "*" and a.const == 1:
+        return b.code
+    if op == "*" and b.const == 1:
+        return a.code
+    if op in ("+", "-") and b.const == 0:
+        return a.code
+    if op == "+" and a.const == 0:
+        return b.code
+    return f"({a.code} {op} {b.code})"
+
+
+def _parse_number(text: str) -> Any:
+    t = text.strip().strip("()").strip().rstrip("uUlLfF")
+    if any(c in t for c in ".eE") and not t.lower().startswith("0x"):
+        return float(t)
+    return int(t, 0)
+
+
+def _step_of(update: Any, name: str) -> Optional[int]:
+    """The constant positive step of a for-loop update of `name`, or None."""
+    if not isinstance(update, Tree):
+        return None
+    if update.data in ("post_incdec", "pre_incdec"):
+        target = update.children[0] if update.data == "post_incdec" else update.children[1]
+        op = _op_text(update.children[1] if update.data == "post_incdec" else update.children[0])
+        if isinstance(target, Tree) and target.data == "var" and str(target.children[0]) == name and op == "++":
+            return 1
+        return None
+    if update.data == "assignment":
+        target, op, value = update.children
+        if not (isinstance(target, Tree) and target.data == "var" and str(target.children[0]) == name):
+            return None
+        if _op_text(op) == "+=" and isinstance(value, Tree) and value.data == "int_lit":
+            v = int(str(value.children[0]).lower().rstrip("ul"), 0)
+            return v if v > 0 else None
+        if _op_text(op) == "=" and isinstance(value, Tree) and value.data == "arith" and str(value.children[1]) == "+":
+            l, r = value.children[0], value.children[2]
+            if isinstance(l, Tree) and l.data == "var" and str(l.children[0]) == name and \
+                    isinstance(r, Tree) and r.data == "int_lit":
+                v = int(str(r.children[0]).lower().rstrip("ul"), 0)
+                return v if v > 0 else None
+    return None
+
+
+def _op_text(node: Any) -> str:
+    """The operator of an assign_op / incdec subtree (or a bare token)."""
+    if isinstance(node, Tree):
+        return str(node.children[0])
+    return str(node)
+
+
+def _init_of(init_decl: Tree) -> Any:
+    """The initializer of an init_declarator, or None."""
+    rest = [c for c in init_decl.children[1:] if c is not None and not (isinstance(c, Token) and c.type == "ASSIGN")]
+    return rest[0] if rest else None
+
+
+def _names(node: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(node, Tree):
+        if node.data == "var":
+            out.add(str(node.children[0]))
+        for c in node.children:
+            out |= _names(c)
+    return out
+
+
+def _has_call(node: Any) -> bool:
+    if isinstance(node, Tree):
+        if node.data == "call":
+            return True
+        return any(_has_call(c) for c in node.children)
+    return False
+
+
+def _assigns(node: Any, names: set[str]) -> bool:
+    """Does the subtree assign (or take the address of) any of `names`?"""
+    if not isinstance(node, Tree):
+        return False
+    if node.data in ("assignment", "post_incdec", "pre_incdec"):
+        target = node.children[1] if node.data == "pre_incdec" else node.children[0]
+        if isinstance(target, Tree) and target.data == "var" and str(target.children[0]) in names:
+            return True
+    if node.data == "addr_of":
+        t = node.children[0]
+        if isinstance(t, Tree) and t.data == "var" and str(t.children[0]) in names:
+            return True
+    if node.data in ("declaration", "declaration_noend"):
+        pass  # a redeclaration shadows; the outer variable is unchanged
+    return any(_assigns(c, names) for c in node.children)
+
+
+def _has_continue(node: Any) -> bool:
+    if not isinstance(node, Tree):
+        return False
+    if node.data == "continue_stmt":
+        return True
+    if node.data in ("for_stmt", "while_stmt", "do_stmt"):
+        return False
+    return any(_has_continue(c) for c in node.children)
+
+
+RUNTIME_HELPERS = {
+    "_f32": _f32, "_ftoi": _ftoi, "_cdiv": _cdiv, "_cmod": _cmod, "_acc_scale": _acc_scale,
+}

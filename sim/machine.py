@@ -1,0 +1,625 @@
+"""The functional Gemmini: DRAM bound to numpy arrays, scratchpad, accumulator,
+and every instruction implemented bit-exactly on whole tiles with numpy.
+
+Each instruction method takes, first, the number of scalar CPU operations the
+C code executed since the previous instruction, forwards it and the
+instruction's resource use to the timing model, and returns 0 (the compiled
+code resets its counter with the return value).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any, Optional
+
+import numpy as np
+
+from gemmini_isa import GARBAGE_ADDR, GemminiConfig
+
+from .allocator import RowAllocator
+from .errors import (
+    BudgetExceededError, DramAccessError, InstructionLimitError, LocalAddressError, RuntimeCError,
+    UnsupportedError,
+)
+
+SLOT_SHIFT = 40
+OFF_MASK = (1 << SLOT_SHIFT) - 1
+ROWMASK = (1 << 29) - 1
+_STRUCTS = {c: struct.Struct("<" + c) for c in "bBhHiIqQfd"}
+
+
+class Dram:
+    """Arrays bound to C pointers. A pointer is the integer (slot << 40) + byte offset."""
+
+    def __init__(self) -> None:
+        self.bufs: list[Optional[np.ndarray]] = [None]  # slot 0 = NULL / local "pointers"
+        self.names: list[str] = ["NULL"]
+        self.sites: dict[str, int] = {}
+
+    def bind(self, name: str, array: np.ndarray) -> int:
+        """Bind a C-contiguous array; returns its base address."""
+        self.bufs.append(array.reshape(-1).view(np.uint8))
+        self.names.append(name)
+        return (len(self.bufs) - 1) << SLOT_SHIFT
+
+    def site_array(self, site: str, nbytes: int) -> int:
+        """A local C array: one buffer per declaration site (like a stack slot)."""
+        slot = self.sites.get(site)
+        if slot is None:
+            base = self.bind(f"local array {site}", np.zeros(nbytes, np.uint8))
+            self.sites[site] = base >> SLOT_SHIFT
+            return base
+        return slot << SLOT_SHIFT
+
+    def _buf(self, addr: int, what: str) -> tuple[np.ndarray, int, str]:
+        slot = addr >> SLOT_SHIFT
+        if addr <= 0 or slot <= 0 or slot >= len(self.bufs):
+            kind = "NULL" if addr == 0 else ("a scratchpad/accumulator address" if 0 < addr < (1 << 32)
+                                             else "not inside any array argument")
+            raise DramAccessError(f"{what}: DRAM address {addr:#x} is {kind}")
+        return self.bufs[slot], addr & OFF_MASK, self.names[slot]
+
+    def view(self, addr: int, rows: int, cols: int, itemsize: int, stride: int, dtype: Any,
+             what: str) -> np.ndarray:
+        """A (rows, cols) strided view of DRAM: rows `stride` bytes apart."""
+        buf, off, name = self._buf(addr, what)
+        row_bytes = cols * itemsize
+        if stride < 0:
+            raise DramAccessError(f"{what}: negative DRAM stride {stride}")
+        last = off + (rows - 1) * stride + row_bytes
+        if last > buf.size:
+            raise DramAccessError(
+                f"{what}: {rows} rows x {row_bytes} bytes with stride {stride} starting at byte {off} of "
+                f"'{name}' run past its end ({buf.size} bytes)")
+        return np.ndarray((rows, cols), dtype, buffer=buf, offset=off, strides=(stride, itemsize))
+
+    def load(self, addr: int, code: str) -> Any:
+        buf, off, name = self._buf(addr, "CPU load")
+        s = _STRUCTS[code]
+        if off + s.size > buf.size:
+            raise DramAccessError(f"CPU load: byte {off} of '{name}' is past its end ({buf.size} bytes)")
+        return s.unpack_from(buf, off)[0]
+
+    def store(self, addr: int, code: str, value: Any) -> None:
+        buf, off, name = self._buf(addr, "CPU store")
+        s = _STRUCTS[code]
+        if off + s.size > buf.size:
+            raise DramAccessError(f"CPU store: byte {off} of '{name}' is past its end ({buf.size} bytes)")
+        if code in "fd":
+            s.pack_into(buf, off, float(value))
+        else:
+            bits = s.size * 8
+            v = int(value) & ((1 << bits) - 1)
+            if code.islower() and v >= 1 << (bits - 1):
+                v -= 1 << bits
+            s.pack_into(buf, off, v)
+
+
+def _scale_to(x: np.ndarray, scale: float, lo: int, hi: int, dtype: Any) -> np.ndarray:
+    """round-half-even(float32(x) * float32(scale)), saturated to [lo, hi]."""
+    y = np.rint(x.astype(np.float32) * np.float32(scale))
+    return np.clip(y, lo, hi).astype(dtype)
+
+
+class Machine:
+    """Gemmini's architectural state and instruction semantics."""
+
+    def __init__(self, config: GemminiConfig, timing: Any = None, max_instructions: Optional[int] = None,
+                 max_iterations: Optional[int] = None):
+        self.cfg = config
+        d = self.dim = config.dim
+        self.sp_rows, self.acc_rows = config.sp_rows, config.acc_rows
+        self.sp = np.zeros((self.sp_rows, d), np.int8)
+        self.acc = np.zeros((self.acc_rows, d), np.int32)
+        self.dram = Dram()
+        self.load, self.store, self.site_array = self.dram.load, self.dram.store, self.dram.site_array
+        self.ctx: dict[str, Any] = {}
+        self.pend = 0
+        self.tm = timing
+        self.n = 0
+        self.budget = max_instructions if max_instructions is not None else 1 << 62
+        self.iter_budget = max_iterations if max_iterations is not None else max(10 * self.budget, 1 << 24) \
+            if max_instructions is not None else 1 << 62
+        self.iterations = 0
+        self.counts: dict[str, int] = {}
+        # load / execute / store configuration
+        self.ld = [[0, 1.0, 0, d] for _ in range(3)]  # stride, scale, shrunk, block stride
+        self.dataflow, self.ex_act, self.ex_shift, self.a_stride = 1, 0, 0, 1
+        self.a_transpose = self.b_transpose = 0
+        self.st_stride, self.st_act, self.st_scale = 0, 0, 1.0
+        self.weights = np.zeros((d, d), np.int32)
+        self.out: Optional[tuple[int, int, int]] = None  # C operand named by the last preload
+        # Deferred work: full 16x16 WS computes into the accumulator are queued and
+        # executed as one batched matmul when anything else touches local memory.
+        self.w_row: Optional[int] = None  # scratchpad row of the weights not yet read
+        self.q_a: list[int] = []
+        self.q_b: list[int] = []
+        self.q_c: list[int] = []
+        self.q_acc: list[bool] = []
+        self._ar = np.arange(d)
+        self.sp_touch: set[tuple[int, int]] = set()
+        self.acc_touch: set[tuple[int, int]] = set()
+        self.sp_alloc = RowAllocator(self.sp_rows, d, "scratchpad")
+        self.acc_alloc = RowAllocator(self.acc_rows, 4 * d, "accumulator")
+        self.fsm_calls = 0
+        self.dram_read = self.dram_written = 0
+
+    # ---- bookkeeping -----------------------------------------------------
+    def _count(self, op: str, ops: int) -> None:
+        self.n += 1
+        if self.n > self.budget:
+            raise BudgetExceededError(
+                f"instruction budget of {self.budget} Gemmini instructions exhausted (a runaway loop?)")
+        self.counts[op] = self.counts.get(op, 0) + 1
+        if self.tm is not None:
+            ops += self.pend
+            self.pend = 0
+            if ops:
+                self.tm.cpu(ops)
+
+    def _barrier(self, sp_write: bool = False) -> None:
+        """Run queued computes before anything that reads or writes local memory
+        out of order with them; before a scratchpad write also read the
+        deferred weights (they must be the rows as they were at preload time)."""
+        if self.q_a:
+            self._run_queue()
+        if sp_write and self.w_row is not None:
+            self.weights = self.sp[self.w_row:self.w_row + self.dim].astype(np.int32)
+            self.w_row = None
+
+    def _run_queue(self) -> None:
+        d, ar, sp, acc = self.dim, self._ar, self.sp, self.acc
+        qa, qb, qc, qacc = self.q_a, self.q_b, self.q_c, self.q_acc
+        self.q_a, self.q_b, self.q_c, self.q_acc = [], [], [], []
+        n = len(qa)
+        A = sp[np.asarray(qa)[:, None] + ar].astype(np.float32)
+        B = sp[np.asarray(qb)[:, None] + ar].astype(np.float32)
+        # int8 x int8 sums of 16 terms are exact in float32
+        R = np.matmul(A, B).astype(np.int32)
+        # which results survive (no later overwrite of the same rows), per output
+        alive, overwritten = [], set()
+        for i in range(n - 1, -1, -1):
+            c = qc[i]
+            if c in overwritten:
+                continue
+            alive.append(i)
+            if not qacc[i]:
+                overwritten.add(c)
+        alive.reverse()
+        outs = sorted(set(qc[i] for i in alive))
+        if any(b - a < d for a, b in zip(outs, outs[1:])):  # partially overlapping outputs: in order
+            for i in range(n):
+                dst = acc[qc[i]:qc[i] + d]
+                if qacc[i]:
+                    dst += R[i]
+                else:
+                    dst[...] = R[i]
+            return
+        if len(outs) == len(alive):
+            order = alive
+            sums = R[order]
+            keys = [qc[i] for i in order]
+        else:
+            order = sorted(alive, key=qc.__getitem__)
+            keys = [qc[i] for i in order]
+            starts = [0] + [j for j in range(1, len(keys)) if keys[j] != keys[j - 1]]
+            sums = np.add.reduceat(R[order], starts, axis=0)
+            keys = [keys[j] for j in starts]
+        rows = np.asarray(keys)[:, None] + ar
+        if not overwritten:
+            acc[rows] += sums
+        elif len(overwritten) == len(keys):
+            acc[rows] = sums
+        else:
+            keep = np.array([k not in overwritten for k in keys])
+            sums[keep] += acc[rows[keep]]
+            acc[rows] = sums
+
+    def iters(self, n: int) -> None:
+        self.iterations += n
+        if self.iterations > self.iter_budget:
+            raise BudgetExceededError(
+                f"loop iteration budget of {self.iter_budget} exhausted (a runaway loop?)")
+
+    def tick(self) -> None:
+        self.iterations += 1
+        if self.iterations > self.iter_budget:
+            raise BudgetExceededError(
+                f"loop iteration budget of {self.iter_budget} exhausted (a runaway loop?)")
+
+    def finish(self) -> None:
+        self._barrier()
+        if self.tm is not None and self.pend:
+            self.tm.cpu(self.pend)
+        self.pend = 0
+
+    def _rows_cols(self, name: str, rows: int, cols: int, max_cols: int) -> None:
+        if not 1 <= rows <= self.dim:
+            raise InstructionLimitError(f"{name}: {rows} rows; must be 1..{self.dim}")
+        if not 1 <= cols <= max_cols:
+            raise InstructionLimitError(f"{name}: {cols} columns; must be 1..{max_cols} here")
+
+    def _sp_range(self, name: str, row: int, end: int) -> None:
+        if end > self.sp_rows:
+            raise LocalAddressError(f"{name}: scratchpad rows {row}..{end - 1} are outside the scratchpad "
+                                    f"(0..{self.sp_rows - 1})")
+
+    def _acc_range(self, name: str, row: int, end: int) -> None:
+        if end > self.acc_rows:
+            raise LocalAddressError(f"{name}: accumulator rows {row}..{end - 1} are outside the accumulator "
+                                    f"(0..{self.acc_rows - 1})")
+
+    # ---- configuration -----------------------------------------------------
+    def config_ex(self, ops: int, dataflow: int, act: int, shift: int, a_stride: int, a_t: int, b_t: int) -> int:
+        self._count("config_ex", ops)
+        self._barrier(True)
+        if dataflow not in (0, 1):
+            raise InstructionLimitError(f"config_ex: dataflow {dataflow}; must be 0 (OS) or 1 (WS)")
+        if a_stride < 1:
+            raise InstructionLimitError(f"config_ex: A stride {a_stride}; must be >= 1")
+        if a_t or b_t:
+            raise UnsupportedError("config_ex: transposed A or B is not supported by the simulator")
+        self.dataflow, self.ex_act, self.ex_shift, self.a_stride = dataflow, act, shift, a_stride
+        if self.tm is not None:
+            self.tm.command("config_ex", "execute", (), (), 0, 0, 0)
+        return 0
+
+    def config_ld(self, ops: int, stride: int, scale: float, shrunk: int, block_stride: int, ident: int) -> int:
+        self._count("config_ld", ops)
+        if ident not in (0, 1, 2):
+            raise InstructionLimitError(f"config_ld: load id {ident}; must be 0, 1 or 2")
+        if block_stride < 0:
+            raise InstructionLimitError(f"config_ld: negative block stride {block_stride}")
+        self.ld[ident] = [stride, float(scale), shrunk, block_stride]
+        if self.tm is not None:
+            self.tm.command("config_ld", "load", (), (), 0, 0, 0)
+        return 0
+
+    def config_st(self, ops: int, stride: int, act: int, scale: float) -> int:
+        self._count("config_st", ops)
+        self.st_stride, self.st_act, self.st_scale = stride, act, float(scale)
+        if self.tm is not None:
+            self.tm.command("config_st", "store", (), (), 0, 0, 0)
+        return 0
+
+    # ---- data movement ---------------------------------------------------
+    def mvin(self, ops: int, ident: int, dram: int, local: int, cols: int, rows: int) -> int:
+        self._count("mvin", ops)
+        stride, scale, shrunk, bs = self.ld[ident]
+        self._mvin(dram, local, cols, rows, stride, scale, shrunk, bs, False)
+        return 0
+
+    def _mvin(self, dram: int, local: int, cols: int, rows: int, stride: int, scale: float, shrunk: int,
+              bs: int, fsm: bool) -> None:
+        self._barrier(not (local >> 31) & 1)
+        local &= 0xFFFFFFFF
+        if local == GARBAGE_ADDR:
+            raise LocalAddressError("mvin: the destination is the garbage address")
+        row = local & ROWMASK
+        d = self.dim
+        if local >> 31:  # accumulator
+            itemsize = 1 if shrunk else 4
+            self._rows_cols("mvin (accumulator)", rows, cols, self.cfg.max_mvin_cols_acc)
+            self._acc_range("mvin", row, row + rows)
+            if dram == 0:
+                src = np.zeros((rows, cols), np.int32)
+            else:
+                src = self.dram.view(dram, rows, cols, itemsize, stride, np.int8 if shrunk else np.int32,
+                                     "mvin").astype(np.int32)
+                self.dram_read += rows * cols * itemsize
+            if scale != 1.0:
+                src = _scale_to(src, scale, -(1 << 31), (1 << 31) - 1, np.int32)
+            dst = self.acc[row:row + rows, :cols]
+            if (local >> 30) & 1:
+                dst += src
+            else:
+                dst[...] = src
+            self.acc_touch.add((row, row + rows))
+            if self.tm is not None:
+                self.tm.command("mvin_zero" if dram == 0 else "mvin_acc", "load", (),
+                                ((1, row, row + rows),), 0 if dram == 0 else rows * cols * itemsize,
+                                rows, cols, fsm)
+            return
+        self._rows_cols("mvin", rows, cols, self.cfg.max_mvin_cols_sp)
+        nblk = (cols + d - 1) // d
+        end = row + (nblk - 1) * bs + rows
+        self._sp_range("mvin", row, end)
+        if dram == 0:
+            src = None
+        else:
+            src = self.dram.view(dram, rows, cols, 1, stride, np.int8, "mvin")
+            self.dram_read += rows * cols
+            if scale != 1.0:
+                src = _scale_to(src, scale, -128, 127, np.int8)
+        sp = self.sp
+        if nblk == 1:
+            if src is None:
+                sp[row:row + rows, :cols] = 0
+            else:
+                sp[row:row + rows, :cols] = src
+            writes = ((0, row, row + rows),)
+        elif bs == rows and cols == nblk * d:
+            blocks = sp[row:row + nblk * rows].reshape(nblk, rows, d)
+            if src is None:
+                blocks[...] = 0
+            else:
+                blocks[...] = src.reshape(rows, nblk, d).transpose(1, 0, 2)
+            writes = ((0, row, row + nblk * rows),)
+        else:
+            w = []
+            for b in range(nblk):
+                c0 = b * d
+                c1 = min(cols, c0 + d)
+                r0 = row + b * bs
+                if src is None:
+                    sp[r0:r0 + rows, :c1 - c0] = 0
+                else:
+                    sp[r0:r0 + rows, :c1 - c0] = src[:, c0:c1]
+                w.append((0, r0, r0 + rows))
+            writes = tuple(w)
+        for _, a, b in writes:
+            self.sp_touch.add((a, b))
+        if self.tm is not None:
+            self.tm.command("mvin_zero" if src is None else "mvin", "load", (), writes,
+                            0 if src is None else rows * cols, rows, cols, fsm)
+
+    def mvout(self, ops: int, dram: int, local: int, cols: int, rows: int) -> int:
+        self._count("mvout", ops)
+        self._mvout(dram, local, cols, rows, self.st_stride, self.st_act, self.st_scale, False)
+        return 0
+
+    def _mvout(self, dram: int, local: int, cols: int, rows: int, stride: int, act: int, scale: float,
+               fsm: bool) -> None:
+        if self.q_a:
+            self._run_queue()
+        local &= 0xFFFFFFFF
+        if local == GARBAGE_ADDR:
+            raise LocalAddressError("mvout: the source is the garbage address")
+        row = local & ROWMASK
+        d = self.dim
+        if local >> 31:
+            raw = (local >> 29) & 1
+            if raw:
+                self._rows_cols("mvout (raw int32)", rows, cols, self.cfg.max_mvout_cols_raw)
+                self._acc_range("mvout", row, row + rows)
+                dst = self.dram.view(dram, rows, cols, 4, stride, np.int32, "mvout")
+                dst[...] = self.acc[row:row + rows, :cols]
+                reads = ((1, row, row + rows),)
+                nbytes = rows * cols * 4
+            else:
+                self._rows_cols("mvout", rows, cols, self.cfg.max_mvout_cols)
+                nblk = (cols + d - 1) // d
+                self._acc_range("mvout", row, row + (nblk - 1) * d + rows)
+                dst = self.dram.view(dram, rows, cols, 1, stride, np.int8, "mvout")
+                if nblk == 1:
+                    v = self.acc[row:row + rows, :cols]
+                    reads = ((1, row, row + rows),)
+                else:
+                    v = np.concatenate([self.acc[row + b * d: row + b * d + rows] for b in range(nblk)],
+                                       axis=1)[:, :cols]
+                    reads = ((1, row, row + nblk * d),) if rows == d else \
+                        tuple((1, row + b * d, row + b * d + rows) for b in range(nblk))
+                if act == 1:
+                    v = np.maximum(v, 0)
+                if scale == 1.0:
+                    dst[...] = np.clip(v, -128, 127)
+                else:
+                    dst[...] = _scale_to(v, scale, -128, 127, np.int8)
+                nbytes = rows * cols
+        else:
+            self._rows_cols("mvout (scratchpad)", rows, cols, self.cfg.max_mvout_cols)
+            nblk = (cols + d - 1) // d
+            self._sp_range("mvout", row, row + (nblk - 1) * d + rows)
+            dst = self.dram.view(dram, rows, cols, 1, stride, np.int8, "mvout")
+            if nblk == 1:
+                dst[...] = self.sp[row:row + rows, :cols]
+            else:
+                dst[...] = np.concatenate([self.sp[row + b * d: row + b * d + rows] for b in range(nblk)],
+                                          axis=1)[:, :cols]
+            reads = tuple((0, row + b * d, row + b * d + rows) for b in range(nblk))
+            nbytes = rows * cols
+        self.dram_written += nbytes
+        if self.tm is not None:
+            self.tm.command("mvout", "store", reads, (), nbytes, rows, cols, fsm)
+
+    # ---- execute ---------------------------------------------------------
+    def preload(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int) -> int:
+        self._count("preload", ops)
+        self._preload(b, c, b_cols, b_rows, c_cols, c_rows, False)
+        return 0
+
+    def _preload(self, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int, fsm: bool) -> None:
+        d = self.dim
+        b &= 0xFFFFFFFF
+        c &= 0xFFFFFFFF
+        self._rows_cols("preload (C)", c_rows, c_cols, d)
+        reads: tuple = ()
+        if b != GARBAGE_ADDR:
+            self._rows_cols("preload (B)", b_rows, b_cols, d)
+            brow = b & ROWMASK
+            if b >> 31:
+                self._acc_range("preload", brow, brow + b_rows)
+                self._barrier()
+                src = self.acc[brow:brow + b_rows, :b_cols]
+                reads = ((1, brow, brow + b_rows),)
+                self.w_row = None
+            else:
+                self._sp_range("preload", brow, brow + b_rows)
+                reads = ((0, brow, brow + b_rows),)
+                if b_rows == d and b_cols == d:
+                    self.w_row = brow  # read lazily (see _barrier)
+                    src = None
+                else:
+                    src = self.sp[brow:brow + b_rows, :b_cols]
+                    self.w_row = None
+            if src is not None:
+                w = np.zeros((d, d), np.int32)
+                w[:b_rows, :b_cols] = src
+                self.weights = w
+        writes: tuple = ()
+        if c != GARBAGE_ADDR:
+            crow = c & ROWMASK
+            if c >> 31:
+                self._acc_range("preload (C)", crow, crow + c_rows)
+                writes = ((1, crow, crow + c_rows),)
+            else:
+                self._sp_range("preload (C)", crow, crow + c_rows)
+                writes = ((0, crow, crow + c_rows),)
+        self.out = (c, c_cols, c_rows)
+        if self.tm is not None:
+            self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm)
+
+    def compute_preloaded(self, ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
+                          d_rows: int) -> int:
+        self._count("compute_preloaded", ops)
+        self._compute(a, dd, a_cols, a_rows, d_cols, d_rows, True, False)
+        return 0
+
+    def compute_accumulated(self, ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
+                            d_rows: int) -> int:
+        self._count("compute_accumulated", ops)
+        self._compute(a, dd, a_cols, a_rows, d_cols, d_rows, False, False)
+        return 0
+
+    def _compute(self, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,
+                 preloaded: bool, fsm: bool) -> None:
+        name = "compute_preloaded" if preloaded else "compute_accumulated"
+        if self.out is None:
+            raise UnsupportedError(f"{name}: no preload since the previous compute (every compute needs a "
+                                   f"preload naming its output)")
+        d = self.dim
+        a &= 0xFFFFFFFF
+        dd &= 0xFFFFFFFF
+        c, c_cols, c_rows = self.out
+        if (a_rows == d and a_cols == d and dd == GARBAGE_ADDR and self.w_row is not None
+                and self.dataflow == 1 and self.a_stride == 1 and c_rows == d and c_cols == d
+                and (c >> 31) and c != GARBAGE_ADDR and not (a >> 31)):
+            arow = a & ROWMASK
+            self._sp_range(name, arow, arow + d)
+            crow = c & ROWMASK
+            self.out = None
+            self.q_a.append(arow)
+            self.q_b.append(self.w_row)
+            self.q_c.append(crow)
+            self.q_acc.append((c >> 30) & 1 == 1)
+            self.acc_touch.add((crow, crow + d))
+            if len(self.q_a) >= 512:
+                self._run_queue()
+            if self.tm is not None:
+                self.tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, fsm, False)
+            return
+        self._barrier()
+        if self.w_row is not None:
+            self.weights = self.sp[self.w_row:self.w_row + d].astype(np.int32)
+            self.w_row = None
+        reads = []
+        if a == GARBAGE_ADDR:
+            amat = np.zeros((d, d), np.int32)
+        else:
+            self._rows_cols(name + " (A)", a_rows, a_cols, d)
+            arow = a & ROWMASK
+            st = self.a_stride
+            end = arow + (a_rows - 1) * st + 1
+            if a >> 31:
+                raise LocalAddressError(f"{name}: A must be in the scratchpad, got an accumulator address")
+            self._sp_range(name, arow, end)
+            src = self.sp[arow:end:st, :a_cols]
+            if a_rows == d and a_cols == d:
+                amat = src.astype(np.int32)
+            else:
+                amat = np.zeros((d, d), np.int32)
+                amat[:a_rows, :a_cols] = src
+            reads.append((0, arow, end))
+        res = amat @ self.weights
+        bank_conflict = False
+        if dd != GARBAGE_ADDR:
+            self._rows_cols(name + " (D)", d_rows, d_cols, d)
+            drow = dd & ROWMASK
+            if dd >> 31:
+                self._acc_range(name, drow, drow + d_rows)
+                res[:d_rows, :d_cols] += self.acc[drow:drow + d_rows, :d_cols]
+                reads.append((1, drow, drow + d_rows))
+            else:
+                self._sp_range(name, drow, drow + d_rows)
+                res[:d_rows, :d_cols] += self.sp[drow:drow + d_rows, :d_cols]
+                reads.append((0, drow, drow + d_rows))
+                if a != GARBAGE_ADDR and self.cfg.sp_bank(drow) == self.cfg.sp_bank(a & ROWMASK):
+                    bank_conflict = True
+        if self.dataflow == 0:  # OS: rounding shift and activation on the way out
+            if self.ex_shift:
+                sh = self.ex_shift
+                res = (res + (1 << (sh - 1))) >> sh
+            if self.ex_act == 1:
+                res = np.maximum(res, 0)
+        self.out = None
+        if c != GARBAGE_ADDR:
+            crow = c & ROWMASK
+            if c >> 31:
+                dst = self.acc[crow:crow + c_rows, :c_cols]
+                if (c >> 30) & 1:
+                    dst += res[:c_rows, :c_cols]
+                else:
+                    dst[...] = res[:c_rows, :c_cols]
+                self.acc_touch.add((crow, crow + c_rows))
+            else:
+                self.sp[crow:crow + c_rows, :c_cols] = np.clip(res[:c_rows, :c_cols], -128, 127)
+                self.sp_touch.add((crow, crow + c_rows))
+        if self.tm is not None:
+            self.tm.command(name, "execute", tuple(reads), (), 0, a_rows if a != GARBAGE_ADDR else d, a_cols,
+                            fsm, bank_conflict)
+
+    # ---- synchronization ---------------------------------------------------
+    def fence(self, ops: int) -> int:
+        self._count("fence", ops)
+        self._barrier()
+        if self.tm is not None:
+            self.tm.fence()
+        return 0
+
+    def flush(self, ops: int, skip: int) -> int:
+        self._count("flush", ops)
+        return 0
+
+    # ---- runtime allocators ------------------------------------------------
+    def gemm_malloc(self, nbytes: int) -> int:
+        return self.sp_alloc.alloc(nbytes)
+
+    def gemm_free(self, addr: int) -> None:
+        self.sp_alloc.free(addr & ROWMASK if addr < (1 << 32) else addr)
+
+    def gemm_acc_malloc(self, nbytes: int) -> int:
+        return self.acc_alloc.alloc(nbytes) | 0x80000000
+
+    def gemm_acc_free(self, addr: int) -> None:
+        if not (addr & 0x80000000):
+            raise LocalAddressError(f"gemm_acc_free of {addr:#x}, which is not an accumulator address")
+        self.acc_alloc.free(addr & ROWMASK)
+
+    # ---- the hardware FSM --------------------------------------------------
+    def loop_ws(self, ops: int, *args: int) -> int:
+        self._count("loop_ws", ops)
+        from .loop_ws import run_loop_ws
+        run_loop_ws(self, *args)
+        return 0
+
+    # ---- report helpers ----------------------------------------------------
+    @staticmethod
+    def _union(ranges: set[tuple[int, int]]) -> int:
+        total, cur_a, cur_b = 0, None, None
+        for a, b in sorted(ranges):
+            if cur_b is None or a > cur_b:
+                if cur_b is not None:
+                    total += cur_b - cur_a
+                cur_a, cur_b = a, b
+            else:
+                cur_b = max(cur_b, b)
+        if cur_b is not None:
+            total += cur_b - cur_a
+        return total
+
+    def rows_used(self) -> tuple[int, int]:
+        return self._union(self.sp_touch), self._union(self.acc_touch)
+
+
+def check_runtime(cond: Any, line: int) -> None:
+    if not cond:
+        raise RuntimeCError(f"assertion failed (line {line})")
