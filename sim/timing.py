@@ -31,7 +31,13 @@ Load unit (DMA)
     One row request per cycle (a row is one request up to
     ``dma_max_request_bytes``), data back at ``dma_beat_bytes`` per cycle on a
     shared read bus after ``dram_latency``; at most ``dma_mvins_in_flight``
-    mvins in flight. Zero-fill mvins write one local row per cycle with no
+    mvins in flight. At most ``dma_max_inflight`` requests are in flight, so
+    a stream of mvins gets at most that many requests per ``dram_latency``
+    cycles (modelled as the read bus staying occupied ``requests *
+    dram_latency / dma_max_inflight`` cycles when that exceeds the beats: an
+    isolated mvin still takes latency + beats). With the defaults a 16 x 64
+    int8 mvin is window-bound (12.8 B/cycle), a 16 x 16 one much more so
+    (3.2 B/cycle): wide rows matter. Zero-fill mvins write one local row per cycle with no
     DRAM traffic. config_ld takes ``config_unit_cycles``.
 Execute unit
     WS array. A preload shifts DIM weight rows in (``dim`` cycles; a GARBAGE
@@ -290,6 +296,7 @@ def _build(cfg: GemminiConfig):
     beat = cfg.dma_beat_bytes
     max_req = cfg.dma_max_request_bytes
     dram_lat = float(cfg.dram_latency)
+    req_occ = dram_lat / max(1, cfg.dma_max_inflight)   # window-limited cycles per request
     n_slots = max(1, cfg.dma_mvins_in_flight)
     st_pipe = float(cfg.store_pipeline)
     st_rpc = float(cfg.store_rows_per_cycle)
@@ -592,12 +599,16 @@ def _build(cfg: GemminiConfig):
                 ds = start + dram_lat
                 if ld_bus_free > ds:
                     ds = ld_bus_free
-                end = ds + -(-dram_bytes // beat)
+                beats = -(-dram_bytes // beat)
+                end = ds + beats
                 e2 = start + reqs + dram_lat
                 if e2 > end:
                     end = e2
                 ld_req_free = start + reqs
-                ld_bus_free = end
+                # the request window: a stream of mvins gets at most
+                # dma_max_inflight requests per dram_latency cycles
+                occ = reqs * req_occ
+                ld_bus_free = ds + occ if occ > beats else end
                 ld_slots[ld_slot_i] = end
                 ld_slot_i += 1
                 if ld_slot_i == n_slots:
