@@ -83,7 +83,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from heapq import heapreplace
-from typing import Any, Iterable
+from typing import Any
 
 from gemmini_isa.config import GemminiConfig
 from gemmini_isa.config import default as _default_config
@@ -385,23 +385,33 @@ def _build(cfg: GemminiConfig):
                     n_cmd=list(n_cmd), st_dep=list(st_dep), st_issue=list(st_issue),
                     stall_rs=stall_rs, stall_fence=stall_fence, dram_rd=dram_rd, dram_wr=dram_wr)
 
+    # hot-path names as closure variables; in command() the op kinds and RS
+    # classes are literals: classes 0 load, 1 execute, 2 store; kinds 1 preload,
+    # 2 compute, 3 config_ex, 4 other execute, 5 mvin/mvin_acc, 6 mvin_zero,
+    # 7 config_ld, 8 mvout, 9 config_st (the _K_* constants)
+    kind_of = _KIND.get
+    class_of = _CLASS_OF
+    class_of_unit = _UNIT_CLASS.get
+    other_kind = _OTHER_KIND
+    hreplace = heapreplace
+
     def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
                 rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> float:
         nonlocal cpu_t, cpu_busy, last_rs_in, in_fsm, ld_req_free, ld_bus_free, ld_slot_i
         nonlocal pre_free, comp_start, comp_free, ex_land, pending_c, st_free
         nonlocal stall_rs, last_end, dram_rd, dram_wr
-        kind = _KIND.get(op)
+        kind = kind_of(op)
         if kind is None:
-            cls = _UNIT_CLASS.get(unit)
+            cls = class_of_unit(unit)
             if cls is None:  # flush and friends: CPU only
                 if not fsm:
                     in_fsm = False
                     cpu_t += rocc
                     cpu_busy += rocc
                 return cpu_t
-            kind = _OTHER_KIND[cls]
+            kind = other_kind[cls]
         else:
-            cls = _CLASS_OF[kind]
+            cls = class_of[kind]
 
         # ---- into the reservation station
         if fsm:
@@ -430,8 +440,8 @@ def _build(cfg: GemminiConfig):
         # ---- dependencies (row scoreboard; fast path: one aligned 16-row block)
         # and the unit's own availability
         dep = 0.0
-        if cls == _EXEC:
-            if kind == _K_COMPUTE:
+        if cls == 1:  # execute
+            if kind == 2:  # compute
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
                         m = wld_b[sp][a >> 4]
@@ -458,7 +468,7 @@ def _build(cfg: GemminiConfig):
                     if m > dep:
                         dep = m
                 avail = comp_free if comp_free > pre_free else pre_free
-            elif kind == _K_PRELOAD:
+            elif kind == 1:  # preload
                 nb = 0
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
@@ -472,7 +482,7 @@ def _build(cfg: GemminiConfig):
                         dep = m
                 pending_c = writes
                 avail = pre_free if pre_free > comp_start else comp_start
-            elif kind == _K_CONFIG_EX:
+            elif kind == 3:  # config_ex
                 avail = ex_land
                 if pre_free > avail:
                     avail = pre_free
@@ -480,8 +490,8 @@ def _build(cfg: GemminiConfig):
                     avail = comp_free
             else:
                 avail = comp_free if comp_free > pre_free else pre_free
-        elif cls == _LOAD:
-            if kind != _K_LD_OTHER:
+        elif cls == 0:  # load
+            if kind != 7:  # not config_ld
                 nloc = 0
                 for sp, a, b in writes:
                     if b - a == 16 and not a & 15:
@@ -499,12 +509,12 @@ def _build(cfg: GemminiConfig):
                     if m > dep:
                         dep = m
             avail = ld_req_free
-            if kind == _K_MVIN:
+            if kind == 5:  # mvin
                 s = ld_slots[ld_slot_i]
                 if s > avail:
                     avail = s
         else:  # store
-            if kind == _K_MVOUT:
+            if kind == 8:  # mvout
                 nloc = 0
                 for sp, a, b in reads:
                     if b - a == 16 and not a & 15:
@@ -538,8 +548,8 @@ def _build(cfg: GemminiConfig):
                 start = dep
 
         # ---- the unit's work and the scoreboard updates (max-updates)
-        if cls == _EXEC:
-            if kind == _K_COMPUTE:
+        if cls == 1:  # execute
+            if kind == 2:  # compute
                 cost = (rows if rows > 0 else dim) / exec_rpc
                 if bank_conflict:
                     cost *= bank_factor
@@ -569,7 +579,7 @@ def _build(cfg: GemminiConfig):
                             continue
                     if b > a:
                         _umax(wex_b[sp], wex_f[sp], a, b, retire)
-            elif kind == _K_PRELOAD:
+            elif kind == 1:  # preload
                 if nb:
                     end = start + preload_cycles
                     for sp, a, b in reads:
@@ -587,11 +597,11 @@ def _build(cfg: GemminiConfig):
                 pre_free = end
                 retire = end
             else:
-                end = start + (config_ex_cycles if kind == _K_CONFIG_EX else config_unit)
+                end = start + (config_ex_cycles if kind == 3 else config_unit)  # 3: config_ex
                 pre_free = comp_free = comp_start = end
                 retire = end
-        elif cls == _LOAD:
-            if kind == _K_MVIN:
+        elif cls == 0:  # load
+            if kind == 5:  # mvin
                 reqs = rows if rows > 0 else 1
                 r2 = -(-dram_bytes // max_req)
                 if r2 > reqs:
@@ -614,13 +624,13 @@ def _build(cfg: GemminiConfig):
                 if ld_slot_i == n_slots:
                     ld_slot_i = 0
                 dram_rd += dram_bytes
-            elif kind == _K_MVIN_ZERO:
+            elif kind == 6:  # mvin_zero
                 end = start + (nloc if nloc else (rows if rows > 0 else 1))
                 ld_req_free = end
             else:
                 end = start + config_unit
                 ld_req_free = end
-            if kind != _K_LD_OTHER:
+            if kind != 7:  # not config_ld
                 for sp, a, b in writes:
                     if b - a == 16 and not a & 15:
                         blk = wld_b[sp]
@@ -633,7 +643,7 @@ def _build(cfg: GemminiConfig):
                         _umax(wld_b[sp], wld_f[sp], a, b, end)
             retire = end
         else:
-            if kind == _K_MVOUT:
+            if kind == 8:  # mvout
                 rc = (nloc if nloc else (rows if rows > 0 else 1)) / st_rpc
                 beats = -(-dram_bytes // beat)
                 end = start + st_pipe + (rc if rc > beats else beats)
@@ -664,7 +674,7 @@ def _build(cfg: GemminiConfig):
             busy[cls] += end - (start if start > bu else bu)
             busy_until[cls] = end
         n_cmd[cls] += 1
-        heapreplace(heap, retire)
+        hreplace(heap, retire)
         if retire > last_end:
             last_end = retire
         return retire
@@ -673,28 +683,43 @@ def _build(cfg: GemminiConfig):
 
 
 def _bench(n: int = 100_000) -> float:
-    """Microseconds per command on a synthetic tiled-matmul stream."""
+    """Microseconds per ``command()`` on a synthetic CPU-issued tiled-matmul
+    stream (16 x 64 mvins of A and B, preload/compute pairs, mvouts, scalar
+    ops between commands); the cost of looping over the stream is subtracted."""
     import time
 
-    tm = TimingModel()
     cmds = []
-    for i in range(n // 5):
-        a = (i * 16) % 8192
-        b = 8192 + (i * 16) % 8192
-        c = (i * 16) % 1024
-        cmds.append(("mvin", "load", (), ((0, a, a + 16),), 256, 16, 16))
-        cmds.append(("mvin", "load", (), ((0, b, b + 16),), 256, 16, 16))
-        cmds.append(("preload", "execute", ((0, b, b + 16),), ((1, c, c + 16),), 0, 16, 16))
-        cmds.append(("compute_preloaded", "execute", ((0, a, a + 16),), (), 0, 16, 16))
-        cmds.append(("mvout", "store", ((1, c, c + 16),), (), 256, 16, 16))
-    command, cpu = tm.command, tm.cpu
-    t0 = time.perf_counter()
-    for op, unit, r, w, nb, rows, cols in cmds:
-        cpu(3)
-        command(op, unit, r, w, nb, rows, cols)
-    dt = time.perf_counter() - t0
-    return dt / len(cmds) * 1e6
+    i = 0
+    while len(cmds) < n:
+        a = (i * 64) % 8192
+        b = 8192 + (i * 64) % 8192
+        c = (i * 64) % 1024
+        cmds.append(("mvin", "load", (), ((0, a, a + 64),), 1024, 16, 64))
+        cmds.append(("mvin", "load", (), ((0, b, b + 64),), 1024, 16, 64))
+        for k in range(4):
+            cmds.append(("preload", "execute", ((0, b + 16 * k, b + 16 * k + 16),),
+                         ((1, c + 16 * k, c + 16 * k + 16),), 0, 16, 16))
+            cmds.append(("compute_preloaded", "execute", ((0, a + 16 * k, a + 16 * k + 16),), (), 0, 16, 16))
+        for k in range(4):
+            cmds.append(("mvout", "store", ((1, c + 16 * k, c + 16 * k + 16),), (), 256, 16, 16))
+        i += 1
+
+    def go(command, cpu):
+        t0 = time.perf_counter()
+        for op, unit, r, w, nb, rows, cols in cmds:
+            cpu(3)
+            command(op, unit, r, w, nb, rows, cols)
+        return time.perf_counter() - t0
+
+    def nop(*args):
+        return 0.0
+
+    best = float("inf")
+    for _ in range(5):
+        tm = TimingModel()
+        best = min(best, go(tm.command, tm.cpu) - go(nop, nop))
+    return best / len(cmds) * 1e6
 
 
 if __name__ == "__main__":  # pragma: no cover
-    print(f"{_bench():.2f} us per command (cpu(3) + command)")
+    print(f"{_bench():.2f} us per command (plus its cpu() call), loop overhead subtracted")
