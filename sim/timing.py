@@ -26,7 +26,10 @@ Dependencies
     the rows it writes (WAR); a load waits for executes/stores reading or
     writing its destination (WAR/WAW); a store waits for the execute (or
     accumulator load) that produced its rows. Execute-after-execute is not a
-    dependency: the array pipeline keeps its own order.
+    dependency: the array pipeline keeps its own order. Updates are
+    max-updates (a row is free once *every* earlier user is done). The tables
+    keep one value per 16-row block plus per-row detail only for blocks that
+    were touched unaligned, so aligned 16-row operands cost one list slot.
 Load unit (DMA)
     One row request per cycle (a row is one request up to
     ``dma_max_request_bytes``), data back at ``dma_beat_bytes`` per cycle on a
@@ -35,10 +38,11 @@ Load unit (DMA)
     a stream of mvins gets at most that many requests per ``dram_latency``
     cycles (modelled as the read bus staying occupied ``requests *
     dram_latency / dma_max_inflight`` cycles when that exceeds the beats: an
-    isolated mvin still takes latency + beats). With the defaults a 16 x 64
-    int8 mvin is window-bound (12.8 B/cycle), a 16 x 16 one much more so
-    (3.2 B/cycle): wide rows matter. Zero-fill mvins write one local row per cycle with no
-    DRAM traffic. config_ld takes ``config_unit_cycles``.
+    isolated mvin still takes latency + beats). With the defaults a stream
+    of 16 x 64 int8 mvins is window-bound (12.8 B/cycle), of 16 x 16 ones
+    much more so (3.2 B/cycle): wide rows matter. Zero-fill mvins write one
+    local row per cycle with no DRAM traffic. config_ld takes
+    ``config_unit_cycles``.
 Execute unit
     WS array. A preload shifts DIM weight rows in (``dim`` cycles; a GARBAGE
     B costs ``preload_garbage_cycles``) into the shadow buffer, which frees
@@ -219,9 +223,10 @@ def _ceil(x: float) -> int:
 class TimingModel:
     """Scoreboard timing model; see the module docstring for the rules.
 
-    ``command``, ``cpu``, ``fence`` and ``fsm_begin`` are closures over the
-    model's state (built once per model): local-variable access is what makes
-    one ``command()`` cost about a microsecond.
+    ``command``, ``cpu``, ``fence``, ``fsm_begin`` and ``fsm_end`` are
+    closures over the model's state (built once per model, so a model does
+    not pickle): closure-variable access keeps one ``command()`` at 1-2
+    microseconds (``python -c "from sim.timing import _bench; print(_bench())"``).
 
     - ``cpu(ops)``: the CPU executed `ops` scalar operations since the previous call.
     - ``command(op, unit, reads, writes, dram_bytes, rows, cols, fsm=False,
