@@ -616,3 +616,40 @@ def test_c_locals_shadow_and_block_scope():
   }
   out[3] = x;
 """, [2, 1, 5, 1])
+
+
+def test_c_for_condition_is_reevaluated_when_the_body_writes_memory_it_reads():
+    """C evaluates a for condition before every iteration: a bound read from an array that the
+    body (directly, through an alias, or in a helper) changes must be re-read."""
+    helpers = """
+static void dec(int32_t* p) {
+  p[0] -= 1;
+}
+"""
+    check("""
+  for (int_fast32_t i = 0; i < out[0]; i++) {
+    out[0] = out[0] - 1;
+    out[1] += 1;
+  }
+  int32_t* p = &out[2];
+  for (int_fast32_t i = 0; i < out[2]; i++) {
+    p[0] -= 1;
+    out[3] += 1;
+  }
+  for (int_fast32_t i = 0; i < out[4]; i++) {
+    dec(&out[4]);
+    out[5] += 1;
+  }
+""", [5, 5, 5, 5, 5, 5], helpers=helpers, init=[10, 0, 10, 0, 10, 0])
+
+
+def test_timing_off_gives_the_same_arrays():
+    rng = np.random.default_rng(107)
+    A = rng.integers(-128, 128, (64, 64)).astype(I8)
+    B = rng.integers(-128, 128, (64, 64)).astype(I8)
+    C1, C2 = np.zeros((64, 64), I8), np.zeros((64, 64), I8)
+    r1 = run(SHORT_GEMM_SWLIB, "solution", {"A": A, "B": B, "C": C1}, timing=True)
+    run(SHORT_GEMM_SWLIB, "solution", {"A": A, "B": B, "C": C2}, timing=False)
+    np.testing.assert_array_equal(C1, C2)
+    np.testing.assert_array_equal(C1, gemm_ref(A, B, 0.125, True))
+    assert r1.cycles > 0

@@ -78,6 +78,7 @@ _EXO_NAMES = {
 _CALL = re.compile(r"(?<![\w])(config_ld|config_ex|config_st|mvin2|mvin3|mvin|preload|"
                    r"compute_preloaded|compute_accumulated|mvout|fence)\s*\(")
 _ADDR = re.compile(r"@(\w+)\[([^\[\]]+)\]\[([^\[\]]+)\]")
+_ELEM = re.compile(r"\$(\w+)\[([^\[\]]+)\]\[([^\[\]]+)\]")
 
 
 def _split_args(s: str) -> list[str]:
@@ -131,7 +132,7 @@ def render(body: str, params: dict[str, np.ndarray], dialect: str) -> tuple[str,
     """(C source, entry name). `params` maps names to the numpy arrays (for types/shapes).
 
     In the body, ``@X[i][k]`` is the DRAM address of element (i, k) of 2-D array X;
-    ``ACC``, ``ACCUM``, ``RAW`` and ``GARB`` are uint32_t locals with bits 31, 30, 29
+    ``$X[i][k]`` is that element itself; ``ACC``, ``ACCUM``, ``RAW`` and ``GARB`` are uint32_t locals with bits 31, 30, 29
     and the garbage address.
     """
     ctype = {np.dtype(I8): "int8_t", np.dtype(I32): "int32_t"}
@@ -141,12 +142,14 @@ def render(body: str, params: dict[str, np.ndarray], dialect: str) -> tuple[str,
         prelude = ("  uint32_t ACC = 1 << 31;\n  uint32_t ACCUM = 1 << 30;\n"
                    "  uint32_t RAW = 1 << 29;\n  uint32_t GARB = ~((uint32_t)0);\n")
         text = _ADDR.sub(lambda m: f"&{m.group(1)}[{m.group(2)}][{m.group(3)}]", body)
+        text = _ELEM.sub(lambda m: f"{m.group(1)}[{m.group(2)}][{m.group(3)}]", text)
         return f"void solution({sig}) {{\n{prelude}{text}\n}}\n", "solution"
     cols = {n: a.shape[-1] for n, a in params.items()}
     sig = ", ".join(["kernel_Context *ctxt"] + [f"{ctype[a.dtype]}* {n}" for n, a in params.items()])
     prelude = ("  uint32_t ACC = 0x80000000;\n  uint32_t ACCUM = 0x40000000;\n"
                "  uint32_t RAW = 0x20000000;\n  uint32_t GARB = ~((uint32_t)0);\n")
     text = _ADDR.sub(lambda m: f"&{m.group(1)}[({m.group(2)}) * ({cols[m.group(1)]}) + ({m.group(3)})]", body)
+    text = _ELEM.sub(lambda m: f"{m.group(1)}[({m.group(2)}) * ({cols[m.group(1)]}) + ({m.group(3)})]", text)
     text = _rewrite_calls(text)
     head = '#include <include/gemmini.h>\n#include "gemm_malloc.h"\n\n'
     return f"{head}void kernel({sig}) {{\n{prelude}{text}\n}}\n", "kernel"
@@ -702,12 +705,14 @@ def _acc_values(rng, lo=-600, hi=600):
     X = rnd(rng, (64, 16), lo, hi, I32)
     X[0, :8] = [2**31 - 1, -2**31, 2**30 + 1, -(2**30) - 3, 255, 257, -255, -257]
     X[1, :8] = [1, 3, 5, -1, -3, -5, 7, -7]
+    # > 2^24: float32(x) drops the +1, so x * 2^-18 is exactly 100.5 -> 100 (float64 would say 101)
+    X[2, :4] = [201 * 2**17 + 1, -(201 * 2**17 + 1), 203 * 2**17 + 1, 2**24 + 1]
     return X
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("act,scale", [(0, 1.0), (1, 1.0), (0, 0.5), (1, 0.5), (0, 0.3),
-                                       (1, 0.0078125), (0, 3.0)])
+                                       (1, 0.0078125), (0, 3.0), (0, 2.0 ** -18), (1, 2.0 ** -18)])
 def test_mvout_acc_relu_scale_round_half_even_saturate(dialect, act, scale):
     rng = np.random.default_rng(18)
     X = _acc_values(rng)
@@ -718,7 +723,10 @@ def test_mvout_acc_relu_scale_round_half_even_saturate(dialect, act, scale):
   fence();
 """
     run_both(body, {"X": X, "C": C}, dialect)
-    np.testing.assert_array_equal(C, acc_to_i8(X[:16], act, scale))
+    want = acc_to_i8(X[:16], act, scale)
+    if scale == 2.0 ** -18:
+        assert want[2, 0] == 100 and want[2, 2] == 102 and want[2, 1] == (0 if act else -100)
+    np.testing.assert_array_equal(C, want)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -1004,3 +1012,115 @@ def test_loop_ws_full_int32_bias_int8_output(dialect):
     body = _loop_ws_body(M, N, K, D, C, N, "false", 0, N, 1.0)
     run_both(body, {"A": A, "B": B, "D": D, "C": C}, dialect)
     np.testing.assert_array_equal(C, acc_to_i8(mm(A, B) + D))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_program_order_hazards(dialect):
+    """Instructions take effect in program order, whatever the simulator batches:
+    overwriting A/B after a compute, B after its preload, zeroing or mvin-accumulating an
+    accumulator tile right after a compute wrote it, reading a compute's scratchpad output as
+    the next compute's A, and the CPU reading DRAM right after an mvout."""
+    rng = np.random.default_rng(30)
+    A, B, A2, B2 = (rnd(rng, (16, 16), -11, 11) for _ in range(4))
+    X = rnd(rng, (16, 16), -10**5, 10**5, I32)
+    O = np.zeros((96, 16), I32)
+    S = np.zeros((1, 4), I32)
+    body = """
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_ld(16, 1.0, 0);
+  config_ld(64, 1.0, 1);
+  config_st(64);
+  mvin2(0, ACC | 32, 16, 16);
+  mvin2(0, ACC | 48, 16, 16);
+  mvin(@A[0][0], 0, 16, 16);
+  mvin(@B[0][0], 16, 16, 16);
+  preload(16, ACC | 0, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  mvin(@A2[0][0], 0, 16, 16);
+  mvin(@B2[0][0], 16, 16, 16);
+  preload(16, ACC | 16, 16, 16, 16, 16);
+  mvin(@B[0][0], 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  preload(16, ACC | ACCUM | 32, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  mvin2(0, ACC | 32, 16, 16);
+  preload(16, ACC | ACCUM | 48, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  mvin2(@X[0][0], ACC | ACCUM | 48, 16, 16);
+  preload(16, ACC | 64, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  mvout(@O[64][0], ACC | RAW | 64, 16, 16);
+  $S[0][0] = $O[64][5];
+  $S[0][1] = $O[79][15] + 1;
+  preload(16, 128, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  preload(16, ACC | 80, 16, 16, 16, 16);
+  compute_preloaded(128, GARB, 16, 16, 16, 16);
+  for (int_fast32_t t = 0; t < 4; t++) {
+    mvout(@O[16 * t][0], ACC | RAW | (16 * t), 16, 16);
+  }
+  mvout(@O[80][0], ACC | RAW | 80, 16, 16);
+  fence();
+"""
+    run_both(body, {"A": A, "B": B, "A2": A2, "B2": B2, "X": X, "O": O, "S": S}, dialect)
+    a2b = mm(A2, B)
+    np.testing.assert_array_equal(O[0:16], mm(A, B))
+    np.testing.assert_array_equal(O[16:32], mm(A2, B2))   # weights read at preload time
+    np.testing.assert_array_equal(O[32:48], 0)
+    np.testing.assert_array_equal(O[48:64], a2b + X)
+    np.testing.assert_array_equal(O[64:80], a2b)
+    np.testing.assert_array_equal(O[80:96], mm(np.clip(a2b, -128, 127), B))
+    assert S[0, 0] == a2b[0, 5] and S[0, 1] == a2b[15, 15] + 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_loop_ws_low_d_int8_bias(dialect):
+    """low_D: the bias D is int8 (D_stride in elements)."""
+    M, N, K = 32, 32, 32
+    rng = np.random.default_rng(31)
+    A, B = rnd(rng, (M, K), -8, 8), rnd(rng, (K, N), -8, 8)
+    D = rnd(rng, (M, N))
+    C = np.zeros((M, N), I32)
+    body = """
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_st(128, 0, 1.0);
+  gemmini_loop_ws(2, 2, 2, 0, 0, 0, @A[0][0], @B[0][0], @D[0][0], @C[0][0],
+                  32, 32, 32, 32, false, false, true, true, false, 0, 1, 2, false);
+  fence();
+"""
+    run_both(body, {"A": A, "B": B, "D": D, "C": C}, dialect)
+    np.testing.assert_array_equal(C, mm(A, B) + D)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_loop_ws_consecutive_calls_and_mixed_with_manual_instructions(dialect):
+    """Two FSM calls in a row (ping-ponging halves) and manual instructions afterwards."""
+    rng = np.random.default_rng(32)
+    A, B = rnd(rng, (48, 32), -9, 9), rnd(rng, (32, 48), -9, 9)
+    A2, B2 = rnd(rng, (32, 64), -9, 9), rnd(rng, (64, 16), -9, 9)
+    C = np.zeros((48, 48), I8)
+    C2 = np.zeros((32, 16), I8)
+    E = np.zeros((16, 16), I32)
+    body = """
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_st(48, 0, 1.0);
+  gemmini_loop_ws(3, 3, 2, 0, 0, 0, @A[0][0], @B[0][0], NULL, @C[0][0],
+                  32, 48, 0, 48, false, false, false, false, false, 0, 1, 2, false);
+  config_st(16, 0, 1.0);
+  gemmini_loop_ws(2, 1, 4, 0, 0, 0, @A2[0][0], @B2[0][0], NULL, @C2[0][0],
+                  64, 16, 0, 16, false, false, false, false, false, 0, 1, 2, false);
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_ld(64, 1.0, 0);
+  config_ld(16, 1.0, 1);
+  mvin(@A2[0][0], 0, 16, 16);
+  mvin2(@B2[0][0], 16, 16, 16);
+  preload(16, ACC | 900, 16, 16, 16, 16);
+  compute_preloaded(0, GARB, 16, 16, 16, 16);
+  config_st(64, 0, 1.0);
+  mvout(@E[0][0], ACC | RAW | 900, 16, 16);
+  fence();
+"""
+    run_both(body, {"A": A, "B": B, "A2": A2, "B2": B2, "C": C, "C2": C2, "E": E}, dialect)
+    np.testing.assert_array_equal(C, acc_to_i8(mm(A, B)))
+    np.testing.assert_array_equal(C2, acc_to_i8(mm(A2, B2)))
+    np.testing.assert_array_equal(E, mm(A2[:16, :16], B2[:16]))
