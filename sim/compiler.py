@@ -10,6 +10,7 @@ operations executed since the previous instruction (for the timing model).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -32,16 +33,27 @@ class E:
     proven interval (ints only, when norm). ``ops``: scalar CPU operations.
     """
 
-    __slots__ = ("code", "t", "norm", "lo", "hi", "const", "ops")
+    __slots__ = ("_code", "t", "norm", "lo", "hi", "const", "ops", "aff", "_mat")
 
-    def __init__(self, code: str, t: CType, norm: bool = True, lo: Optional[int] = None,
-                 hi: Optional[int] = None, const: Any = None, ops: int = 0):
-        self.code, self.t, self.norm, self.const, self.ops = code, t, norm, const, ops
+    def __init__(self, code: Optional[str], t: CType, norm: bool = True, lo: Optional[int] = None,
+                 hi: Optional[int] = None, const: Any = None, ops: int = 0, aff: Any = None,
+                 mat: Any = None):
+        self._code, self.t, self.norm, self.const, self.ops = code, t, norm, const, ops
+        # affine form (constant, {key: (coefficient, code)}) of index arithmetic; its
+        # code is made (with loop-invariant parts hoisted) only when first needed
+        self.aff = aff
+        self._mat = mat
         if t.kind == "int" and norm:
             self.lo = t.lo if lo is None else max(lo, t.lo)
             self.hi = t.hi if hi is None else min(hi, t.hi)
         else:
             self.lo, self.hi = lo, hi
+
+    @property
+    def code(self) -> str:
+        if self._code is None:
+            self._code = self._mat(self.aff)
+        return self._code
 
 
 @dataclass
@@ -50,6 +62,16 @@ class Var:
     t: CType
     lo: Optional[int] = None  # proven interval of a loop counter
     hi: Optional[int] = None
+
+
+@dataclass
+class LoopCtx:
+    """A loop being compiled: what its body may change, and the code hoisted
+    in front of it (loop-invariant parts of index expressions)."""
+
+    variant: set[str]
+    hoist: list[str] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -126,6 +148,8 @@ class Compiler:
         self.indent = 0
         self.pos = (0, 0)
         self.tmp = 0
+        self.loops: list[LoopCtx] = []
+        self.py2c: dict[str, str] = {}
 
     # ---- errors --------------------------------------------------------
     def err(self, cls, msg: str, node: Any = None) -> SimError:
@@ -167,12 +191,18 @@ class Compiler:
             elif node.data == "global_decl":
                 raise self.err(UnsupportedError, "global variables are not supported; use #define or locals", node)
         self.emit_header()
-        for info in defs:
-            self.compile_function(info)
+        try:
+            for info in defs:
+                self.compile_function(info)
+        except SimError as e:  # errors raised without a position get the statement's
+            line, col = self.pos
+            src = self.c_lines[line - 1] if 0 < line <= len(self.c_lines) else None
+            raise e.with_location(self.filename, line or None, col or None, src)
         src_lines, linemap = [], []
         for ind, text, pos in self.lines:
-            src_lines.append("    " * ind + text)
-            linemap.append(pos)
+            for line in (text if isinstance(text, list) else [text]):
+                src_lines.append("    " * ind + line)
+                linemap.append(pos)
         return CompiledProgram("\n".join(src_lines) + "\n", linemap, self.functions, self.filename, self.c_lines)
 
     def emit_header(self) -> None:
@@ -276,6 +306,7 @@ class Compiler:
                 n += 1
             py = f"s{n}_{name}"
         self.used_py.add(py)
+        self.py2c[py] = name
         v = Var(py, t, lo, hi)
         self.scopes[-1][name] = v
         return v
@@ -284,6 +315,66 @@ class Compiler:
         for s in reversed(self.scopes):
             if name in s:
                 return s[name]
+        return None
+
+    # ---- loop-invariant code motion ------------------------------------------
+    def enter_loop(self, variant: set[str]) -> LoopCtx:
+        """Open a loop: a placeholder for hoisted code goes right before it."""
+        ctx = LoopCtx(set(variant))
+        self.lines.append((self.indent, ctx.hoist, self.pos))
+        self.loops.append(ctx)
+        return ctx
+
+    def exit_loop(self) -> None:
+        self.loops.pop()
+
+    def _cvars(self, code: str) -> set[str]:
+        out = set()
+        for name in _PYNAME.findall(code):
+            out.add(self.py2c.get(name, name))
+        return out
+
+    def aff_code(self, aff: tuple) -> str:
+        """Code for an affine form, with loop-invariant parts hoisted."""
+        const, terms = aff
+        return self._materialize(const, terms, len(self.loops))
+
+    def _materialize(self, const: int, terms: dict, level: int) -> str:
+        if level == 0 or not terms:
+            return _aff_canon(const, terms)
+        loop = self.loops[level - 1]
+        inv = {k: t for k, t in terms.items() if not (self._cvars(t[1]) & loop.variant)}
+        if not inv:
+            return _aff_canon(const, terms)
+        var = {k: t for k, t in terms.items() if k not in inv}
+        if not var and len(inv) == 1 and const == 0:
+            (coef, code), = inv.values()
+            if coef == 1 and _SIMPLE.match(code):
+                return code
+        key = (const, tuple(sorted((k, c) for k, (c, _) in inv.items())))
+        name = loop.cache.get(key)
+        if name is None:
+            code = self._materialize(const, inv, level - 1)
+            if _SIMPLE.match(code):
+                name = code
+            else:
+                name = self.fresh("h")
+                loop.hoist.append(f"{name} = {code}")
+                for outer in self.loops[:level - 1]:  # assigned in the bodies of enclosing loops
+                    outer.variant.add(name)
+            loop.cache[key] = name
+        if not var:
+            return name
+        return _aff_canon(0, {**var, name: (1, name)})
+
+    def _aff_of(self, e: E) -> Optional[tuple]:
+        """e as an affine form; a pure value that is not one becomes an opaque term."""
+        if e.aff is not None:
+            return e.aff
+        if isinstance(e.const, int) and not isinstance(e.const, bool):
+            return (e.const, {})
+        if e.t.kind in ("int", "ptr", "array") and not _IMPURE.search(e.code):
+            return (0, {e.code: (1, e.code)})
         return None
 
     # ---- statements ------------------------------------------------------
@@ -475,6 +566,7 @@ class Compiler:
     def st_while_stmt(self, node: Tree) -> None:
         cond, body = node.children
         self.flush_ops()
+        self.enter_loop(_changed_names(body) | _changed_names(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -484,10 +576,12 @@ class Compiler:
         self.emit(f"if not ({c.code}): break")
         self._loop_body(body, 0)
         self.indent -= 1
+        self.exit_loop()
 
     def st_do_stmt(self, node: Tree) -> None:
         body, cond = node.children
         self.flush_ops()
+        self.enter_loop(_changed_names(body) | _changed_names(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -497,6 +591,7 @@ class Compiler:
         self.flush_ops()
         self.emit(f"if not ({c.code}): break")
         self.indent -= 1
+        self.exit_loop()
 
     def st_for_stmt(self, node: Tree) -> None:
         init, cond, update, body = node.children
@@ -528,8 +623,8 @@ class Compiler:
         if step is None:
             return False
         names_in_bound = _names(rhs)
-        if name in names_in_bound or _has_call(rhs) or _assigns(body, names_in_bound | {name}):
-            return False
+        if name in names_in_bound or _reads_memory(rhs) or _assigns(body, names_in_bound | {name}):
+            return False  # the bound may change while the loop runs: evaluate it every time
         start = self.convert(self.expr(_init_of(idecl)), t)
         stop = self.expr(rhs)
         ctype = ct.common(t, stop.t) if stop.t.is_int else None
@@ -550,11 +645,14 @@ class Compiler:
         self.pend += start.ops + stop.ops + 1
         self.flush_ops()
         self.emit(f"{rng} = range({start.code}, {stop_code}{step_code})")
-        self.emit(f"_m.iters(len({rng}))")
+        if not (start.const is not None and stop.const is not None and stop.const - start.const <= 64):
+            self.emit(f"_m.iters(len({rng}))")
+        self.enter_loop(_changed_names(body) | {name})
         self.emit(f"for {v.py} in {rng}:")
         self.indent += 1
         self._loop_body(body, 2 + stop.ops)
         self.indent -= 1
+        self.exit_loop()
         return True
 
     def _for_general(self, init: Any, cond: Any, update: Any, body: Any) -> None:
@@ -565,6 +663,7 @@ class Compiler:
         first = self.fresh("first")
         if has_continue:
             self.emit(f"{first} = True")
+        self.enter_loop(_changed_names(body) | _changed_names(update) | _changed_names(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -587,6 +686,7 @@ class Compiler:
             self.stmt(update)
             self.flush_ops()
         self.indent -= 1
+        self.exit_loop()
 
     # ---- calls -------------------------------------------------------------
     def call_stmt(self, node: Tree) -> None:
@@ -737,6 +837,11 @@ class Compiler:
         elem = pt.elem
         size = elem.sizeof()
         idx = self.convert(idx, ct.INT64, node.children[1]) if not idx.norm else idx
+        ax, bx = self._aff_of(base), self._aff_of(idx)
+        if ax is not None and bx is not None:
+            aff = _aff_add(ax, _aff_scale(bx, size), 1)
+            addr = E(None, ct.ptr(elem), ops=base.ops + idx.ops + 1, aff=aff, mat=self.aff_code)
+            return LV("mem", elem, addr=addr, ops=base.ops + idx.ops + 1)
         if idx.const is not None:
             off = idx.const * size
             code = base.code if off == 0 else f"({base.code} + {off})"
@@ -769,7 +874,7 @@ class Compiler:
             return E(self.load_code(lv.addr.code, lv.t), lv.t, ops=lv.ops + 1)
         if lv.kind == "ctx":
             return E(f"_cx.get({lv.key!r}, 0)", ct.DYN, norm=False, ops=1)
-        raise UnsupportedError("a context struct is not a value")
+        raise self.err(UnsupportedError, "a context struct is not a value")
 
     def load_code(self, addr: str, t: CType) -> str:
         if t.kind == "int":
@@ -1079,15 +1184,32 @@ class Compiler:
                 else:
                     cands = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
                     lo, hi = min(cands), max(cands)
-            code = _simplify_arith(op, a, b)
+            aff = None
+            if op == "*":
+                if isinstance(a.const, int) or isinstance(b.const, int):
+                    f, other = (a.const, b) if isinstance(a.const, int) else (b.const, a)
+                    ax = self._aff_of(other)
+                    if ax is not None:
+                        aff = _aff_scale(ax, f)
+            else:
+                ax, bx = self._aff_of(a), self._aff_of(b)
+                if ax is not None and bx is not None:
+                    aff = _aff_add(ax, bx, 1 if op == "+" else -1)
+            code = None if aff is not None else _simplify_arith(op, a, b)
+            mat = self.aff_code
             if lo is not None and t.lo <= lo and hi <= t.hi:
-                return E(code, t, lo=lo, hi=hi, ops=ops)
-            return E(code, t, norm=False, ops=ops)
+                return E(code, t, lo=lo, hi=hi, ops=ops, aff=aff, mat=mat)
+            return E(code, t, norm=False, ops=ops, aff=aff, mat=mat)
         if op in ("/", "%"):
             if a.lo is not None and a.lo >= 0 and b.lo is not None and b.lo >= 0:
                 if op == "/":
                     lo = a.lo // b.hi if b.hi else 0
                     hi = a.hi // b.lo if b.lo else a.hi
+                    if isinstance(b.const, int) and b.const > 0:
+                        ax = self._aff_of(a)
+                        aff = _aff_div(ax, b.const) if ax is not None else None
+                        if aff is not None:
+                            return E(None, t, lo=lo, hi=hi, ops=ops, aff=aff, mat=self.aff_code)
                     return E(f"({a.code} // {b.code})", t, lo=lo, hi=hi, ops=ops)
                 return E(f"({a.code} % {b.code})", t, lo=0, hi=min(a.hi, max(b.hi - 1, 0)), ops=ops)
             fn = "_cdiv" if op == "/" else "_cmod"
@@ -1154,6 +1276,10 @@ class Compiler:
         pt = a.t.decay()
         size = pt.elem.sizeof() if pt.elem.kind != "void" else 1
         b = self.convert(b, ct.INT64, node)
+        ax, bx = self._aff_of(a), self._aff_of(b)
+        if ax is not None and bx is not None:
+            aff = _aff_add(ax, _aff_scale(bx, size), 1 if op == "+" else -1)
+            return E(None, pt, ops=ops, aff=aff, mat=self.aff_code)
         off = b.code if size == 1 else f"({b.code}) * {size}"
         return E(f"({a.code} {op} {off})", pt, ops=ops)
 
@@ -1178,12 +1304,12 @@ class Compiler:
             raise self.err(UnsupportedError, "a void value used", node)
         if t.kind in ("ptr", "array"):
             if s.is_pointer_like:
-                return E(e.code, t, ops=e.ops)
+                return E(e._code, t, ops=e.ops, aff=e.aff, mat=e._mat)
             if s.is_int:
                 if not explicit and e.const != 0:
                     raise self.err(UnsupportedError, f"implicit conversion of {s} to pointer {t}", node)
                 ee = e if (e.norm and (e.lo or 0) >= 0) else E(_wrap_code(e.code, ct.UINT64), ct.UINT64, ops=e.ops)
-                return E(ee.code, t, ops=e.ops)
+                return E(ee._code, t, ops=e.ops, aff=ee.aff, mat=ee._mat)
             raise self.err(UnsupportedError, f"cannot convert {s} to {t}", node)
         if s.is_pointer_like:
             if t.is_int:
@@ -1222,13 +1348,13 @@ class Compiler:
                 return E(e.code, t, lo=e.lo, hi=e.hi, ops=e.ops)
             return E(f"(1 if ({e.code}) else 0)", t, ops=e.ops)
         if e.norm and e.lo is not None and t.lo <= e.lo and e.hi <= t.hi:
-            return E(e.code, t, lo=e.lo, hi=e.hi, const=e.const, ops=e.ops)
+            return E(e._code, t, lo=e.lo, hi=e.hi, const=e.const, ops=e.ops, aff=e.aff, mat=e._mat)
         if keep_unnormalized and t.bits >= ct.promote(s).bits:
             # congruent modulo 2^bits is enough for + - * & | ^ <<
             if e.norm and e.lo is not None and not (t.lo <= e.lo and e.hi <= t.hi):
-                return E(e.code, t, norm=False, ops=e.ops)
+                return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
             if not e.norm:
-                return E(e.code, t, norm=False, ops=e.ops)
+                return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
         if e.const is not None:
             v = _wrap_value(e.const, t)
             return E(str(v), t, lo=v, hi=v, const=v)
@@ -1335,6 +1461,67 @@ def _step_of(update: Any, name: str) -> Optional[int]:
     return None
 
 
+_PYNAME = re.compile(r"\b(?:v_\w+|s\d+_\w+|_h\d+)\b")
+_IMPURE = re.compile(r"_m\.|\bf_\w+\(|_cdiv\(|_cmod\(|_cx\b|_ftoi\(")
+_SIMPLE = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _aff_add(x: tuple, y: tuple, sign: int) -> tuple:
+    terms = dict(x[1])
+    for k, (coef, code) in y[1].items():
+        c = terms.get(k, (0, code))[0] + sign * coef
+        if c:
+            terms[k] = (c, code)
+        else:
+            terms.pop(k, None)
+    return (x[0] + sign * y[0], terms)
+
+
+def _aff_scale(x: tuple, f: int) -> tuple:
+    if f == 0:
+        return (0, {})
+    return (x[0] * f, {k: (c * f, code) for k, (c, code) in x[1].items()})
+
+
+def _aff_div(x: tuple, d: int) -> Optional[tuple]:
+    """x / d when every coefficient and the constant are multiples of d (exact)."""
+    if x[0] % d or any(c % d for c, _ in x[1].values()):
+        return None
+    return (x[0] // d, {k: (c // d, code) for k, (c, code) in x[1].items()})
+
+
+def _aff_canon(const: int, terms: dict) -> str:
+    parts = []
+    for k in sorted(terms):
+        coef, code = terms[k]
+        mag = abs(coef)
+        text = code if mag == 1 else f"{code} * {mag}"
+        parts.append(("- " if coef < 0 else "+ ") + text)
+    if const or not parts:
+        parts.append(("- " if const < 0 else "+ ") + str(abs(const)))
+    out = " ".join(parts)
+    out = out[2:] if out.startswith("+ ") else "-" + out[2:]
+    return f"({out})"
+
+
+def _changed_names(node: Any) -> set[str]:
+    """C names a subtree assigns, increments, takes the address of or declares."""
+    out: set[str] = set()
+    if not isinstance(node, Tree):
+        return out
+    if node.data in ("assignment", "post_incdec", "pre_incdec", "addr_of"):
+        target = node.children[1] if node.data == "pre_incdec" else node.children[0]
+        if isinstance(target, Tree) and target.data == "var":
+            out.add(str(target.children[0]))
+    elif node.data == "declarator":
+        for c in node.children:
+            if isinstance(c, Token) and c.type == "IDENT":
+                out.add(str(c))
+    for c in node.children:
+        out |= _changed_names(c)
+    return out
+
+
 def _op_text(node: Any) -> str:
     """The operator of an assign_op / incdec subtree (or a bare token)."""
     if isinstance(node, Tree):
@@ -1358,11 +1545,12 @@ def _names(node: Any) -> set[str]:
     return out
 
 
-def _has_call(node: Any) -> bool:
+def _reads_memory(node: Any) -> bool:
+    """Does the expression call a function or read memory (which a loop body could change)?"""
     if isinstance(node, Tree):
-        if node.data == "call":
+        if node.data in ("call", "index", "deref", "member", "arrow"):
             return True
-        return any(_has_call(c) for c in node.children)
+        return any(_reads_memory(c) for c in node.children)
     return False
 
 

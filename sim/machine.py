@@ -94,6 +94,21 @@ class Dram:
             s.pack_into(buf, off, v)
 
 
+def _group_sums(R: np.ndarray, groups: np.ndarray, ngroups: int) -> np.ndarray:
+    """Sum the blocks R[i] by group id (int32 wrap-around), one block per group."""
+    if len(groups) == ngroups and (ngroups == 1 or bool((np.diff(groups) == 1).all())):
+        return R
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    sums = np.add.reduceat(R[order], starts, axis=0)
+    if len(starts) == ngroups:
+        return sums
+    out = np.zeros((ngroups,) + R.shape[1:], R.dtype)
+    out[g[starts]] = sums
+    return out
+
+
 def _scale_to(x: np.ndarray, scale: float, lo: int, hi: int, dtype: Any) -> np.ndarray:
     """round-half-even(float32(x) * float32(scale)), saturated to [lo, hi]."""
     y = np.rint(x.astype(np.float32) * np.float32(scale))
@@ -117,8 +132,9 @@ class Machine:
         self.tm = timing
         self.n = 0
         self.budget = max_instructions if max_instructions is not None else 1 << 62
-        self.iter_budget = max_iterations if max_iterations is not None else max(10 * self.budget, 1 << 24) \
-            if max_instructions is not None else 1 << 62
+        if max_iterations is None:
+            max_iterations = max(100 * self.budget, 1_000_000) if max_instructions is not None else 1 << 62
+        self.iter_budget = max_iterations
         self.iterations = 0
         self.counts: dict[str, int] = {}
         # load / execute / store configuration
@@ -127,6 +143,8 @@ class Machine:
         self.a_transpose = self.b_transpose = 0
         self.st_stride, self.st_act, self.st_scale = 0, 0, 1.0
         self.weights = np.zeros((d, d), np.int32)
+        self.os_d = np.zeros((d, d), np.int32)      # OS: initial partial sums from the last preload
+        self.os_sums = np.zeros((d, d), np.int32)   # OS: partial sums held in the array
         self.out: Optional[tuple[int, int, int]] = None  # C operand named by the last preload
         # Deferred work: full 16x16 WS computes into the accumulator are queued and
         # executed as one batched matmul when anything else touches local memory.
@@ -135,6 +153,8 @@ class Machine:
         self.q_b: list[int] = []
         self.q_c: list[int] = []
         self.q_acc: list[bool] = []
+        self.q_sp_blocks: set[int] = set()   # 16-row blocks the queue reads (scratchpad)
+        self.q_acc_blocks: set[int] = set()  # 16-row blocks the queue writes (accumulator)
         self._ar = np.arange(d)
         self.sp_touch: set[tuple[int, int]] = set()
         self.acc_touch: set[tuple[int, int]] = set()
@@ -145,48 +165,64 @@ class Machine:
 
     # ---- bookkeeping -----------------------------------------------------
     def _count(self, op: str, ops: int) -> None:
-        self.n += 1
-        if self.n > self.budget:
+        n = self.n = self.n + 1
+        if n > self.budget:
             raise BudgetExceededError(
                 f"instruction budget of {self.budget} Gemmini instructions exhausted (a runaway loop?)")
-        self.counts[op] = self.counts.get(op, 0) + 1
-        if self.tm is not None:
-            ops += self.pend
-            self.pend = 0
+        counts = self.counts
+        counts[op] = counts.get(op, 0) + 1
+        tm = self.tm
+        if tm is not None:
+            if self.pend:
+                ops += self.pend
+                self.pend = 0
             if ops:
-                self.tm.cpu(ops)
+                tm.cpu(ops)
 
-    def _barrier(self, sp_write: bool = False) -> None:
-        """Run queued computes before anything that reads or writes local memory
-        out of order with them; before a scratchpad write also read the
-        deferred weights (they must be the rows as they were at preload time)."""
+    def _barrier(self) -> None:
+        """Run the queued computes (before anything that must see their results
+        or could change what they read)."""
         if self.q_a:
             self._run_queue()
-        if sp_write and self.w_row is not None:
-            self.weights = self.sp[self.w_row:self.w_row + self.dim].astype(np.int32)
+
+    def _sp_write(self, r0: int, r1: int) -> None:
+        """About to write scratchpad rows [r0, r1): keep the queue and the lazily
+        read weights consistent with the rows as they were when issued."""
+        if self.q_a:
+            blocks = self.q_sp_blocks
+            for blk in range(r0 >> 4, ((r1 - 1) >> 4) + 1):
+                if blk in blocks:
+                    self._run_queue()
+                    break
+        w = self.w_row
+        if w is not None and r0 < w + self.dim and w < r1:
+            self.weights = self.sp[w:w + self.dim].astype(np.int32)
             self.w_row = None
 
+    def _acc_touch(self, r0: int, r1: int) -> None:
+        """About to read or write accumulator rows [r0, r1) outside the queue."""
+        blocks = self.q_acc_blocks
+        for blk in range(r0 >> 4, ((r1 - 1) >> 4) + 1):
+            if blk in blocks:
+                self._run_queue()
+                return
+
     def _run_queue(self) -> None:
+        """Execute the queued computes as one batched matmul, applying their
+        overwrite/accumulate effects on the accumulator in issue order."""
         d, ar, sp, acc = self.dim, self._ar, self.sp, self.acc
         qa, qb, qc, qacc = self.q_a, self.q_b, self.q_c, self.q_acc
         self.q_a, self.q_b, self.q_c, self.q_acc = [], [], [], []
+        self.q_sp_blocks = set()
+        self.q_acc_blocks = set()
         n = len(qa)
         A = sp[np.asarray(qa)[:, None] + ar].astype(np.float32)
         B = sp[np.asarray(qb)[:, None] + ar].astype(np.float32)
         # int8 x int8 sums of 16 terms are exact in float32
         R = np.matmul(A, B).astype(np.int32)
-        # which results survive (no later overwrite of the same rows), per output
-        alive, overwritten = [], set()
-        for i in range(n - 1, -1, -1):
-            c = qc[i]
-            if c in overwritten:
-                continue
-            alive.append(i)
-            if not qacc[i]:
-                overwritten.add(c)
-        alive.reverse()
-        outs = sorted(set(qc[i] for i in alive))
-        if any(b - a < d for a, b in zip(outs, outs[1:])):  # partially overlapping outputs: in order
+        uniq, inv = np.unique(np.asarray(qc), return_inverse=True)
+        if len(uniq) > 1 and int(np.diff(uniq).min()) < d:
+            # partially overlapping outputs: apply one by one, in order
             for i in range(n):
                 dst = acc[qc[i]:qc[i] + d]
                 if qacc[i]:
@@ -194,25 +230,20 @@ class Machine:
                 else:
                     dst[...] = R[i]
             return
-        if len(outs) == len(alive):
-            order = alive
-            sums = R[order]
-            keys = [qc[i] for i in order]
-        else:
-            order = sorted(alive, key=qc.__getitem__)
-            keys = [qc[i] for i in order]
-            starts = [0] + [j for j in range(1, len(keys)) if keys[j] != keys[j - 1]]
-            sums = np.add.reduceat(R[order], starts, axis=0)
-            keys = [keys[j] for j in starts]
-        rows = np.asarray(keys)[:, None] + ar
-        if not overwritten:
-            acc[rows] += sums
-        elif len(overwritten) == len(keys):
-            acc[rows] = sums
-        else:
-            keep = np.array([k not in overwritten for k in keys])
-            sums[keep] += acc[rows[keep]]
-            acc[rows] = sums
+        rows = uniq[:, None] + ar
+        accm = np.asarray(qacc)
+        if accm.all():
+            acc[rows] += _group_sums(R, inv, len(uniq))
+            return
+        # results before the last overwrite of an output are dead
+        idx = np.arange(n)
+        last = np.full(len(uniq), -1)
+        np.maximum.at(last, inv, np.where(accm, -1, idx))
+        alive = idx >= last[inv]
+        sums = _group_sums(R[alive], inv[alive], len(uniq))
+        base = acc[rows]
+        base[last >= 0] = 0
+        acc[rows] = base + sums
 
     def iters(self, n: int) -> None:
         self.iterations += n
@@ -251,7 +282,7 @@ class Machine:
     # ---- configuration -----------------------------------------------------
     def config_ex(self, ops: int, dataflow: int, act: int, shift: int, a_stride: int, a_t: int, b_t: int) -> int:
         self._count("config_ex", ops)
-        self._barrier(True)
+        self._barrier()
         if dataflow not in (0, 1):
             raise InstructionLimitError(f"config_ex: dataflow {dataflow}; must be 0 (OS) or 1 (WS)")
         if a_stride < 1:
@@ -290,7 +321,6 @@ class Machine:
 
     def _mvin(self, dram: int, local: int, cols: int, rows: int, stride: int, scale: float, shrunk: int,
               bs: int, fsm: bool) -> None:
-        self._barrier(not (local >> 31) & 1)
         local &= 0xFFFFFFFF
         if local == GARBAGE_ADDR:
             raise LocalAddressError("mvin: the destination is the garbage address")
@@ -308,6 +338,8 @@ class Machine:
                 self.dram_read += rows * cols * itemsize
             if scale != 1.0:
                 src = _scale_to(src, scale, -(1 << 31), (1 << 31) - 1, np.int32)
+            if self.q_a:
+                self._acc_touch(row, row + rows)
             dst = self.acc[row:row + rows, :cols]
             if (local >> 30) & 1:
                 dst += src
@@ -331,6 +363,12 @@ class Machine:
             if scale != 1.0:
                 src = _scale_to(src, scale, -128, 127, np.int8)
         sp = self.sp
+        if self.q_a or self.w_row is not None:
+            if bs == rows or nblk == 1:
+                self._sp_write(row, end)
+            else:
+                for b in range(nblk):
+                    self._sp_write(row + b * bs, row + b * bs + rows)
         if nblk == 1:
             if src is None:
                 sp[row:row + rows, :cols] = 0
@@ -369,14 +407,14 @@ class Machine:
 
     def _mvout(self, dram: int, local: int, cols: int, rows: int, stride: int, act: int, scale: float,
                fsm: bool) -> None:
-        if self.q_a:
-            self._run_queue()
         local &= 0xFFFFFFFF
         if local == GARBAGE_ADDR:
             raise LocalAddressError("mvout: the source is the garbage address")
         row = local & ROWMASK
         d = self.dim
         if local >> 31:
+            if self.q_a:
+                self._acc_touch(row, row + (((cols + d - 1) // d) - 1) * d + rows)
             raw = (local >> 29) & 1
             if raw:
                 self._rows_cols("mvout (raw int32)", rows, cols, self.cfg.max_mvout_cols_raw)
@@ -424,6 +462,38 @@ class Machine:
     # ---- execute ---------------------------------------------------------
     def preload(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int) -> int:
         self._count("preload", ops)
+        d = self.dim
+        if b_cols == d and b_rows == d and c_cols == d and c_rows == d and self.dataflow == 1:
+            # fast path: a full block of weights from the scratchpad (or kept), full output
+            b &= 0xFFFFFFFF
+            c &= 0xFFFFFFFF
+            if b == GARBAGE_ADDR:
+                reads: tuple = ()
+            elif not b >> 31:
+                brow = b & ROWMASK
+                if brow + d > self.sp_rows:
+                    self._sp_range("preload", brow, brow + d)
+                self.w_row = brow
+                reads = ((0, brow, brow + d),)
+            else:
+                self._preload(b, c, b_cols, b_rows, c_cols, c_rows, False)
+                return 0
+            if c == GARBAGE_ADDR:
+                writes: tuple = ()
+            else:
+                crow = c & ROWMASK
+                if c >> 31:
+                    if crow + d > self.acc_rows:
+                        self._acc_range("preload (C)", crow, crow + d)
+                    writes = ((1, crow, crow + d),)
+                else:
+                    if crow + d > self.sp_rows:
+                        self._sp_range("preload (C)", crow, crow + d)
+                    writes = ((0, crow, crow + d),)
+            self.out = (c, d, d)
+            if self.tm is not None:
+                self.tm.command("preload", "execute", reads, writes, 0, d if reads else 0, d, False)
+            return 0
         self._preload(b, c, b_cols, b_rows, c_cols, c_rows, False)
         return 0
 
@@ -451,10 +521,19 @@ class Machine:
                 else:
                     src = self.sp[brow:brow + b_rows, :b_cols]
                     self.w_row = None
-            if src is not None:
+            if self.dataflow == 0:  # OS: B names the initial partial sums (D)
+                if src is None:
+                    src = self.sp[brow:brow + b_rows, :b_cols]
+                    self.w_row = None
+                dmat = np.zeros((d, d), np.int32)
+                dmat[:b_rows, :b_cols] = src
+                self.os_d = dmat
+            elif src is not None:
                 w = np.zeros((d, d), np.int32)
                 w[:b_rows, :b_cols] = src
                 self.weights = w
+        elif self.dataflow == 0:
+            self.os_d = np.zeros((d, d), np.int32)
         writes: tuple = ()
         if c != GARBAGE_ADDR:
             crow = c & ROWMASK
@@ -502,7 +581,16 @@ class Machine:
             self.q_c.append(crow)
             self.q_acc.append((c >> 30) & 1 == 1)
             self.acc_touch.add((crow, crow + d))
-            if len(self.q_a) >= 512:
+            sb = self.q_sp_blocks
+            sb.add(arow >> 4)
+            sb.add((arow + 15) >> 4)
+            w = self.w_row
+            sb.add(w >> 4)
+            sb.add((w + 15) >> 4)
+            ab = self.q_acc_blocks
+            ab.add(crow >> 4)
+            ab.add((crow + 15) >> 4)
+            if len(self.q_a) >= 1024:
                 self._run_queue()
             if self.tm is not None:
                 self.tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, fsm, False)
@@ -529,25 +617,39 @@ class Machine:
                 amat = np.zeros((d, d), np.int32)
                 amat[:a_rows, :a_cols] = src
             reads.append((0, arow, end))
-        res = amat @ self.weights
         bank_conflict = False
         if dd != GARBAGE_ADDR:
-            self._rows_cols(name + " (D)", d_rows, d_cols, d)
+            self._rows_cols(name + (" (B)" if self.dataflow == 0 else " (D)"), d_rows, d_cols, d)
             drow = dd & ROWMASK
             if dd >> 31:
                 self._acc_range(name, drow, drow + d_rows)
-                res[:d_rows, :d_cols] += self.acc[drow:drow + d_rows, :d_cols]
+                dsrc = self.acc[drow:drow + d_rows, :d_cols]
                 reads.append((1, drow, drow + d_rows))
             else:
                 self._sp_range(name, drow, drow + d_rows)
-                res[:d_rows, :d_cols] += self.sp[drow:drow + d_rows, :d_cols]
+                dsrc = self.sp[drow:drow + d_rows, :d_cols]
                 reads.append((0, drow, drow + d_rows))
                 if a != GARBAGE_ADDR and self.cfg.sp_bank(drow) == self.cfg.sp_bank(a & ROWMASK):
                     bank_conflict = True
-        if self.dataflow == 0:  # OS: rounding shift and activation on the way out
+            dmat = np.zeros((d, d), np.int32)
+            dmat[:d_rows, :d_cols] = dsrc
+        else:
+            dmat = None
+        if self.dataflow == 1:  # WS: C = A x weights (+ D)
+            res = amat @ self.weights
+            if dmat is not None:
+                res += dmat
+        else:
+            # OS: the second operand is B; partial sums stay in the array: a
+            # preloaded compute starts from the preload's D, an accumulated one
+            # adds to what the array holds. Rounding shift and activation on the way out.
+            prod = amat @ (dmat if dmat is not None else np.zeros((d, d), np.int32))
+            self.os_sums = (self.os_d + prod) if preloaded else (self.os_sums + prod)
+            res = self.os_sums
             if self.ex_shift:
                 sh = self.ex_shift
-                res = (res + (1 << (sh - 1))) >> sh
+                res = (res.astype(np.int64) + (1 << (sh - 1))) >> sh
+                res = res.astype(np.int32)
             if self.ex_act == 1:
                 res = np.maximum(res, 0)
         self.out = None
@@ -561,6 +663,7 @@ class Machine:
                     dst[...] = res[:c_rows, :c_cols]
                 self.acc_touch.add((crow, crow + c_rows))
             else:
+                self._sp_write(crow, crow + c_rows)
                 self.sp[crow:crow + c_rows, :c_cols] = np.clip(res[:c_rows, :c_cols], -128, 127)
                 self.sp_touch.add((crow, crow + c_rows))
         if self.tm is not None:
