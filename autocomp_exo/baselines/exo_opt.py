@@ -190,15 +190,29 @@ def _blocked_steps(bi: int) -> list[dict]:
     return s + _unrolls()
 
 
-def steps(workload: GemmWorkload) -> list[dict]:
-    flow, bi = plan(workload)
+def steps(workload: GemmWorkload, flow: str | None = None, bi: int | None = None) -> list[dict]:
+    """The steps added to exo_unopt's; ``flow``/``bi`` override plan()."""
+    pflow, pbi = plan(workload)
+    flow = flow or pflow
+    mt = workload.M // 16
     if flow == "resident_b":
+        if mt % 2:
+            raise WorkloadError(f"resident_b needs an even number of 16-row tiles (M={workload.M})")
         return _resident_b_steps()
-    return _blocked_steps(bi)
+    if flow == "blocked":
+        bi = bi or (pbi if pflow == "blocked" else 2)
+        if mt % bi:
+            raise WorkloadError(f"blocked: BI={bi} does not divide M/16={mt}")
+        return _blocked_steps(bi)
+    raise WorkloadError(f"unknown exo_opt flow {flow!r} (resident_b or blocked)")
 
 
-def schedule(workload: GemmWorkload) -> Schedule:
-    """The hand-optimized schedule: exo_unopt's steps followed by ours."""
+def schedule(workload: GemmWorkload, flow: str | None = None, bi: int | None = None) -> Schedule:
+    """The hand-optimized schedule: exo_unopt's steps followed by ours.
+
+    For the six GEMMs of BENCHMARKS.md the flow and block size come from
+    SHAPES; for other shapes with N, K multiples of 64 from a fit rule.
+    """
     if not isinstance(workload, GemmWorkload):
         raise WorkloadError(f"expected a GemmWorkload, got {type(workload).__name__}")
-    return exo_unopt.schedule(workload).extend(steps(workload))
+    return exo_unopt.schedule(workload).extend(steps(workload, flow, bi))
