@@ -1,8 +1,38 @@
-"""autocomp_exo: search-based optimization of Exo procs for Gemmini."""
+"""autocomp_exo: search-based optimization of Exo procs for Gemmini.
+
+The public names are imported lazily (PEP 562): `import autocomp_exo` and the
+`autocomp-exo sim` command stay fast, and Exo (a few seconds to import its
+Gemmini platform) loads only when something that needs it is used.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-# Exo front end: workloads, schedules as data, lowering to C
-from . import schedule, exo_compile, workloads  # noqa: E402
-from .schedule import Schedule, Step, ScheduleError  # noqa: E402
-from .workloads import GemmWorkload, WorkloadError, gemm, workload_of  # noqa: E402
-from .exo_compile import CompileError, to_c  # noqa: E402
+#: public name -> the submodule that defines it
+_EXPORTS = {
+    "schedule": None, "exo_compile": None, "workloads": None,
+    "Schedule": "schedule", "Step": "schedule", "ScheduleError": "schedule",
+    "GemmWorkload": "workloads", "WorkloadError": "workloads", "gemm": "workloads", "workload_of": "workloads",
+    "CompileError": "exo_compile", "to_c": "exo_compile",
+    "Measurement": "measurement", "evaluate": "evaluate", "evaluate_c": "evaluate",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'autocomp_exo' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    if module is None:
+        return importlib.import_module(f".{name}", __name__)
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

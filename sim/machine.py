@@ -94,6 +94,58 @@ class Dram:
             s.pack_into(buf, off, v)
 
 
+def _compute_method(name: str, preloaded: bool) -> Any:
+    """compute_preloaded / compute_accumulated: the common case (a full 16x16
+    WS block from the scratchpad into the accumulator) is queued for a batched
+    matmul; everything else goes through Machine._compute."""
+
+    def method(self: "Machine", ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
+               d_rows: int) -> int:
+        n = self.n = self.n + 1
+        if n > self.budget:
+            self._count(name, ops)  # raises
+        counts = self.counts
+        counts[name] = counts.get(name, 0) + 1
+        tm = self.tm
+        if tm is not None:
+            if self.pend:
+                ops += self.pend
+                self.pend = 0
+            tm.cpu(ops)
+        out = self.out
+        w = self.w_row
+        d = self.dim
+        if (out is not None and w is not None and a_rows == d and a_cols == d and out[1] == d
+                and out[2] == d and (dd & 0xFFFFFFFF) == GARBAGE_ADDR and self.a_stride == 1):
+            c = out[0]
+            a &= 0xFFFFFFFF
+            if c >> 31 and c != GARBAGE_ADDR and not a >> 31 and (a & ROWMASK) + d <= self.sp_rows:
+                arow = a & ROWMASK
+                crow = c & ROWMASK
+                self.out = None
+                q = self.q
+                q.append((arow, w, crow, c & 0x40000000))
+                sb = self.q_sp_blocks
+                sb.add(arow >> 4)
+                sb.add((arow + 15) >> 4)
+                sb.add(w >> 4)
+                sb.add((w + 15) >> 4)
+                ab = self.q_acc_blocks
+                ab.add(crow >> 4)
+                ab.add((crow + 15) >> 4)
+                if len(q) >= 1024:
+                    self._run_queue()
+                if tm is not None:
+                    tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, False, False)
+                return 0
+        self._compute(a, dd, a_cols, a_rows, d_cols, d_rows, preloaded, False)
+        return 0
+
+    method.__name__ = name
+    method.__doc__ = f"{name}(A, D, A cols, A rows, D cols, D rows)."
+    return method
+
+
 def _group_sums(R: np.ndarray, groups: np.ndarray, ngroups: int) -> np.ndarray:
     """Sum the blocks R[i] by group id (int32 wrap-around), one block per group."""
     if len(groups) == ngroups and (ngroups == 1 or bool((np.diff(groups) == 1).all())):
@@ -149,10 +201,7 @@ class Machine:
         # Deferred work: full 16x16 WS computes into the accumulator are queued and
         # executed as one batched matmul when anything else touches local memory.
         self.w_row: Optional[int] = None  # scratchpad row of the weights not yet read
-        self.q_a: list[int] = []
-        self.q_b: list[int] = []
-        self.q_c: list[int] = []
-        self.q_acc: list[bool] = []
+        self.q: list[tuple[int, int, int, int]] = []  # (A row, B row, C row, accumulate)
         self.q_sp_blocks: set[int] = set()   # 16-row blocks the queue reads (scratchpad)
         self.q_acc_blocks: set[int] = set()  # 16-row blocks the queue writes (accumulator)
         self._ar = np.arange(d)
@@ -182,13 +231,13 @@ class Machine:
     def _barrier(self) -> None:
         """Run the queued computes (before anything that must see their results
         or could change what they read)."""
-        if self.q_a:
+        if self.q:
             self._run_queue()
 
     def _sp_write(self, r0: int, r1: int) -> None:
         """About to write scratchpad rows [r0, r1): keep the queue and the lazily
         read weights consistent with the rows as they were when issued."""
-        if self.q_a:
+        if self.q:
             blocks = self.q_sp_blocks
             for blk in range(r0 >> 4, ((r1 - 1) >> 4) + 1):
                 if blk in blocks:
@@ -211,8 +260,8 @@ class Machine:
         """Execute the queued computes as one batched matmul, applying their
         overwrite/accumulate effects on the accumulator in issue order."""
         d, ar, sp, acc = self.dim, self._ar, self.sp, self.acc
-        qa, qb, qc, qacc = self.q_a, self.q_b, self.q_c, self.q_acc
-        self.q_a, self.q_b, self.q_c, self.q_acc = [], [], [], []
+        qa, qb, qc, qacc = zip(*self.q)
+        self.q = []
         self.q_sp_blocks = set()
         self.q_acc_blocks = set()
         n = len(qa)
@@ -223,6 +272,7 @@ class Machine:
         uniq, inv = np.unique(np.asarray(qc), return_inverse=True)
         if len(uniq) > 1 and int(np.diff(uniq).min()) < d:
             # partially overlapping outputs: apply one by one, in order
+            self.acc_touch.update((r, r + d) for r in qc)
             for i in range(n):
                 dst = acc[qc[i]:qc[i] + d]
                 if qacc[i]:
@@ -230,8 +280,9 @@ class Machine:
                 else:
                     dst[...] = R[i]
             return
+        self.acc_touch.update((r, r + d) for r in uniq.tolist())
         rows = uniq[:, None] + ar
-        accm = np.asarray(qacc)
+        accm = np.asarray(qacc, dtype=bool)
         if accm.all():
             acc[rows] += _group_sums(R, inv, len(uniq))
             return
@@ -338,7 +389,7 @@ class Machine:
                 self.dram_read += rows * cols * itemsize
             if scale != 1.0:
                 src = _scale_to(src, scale, -(1 << 31), (1 << 31) - 1, np.int32)
-            if self.q_a:
+            if self.q:
                 self._acc_touch(row, row + rows)
             dst = self.acc[row:row + rows, :cols]
             if (local >> 30) & 1:
@@ -363,7 +414,7 @@ class Machine:
             if scale != 1.0:
                 src = _scale_to(src, scale, -128, 127, np.int8)
         sp = self.sp
-        if self.q_a or self.w_row is not None:
+        if self.q or self.w_row is not None:
             if bs == rows or nblk == 1:
                 self._sp_write(row, end)
             else:
@@ -413,7 +464,7 @@ class Machine:
         row = local & ROWMASK
         d = self.dim
         if local >> 31:
-            if self.q_a:
+            if self.q:
                 self._acc_touch(row, row + (((cols + d - 1) // d) - 1) * d + rows)
             raw = (local >> 29) & 1
             if raw:
@@ -461,7 +512,17 @@ class Machine:
 
     # ---- execute ---------------------------------------------------------
     def preload(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int) -> int:
-        self._count("preload", ops)
+        n = self.n = self.n + 1
+        if n > self.budget:
+            self._count("preload", ops)  # raises
+        counts = self.counts
+        counts["preload"] = counts.get("preload", 0) + 1
+        tm = self.tm
+        if tm is not None:
+            if self.pend:
+                ops += self.pend
+                self.pend = 0
+            tm.cpu(ops)
         d = self.dim
         if b_cols == d and b_rows == d and c_cols == d and c_rows == d and self.dataflow == 1:
             # fast path: a full block of weights from the scratchpad (or kept), full output
@@ -547,17 +608,8 @@ class Machine:
         if self.tm is not None:
             self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm)
 
-    def compute_preloaded(self, ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
-                          d_rows: int) -> int:
-        self._count("compute_preloaded", ops)
-        self._compute(a, dd, a_cols, a_rows, d_cols, d_rows, True, False)
-        return 0
-
-    def compute_accumulated(self, ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
-                            d_rows: int) -> int:
-        self._count("compute_accumulated", ops)
-        self._compute(a, dd, a_cols, a_rows, d_cols, d_rows, False, False)
-        return 0
+    compute_preloaded = _compute_method("compute_preloaded", True)
+    compute_accumulated = _compute_method("compute_accumulated", False)
 
     def _compute(self, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,
                  preloaded: bool, fsm: bool) -> None:
@@ -569,32 +621,6 @@ class Machine:
         a &= 0xFFFFFFFF
         dd &= 0xFFFFFFFF
         c, c_cols, c_rows = self.out
-        if (a_rows == d and a_cols == d and dd == GARBAGE_ADDR and self.w_row is not None
-                and self.dataflow == 1 and self.a_stride == 1 and c_rows == d and c_cols == d
-                and (c >> 31) and c != GARBAGE_ADDR and not (a >> 31)):
-            arow = a & ROWMASK
-            self._sp_range(name, arow, arow + d)
-            crow = c & ROWMASK
-            self.out = None
-            self.q_a.append(arow)
-            self.q_b.append(self.w_row)
-            self.q_c.append(crow)
-            self.q_acc.append((c >> 30) & 1 == 1)
-            self.acc_touch.add((crow, crow + d))
-            sb = self.q_sp_blocks
-            sb.add(arow >> 4)
-            sb.add((arow + 15) >> 4)
-            w = self.w_row
-            sb.add(w >> 4)
-            sb.add((w + 15) >> 4)
-            ab = self.q_acc_blocks
-            ab.add(crow >> 4)
-            ab.add((crow + 15) >> 4)
-            if len(self.q_a) >= 1024:
-                self._run_queue()
-            if self.tm is not None:
-                self.tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, fsm, False)
-            return
         self._barrier()
         if self.w_row is not None:
             self.weights = self.sp[self.w_row:self.w_row + d].astype(np.int32)
