@@ -50,6 +50,11 @@ PUBLISHED: dict[tuple[int, int, int], dict[str, float]] = {
 }
 
 
+#: Parameter style of the generated swlib/fsm C: flat row-major pointers, as the
+#: library itself and Exo's C use (the generators also write 2-D array parameters).
+C_ARRAYS = "flat"
+
+
 def parse_shapes(text: str) -> list[tuple[int, int, int]]:
     """``"512x512x512,12544x256x64"`` -> [(512, 512, 512), (12544, 256, 64)]."""
     out = []
@@ -93,7 +98,7 @@ def measure_baseline(baseline: str, M: int, N: int, K: int, *, config: Any = Non
                 from .baselines import swlib as gen
             else:
                 from .baselines import fsm as gen
-            c_source, entry = gen.generate(_Dims(M, N, K))
+            c_source, entry = gen.generate(_Dims(M, N, K), arrays=C_ARRAYS)
         except Exception as e:
             return failed("compile", e)
         try:

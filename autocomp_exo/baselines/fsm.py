@@ -18,33 +18,42 @@ Generated signature (M, N, K replaced by numbers)::
 
     void fsm_gemm(const int8_t A[M][K], const int8_t B[K][N], int8_t C[M][N],
                   const float* scale, bool act)
+
+or flat ``const int8_t*`` pointers with ``arrays="flat"``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .swlib import DIM, _dims, tile_size_decl, tiling
+from .swlib import DIM, _dims, c_signature, elem_addr, tile_size_decl, tiling
 
 ENTRY = "fsm_gemm"
 
 __all__ = ["c_source", "generate", "ENTRY"]
 
 
-def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = ENTRY) -> str:
-    """One ``gemmini_loop_ws`` per library tile (see the module doc)."""
+def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = ENTRY,
+             arrays: str = "2d") -> str:
+    """One ``gemmini_loop_ws`` per library tile (see the module doc).
+
+    ``arrays``: "2d" (``const int8_t A[M][K]``, ``&A[i][k]``) or "flat"
+    (``const int8_t* A``, ``&A[(i) * K + k]``), as in `swlib.c_source`.
+    """
     M, N, K = _dims(M, N, K)
     t = tiling(M, N, K)
+    sig = c_signature(name, M, N, K, arrays)
+    a_addr = elem_addr("A", f"i0 * {t.tile_I * DIM}", f"k0 * {t.tile_K * DIM}", K, arrays)
+    b_addr = elem_addr("B", f"k0 * {t.tile_K * DIM}", f"j0 * {t.tile_J * DIM}", N, arrays)
 
     def call(c_arg: str) -> str:
         return (
             "gemmini_loop_ws(I, J, K, 0, 0, 0, "
-            f"&A[i0 * {t.tile_I * DIM}][k0 * {t.tile_K * DIM}], "
-            f"&B[k0 * {t.tile_K * DIM}][j0 * {t.tile_J * DIM}], "
+            f"{a_addr}, {b_addr}, "
             f"NULL, {c_arg}, {K}, {N}, 0, {N}, "
             "false, false, false, false, k0 != 0, act, 0, 1, false);"
         )
 
-    c_tile = f"&C[i0 * {t.tile_I * DIM}][j0 * {t.tile_J * DIM}]"
+    c_tile = elem_addr("C", f"i0 * {t.tile_I * DIM}", f"j0 * {t.tile_J * DIM}", N, arrays)
     lines = [
         f"// Gemmini software library with the loop FSM: tiled_matmul_auto({M}, {N}, {K}), WS, no bias",
         f"// tiles in DIM units: tile_I = {t.tile_I}, tile_J = {t.tile_J}, tile_K = {t.tile_K};"
@@ -53,8 +62,7 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
         "#include <stdbool.h>",
         '#include "include/gemmini.h"',
         "",
-        f"void {name}(const int8_t A[{M}][{K}], const int8_t B[{K}][{N}], int8_t C[{M}][{N}],"
-        f" const float* scale, bool act) {{",
+        sig + " {",
         "  gemmini_extended_config_ex(WS, 0, 0, 1, 0, 0);",
         f"  gemmini_extended_config_st({N}, act, scale[0]);",
         f"  gemmini_extended4_config_ld({K}, 1.0f, false, {DIM}, 0);",
@@ -88,6 +96,6 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
     return "\n".join(lines)
 
 
-def generate(workload: Any, *, name: str = ENTRY) -> tuple[str, str]:
+def generate(workload: Any, *, name: str = ENTRY, arrays: str = "2d") -> tuple[str, str]:
     """``(c_source, entry_name)`` for a workload (anything with M, N, K)."""
-    return c_source(workload, name=name), name
+    return c_source(workload, name=name, arrays=arrays), name

@@ -26,6 +26,9 @@ Generated signature (M, N, K replaced by numbers)::
     void swlib_gemm(const int8_t A[M][K], const int8_t B[K][N], int8_t C[M][N],
                     const float* scale, bool act)
 
+or, with ``arrays="flat"``, ``const int8_t* A, const int8_t* B, int8_t* C``
+(row-major) in place of the 2-D array parameters.
+
 ``C = clamp(round(scale * (A @ B)))``, then ReLU if ``act``: the same
 semantics as the Exo GEMM procs (scale and ReLU applied by mvout through
 ``config_st``). Deviations from the library, none of which changes a result
@@ -46,7 +49,7 @@ SP_ROWS = 4 * 4096           # BANK_NUM * BANK_ROWS
 ACC_ROWS = 2 * 512
 ENTRY = "swlib_gemm"
 
-__all__ = ["Tiling", "tile_sizes", "tiling", "c_source", "generate", "ENTRY"]
+__all__ = ["Tiling", "tile_sizes", "tiling", "c_source", "generate", "ENTRY", "ARRAY_STYLES"]
 
 
 def _isqrt(n: int) -> int:
@@ -152,13 +155,43 @@ def tile_size_decl(var: str, loop: str, count: int, full: int, last: int) -> str
     return f"int_fast32_t {var} = {loop} < {count - 1} ? {full} : {last};"
 
 
-def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = ENTRY) -> str:
+ARRAY_STYLES = ("2d", "flat")
+
+
+def c_signature(name: str, M: int, N: int, K: int, arrays: str = "2d") -> str:
+    """The entry's declaration: 2-D array parameters, or flat pointers (row-major)."""
+    if arrays == "2d":
+        mats = f"const int8_t A[{M}][{K}], const int8_t B[{K}][{N}], int8_t C[{M}][{N}]"
+    elif arrays == "flat":
+        mats = "const int8_t* A, const int8_t* B, int8_t* C"
+    else:
+        raise ValueError(f"arrays must be one of {ARRAY_STYLES}, got {arrays!r}")
+    return f"void {name}({mats}, const float* scale, bool act)"
+
+
+def elem_addr(arr: str, row: str, col: str, stride: int, arrays: str = "2d") -> str:
+    """``&A[row][col]`` (2-D parameters) or ``&A[(row) * stride + col]`` (flat pointers)."""
+    if arrays == "2d":
+        return f"&{arr}[{row}][{col}]"
+    return f"&{arr}[({row}) * {stride} + {col}]"
+
+
+def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = ENTRY,
+             arrays: str = "2d") -> str:
     """The library's CPU-issued tiled matmul as Gemmini C (see the module doc).
 
     Takes ``(M, N, K)`` or one workload object with those attributes.
+    ``arrays``: "2d" declares ``const int8_t A[M][K]`` etc. and addresses
+    elements as ``&A[i][k]``; "flat" declares ``const int8_t* A`` etc.
+    (row-major, like Exo's C and the library itself) and writes
+    ``&A[(i) * K + k]``.
     """
     M, N, K = _dims(M, N, K)
     t = tiling(M, N, K)
+    sig = c_signature(name, M, N, K, arrays)
+    a_addr = elem_addr("A", f"(i0 * {t.tile_I} + i) * {DIM}", f"(k0 * {t.tile_K} + k) * {DIM}", K, arrays)
+    b_addr = elem_addr("B", f"(k0 * {t.tile_K} + k) * {DIM}", f"(j0 * {t.tile_J} + j) * {DIM}", N, arrays)
+    c_addr = elem_addr("C", f"(i0 * {t.tile_I} + i) * {DIM}", f"(j0 * {t.tile_J} + j) * {DIM}", N, arrays)
     top_b = SP_ROWS
     lines = [
         f"// Gemmini software library: tiled_matmul_auto({M}, {N}, {K}), WS, no bias, CPU-issued inner loop",
@@ -168,8 +201,7 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
         "#include <stdbool.h>",
         '#include "include/gemmini.h"',
         "",
-        f"void {name}(const int8_t A[{M}][{K}], const int8_t B[{K}][{N}], int8_t C[{M}][{N}],"
-        f" const float* scale, bool act) {{",
+        sig + " {",
         "  gemmini_extended_config_ex(WS, 0, 0, 1, 0, 0);",
         f"  gemmini_extended_config_st({N}, act, scale[0]);",
         f"  gemmini_extended4_config_ld({K}, 1.0f, false, {DIM}, 0);",
@@ -189,12 +221,12 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
         "            for (int_fast32_t i = 0; i < I; i++) {",
         f"              if (j == 0 && k % {MAX_BLOCK_LEN} == 0) {{",
         f"                int_fast32_t a_blocks = k + {MAX_BLOCK_LEN} <= K ? {MAX_BLOCK_LEN} : K - k;",
-        f"                gemmini_extended_mvin(&A[(i0 * {t.tile_I} + i) * {DIM}][(k0 * {t.tile_K} + k) * {DIM}],"
+        f"                gemmini_extended_mvin({a_addr},"
         f" A_sp + (i * K + k) * {DIM}, a_blocks * {DIM}, {DIM});",
         "              }",
         f"              if (i == 0 && j % {MAX_BLOCK_LEN} == 0) {{",
         f"                int_fast32_t b_blocks = j + {MAX_BLOCK_LEN} <= J ? {MAX_BLOCK_LEN} : J - j;",
-        f"                gemmini_extended_mvin2(&B[(k0 * {t.tile_K} + k) * {DIM}][(j0 * {t.tile_J} + j) * {DIM}],"
+        f"                gemmini_extended_mvin2({b_addr},"
         f" B_sp + (k * J + j) * {DIM}, b_blocks * {DIM}, {DIM});",
         "              }",
         f"              uint32_t pre = ~((uint32_t)0);",
@@ -220,7 +252,7 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
         "          for (int_fast32_t i = 0; i < I; i++) {",
         f"            for (int_fast32_t j = 0; j < J; j += {MAX_BLOCK_LEN}) {{",
         f"              int_fast32_t c_blocks = j + {MAX_BLOCK_LEN} <= J ? {MAX_BLOCK_LEN} : J - j;",
-        f"              gemmini_extended_mvout(((uint64_t) &C[(i0 * {t.tile_I} + i) * {DIM}][(j0 * {t.tile_J} + j) * {DIM}]),"
+        f"              gemmini_extended_mvout(((uint64_t) {c_addr}),"
         f" C_acc + (i * J + j) * {DIM}, c_blocks * {DIM}, {DIM});",
         "            }",
         "          }",
@@ -235,6 +267,6 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
     return "\n".join(lines)
 
 
-def generate(workload: Any, *, name: str = ENTRY) -> tuple[str, str]:
+def generate(workload: Any, *, name: str = ENTRY, arrays: str = "2d") -> tuple[str, str]:
     """``(c_source, entry_name)`` for a workload (anything with M, N, K)."""
-    return c_source(workload, name=name), name
+    return c_source(workload, name=name, arrays=arrays), name
