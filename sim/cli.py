@@ -32,6 +32,8 @@ def add_sim_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random fill of unbound arrays (default 0)")
     p.add_argument("--save", metavar="DIR", help="write every array argument after the run as DIR/NAME.npy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("--macs", type=int, default=None,
+                   help="the workload's multiply-accumulates, for utilization (default: what the array did)")
     p.add_argument("--no-timing", action="store_true", help="functional run only (faster, cycles = 0)")
     p.add_argument("--max-instructions", type=int, default=50_000_000,
                    help="stop with an error after this many Gemmini instructions (default 50M)")
@@ -121,8 +123,11 @@ def _random(rng: np.random.Generator, elem: ct.CType, shape: tuple[int, ...]) ->
     return rng.integers(lo, hi, shape).astype(_elem_dtype(elem))
 
 
-def format_report(path: str, entry: str, r: RunResult) -> str:
+def format_report(path: str, entry: str, r: RunResult, macs: Optional[int] = None) -> str:
     lines = [f"{path}: {entry}", f"  cycles            {r.cycles:,}"]
+    m = r.macs if macs is None else macs
+    if m and r.cycles:
+        lines.append(f"  utilization       {r.utilization(m):.1%}  ({m:,} MACs, ideal {m // (r.dim * r.dim):,} cycles)")
     ins = {k: v for k, v in sorted(r.instructions.items()) if k != "total"}
     lines.append(f"  instructions      {r.instructions.get('total', 0):,}  (" +
                  ", ".join(f"{k} {v:,}" for k, v in ins.items()) + ")")
@@ -164,9 +169,11 @@ def main_sim(ns: argparse.Namespace) -> int:
     if ns.json:
         d = result.to_dict()
         d["file"], d["entry"] = str(path), ns.entry
+        if ns.macs is not None:
+            d["macs"], d["utilization"] = ns.macs, result.utilization(ns.macs)
         print(json.dumps(d))
     else:
-        print(format_report(str(path), ns.entry, result))
+        print(format_report(str(path), ns.entry, result, ns.macs))
     return 0
 
 

@@ -125,6 +125,7 @@ def _compute_method(name: str, preloaded: bool) -> Any:
                 self.out = None
                 q = self.q
                 q.append((arow, w, crow, c & 0x40000000))
+                self.macs += d * d * d
                 sb = self.q_sp_blocks
                 sb.add(arow >> 4)
                 sb.add((arow + 15) >> 4)
@@ -210,6 +211,7 @@ class Machine:
         self.sp_alloc = RowAllocator(self.sp_rows, d, "scratchpad")
         self.acc_alloc = RowAllocator(self.acc_rows, 4 * d, "accumulator")
         self.fsm_calls = 0
+        self.macs = 0  # multiply-accumulates the array performed (useful rows x cols x depth)
         self.dram_read = self.dram_written = 0
 
     # ---- bookkeeping -----------------------------------------------------
@@ -621,6 +623,8 @@ class Machine:
         a &= 0xFFFFFFFF
         dd &= 0xFFFFFFFF
         c, c_cols, c_rows = self.out
+        if a != GARBAGE_ADDR:
+            self.macs += a_rows * a_cols * c_cols
         self._barrier()
         if self.w_row is not None:
             self.weights = self.sp[self.w_row:self.w_row + d].astype(np.int32)

@@ -40,10 +40,13 @@ class RunResult:
     acc_rows: int
     arrays: dict[str, np.ndarray] = field(repr=False)
     dim: int = 16
+    macs: int = 0
     timing: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def utilization(self, macs: int) -> float:
-        """Ideal array cycles (macs / dim^2) over measured cycles."""
+    def utilization(self, macs: Optional[int] = None) -> float:
+        """Ideal array cycles (macs / dim^2) over measured cycles; `macs` defaults
+        to the multiply-accumulates the array actually performed."""
+        macs = self.macs if macs is None else macs
         return (macs / (self.dim * self.dim)) / self.cycles if self.cycles else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +60,8 @@ class RunResult:
             "sp_rows": self.sp_rows,
             "acc_rows_used": self.acc_rows_used,
             "acc_rows": self.acc_rows,
+            "macs": self.macs,
+            "utilization": self.utilization(),
         }
 
 
@@ -207,7 +212,7 @@ class Program:
         return RunResult(cycles=cycles, instructions=counts, units=units, stalls=stalls,
                          dram_bytes={"read": m.dram_read, "written": m.dram_written},
                          sp_rows_used=sp_used, acc_rows_used=acc_used, sp_rows=config.sp_rows,
-                         acc_rows=config.acc_rows, arrays=arrays, dim=config.dim, timing=rd)
+                         acc_rows=config.acc_rows, arrays=arrays, dim=config.dim, macs=m.macs, timing=rd)
 
     def _locate(self, err: SimError, tb: Any) -> SimError:
         """Attach the C line of the innermost generated-code frame to the error."""
