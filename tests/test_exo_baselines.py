@@ -109,11 +109,17 @@ def test_opt_extends_unopt_and_is_faster(results):
 def test_opt_unrolls_and_guards_loads(results):
     c = results[(SQUARE, "opt")].c_source
     c = c[c.index("void gemm_64x64x64("):]
-    # unrolled inner loops: the 16 computes of a k chunk are straight-line code
-    assert c.count("gemmini_extended_compute_preloaded(") == 16
-    # B loads are outside the i loops: before the first loop over io
+    # unrolled inner loops: the 16 computes of a 64-wide chunk, for each of
+    # the two buffers (ii), are straight-line code; only the io loop is left
+    assert c.count("gemmini_extended_compute_preloaded(") == 2 * 16
+    assert re.findall(r"for \(int_fast32_t (\w+)", c) == ["io"]
+    # B loads are outside the i loops: before the loop over io, once
     first_io = c.index("for (int_fast32_t io")
     assert "gemmini_extended_mvin3(" in c[:first_io]
+    assert "gemmini_extended_mvin3(" not in c[first_io:]
+    # the blocked flow keeps a loop over the row tiles of a block
+    b = results[(SQUARE, "opt-blocked")].c_source
+    assert "for (int_fast32_t ii" in b and "for (int_fast32_t j" in b
 
 
 def test_opt_plans_for_the_six_gemms():
@@ -141,3 +147,15 @@ def test_compiles_with_stable_names(results):
     assert m.entry == "gemm_32x128x64"
     assert '#include "autocomp_exo_gemmini.h"' in m.c_source
     assert re.search(r"void gemm_32x128x64\( autocomp_exo_gemmini_Context \*ctxt", m.c_source)
+
+
+def test_compile_error_carries_exos_message():
+    from autocomp_exo.exo_compile import CompileError
+    from autocomp_exo.workloads import gemm
+
+    p = Schedule([{"op": "set_memory", "args": ["res", {"mem": "GEMM_SCRATCH"}]}]).apply(gemm(32, 32, 32))
+    with pytest.raises(CompileError) as e:
+        to_c(p)
+    assert e.value.kind == "MemGenError" and "res" in e.value.message
+    c, entry = to_c(gemm(32, 32, 32))
+    assert entry == "gemm_32x32x32" and "void gemm_32x32x32(" in c

@@ -14,8 +14,10 @@ Exo paper's experts did, written as explicit primitive steps:
   of i (no ``%`` in indices: EXO.md pitfall 8);
 - **loops re-fused**: the zero / compute / store phases of an output tile stay
   in one loop body after the loads are pulled out;
-- **inner loops unrolled** (k, j_in_o): straight-line preload/compute pairs
-  with constant scratchpad offsets, so the CPU issues commands faster.
+- **inner loops unrolled** (k, j_in_o, ko; and j and the 2-way ii loop for
+  small tiles): straight-line preload/compute pairs with constant scratchpad
+  offsets, so the CPU spends fewer cycles on address arithmetic per command
+  (in the simulator the CPU issue rate is what limits the unrolled code).
 
 Two flows, chosen by what fits in the 16384-row scratchpad:
 
@@ -72,11 +74,6 @@ def _after(c):
     return {"gap": "after", "stmt": c}
 
 
-def _to_top(c, n):
-    """n reorder_stmts steps moving statement c up past n statements."""
-    return [_s("reorder_stmts", {"block": c, "expand": [1, 0]}) for _ in range(n)]
-
-
 def plan(workload: GemmWorkload) -> tuple[str, int]:
     """(flow, BI) for a workload: the table for the six GEMMs, else a rule."""
     check_shape(workload.M, workload.N, workload.K)
@@ -109,6 +106,31 @@ def _unrolls() -> list[dict]:
         _s("unroll_loop", _up(ST)),  # j_in_o of stores
         _s("simplify"),
     ]
+
+
+# Straight-line code per i tile is capped (the simulator parses the C; Exo's
+# simplify recurses on long bodies): unroll j and the 2-way ii loop too only
+# when a tile has at most this many 64-wide (j, ko) chunks.
+SMALL_TILE_CHUNKS = 4
+
+
+def _resident_unrolls(workload: GemmWorkload) -> list[dict]:
+    """After _unrolls: the ko loops (A loads, computes), then for small tiles
+    the j loop, and the ii loop (constant scratchpad/accumulator offsets)."""
+    s = [
+        _s("unroll_loop", _up(MM)),  # ko of the computes
+        _s("unroll_loop", _up(LDA)),  # ko of the A loads
+    ]
+    chunks = (workload.N // 64) * (workload.K // 64)
+    if chunks <= SMALL_TILE_CHUNKS:
+        s.append(_s("unroll_loop", _up(MM)))  # j
+    s.append(_s("unroll_loop", _up(LDA)))  # ii: the two buffers
+    s.append(_s("simplify"))
+    return s
+
+
+def _blocked_unrolls() -> list[dict]:
+    return [_s("unroll_loop", _up(MM)), _s("simplify")]  # ko of the computes
 
 
 def _resident_b_steps() -> list[dict]:
@@ -198,12 +220,12 @@ def steps(workload: GemmWorkload, flow: str | None = None, bi: int | None = None
     if flow == "resident_b":
         if mt % 2:
             raise WorkloadError(f"resident_b needs an even number of 16-row tiles (M={workload.M})")
-        return _resident_b_steps()
+        return _resident_b_steps() + _resident_unrolls(workload)
     if flow == "blocked":
         bi = bi or (pbi if pflow == "blocked" else 2)
         if mt % bi:
             raise WorkloadError(f"blocked: BI={bi} does not divide M/16={mt}")
-        return _blocked_steps(bi)
+        return _blocked_steps(bi) + _blocked_unrolls()
     raise WorkloadError(f"unknown exo_opt flow {flow!r} (resident_b or blocked)")
 
 
