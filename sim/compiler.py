@@ -62,6 +62,7 @@ class Var:
     t: CType
     lo: Optional[int] = None  # proven interval of a loop counter
     hi: Optional[int] = None
+    mem: bool = False  # its address is taken: it lives in a memory cell, py holds the address
 
 
 @dataclass
@@ -271,6 +272,8 @@ class Compiler:
                 pname, ptype = self._declarator(pt, p.children[1])
                 if ptype.kind == "void":
                     raise self.err(UnsupportedError, f"parameter '{pname}' has type void", p)
+                if pname == "ctxt" and ptype.kind == "ptr" and ptype.elem.kind == "void":
+                    ptype = ct.CTX  # Exo's context argument of a proc that uses no configs
                 params.append((pname, ptype))
         return FuncInfo(name, f"f_{name}", ret, params, node if node.data == "function_def" else None,
                         node.meta.line)
@@ -282,15 +285,23 @@ class Compiler:
         self.used_py: set[str] = set()
         self.cur = info
         self.pend = 0
-        args = []
+        body = info.node.children[3]
+        self.addr_taken = _addr_taken_names(body)
+        args, cells = [], []
         for pname, ptype in info.params:
             v = self.declare(pname, ptype)
             args.append(v.py)
+            if pname in self.addr_taken and ptype.kind in ("int", "float", "ptr"):
+                cells.append(v)
         self.emit(f"def {info.py}(_m{''.join(', ' + a for a in args)}):")
         self.indent += 1
         self.emit("_o = 0")
         self.emit("_cx = _m.ctx")
-        body = info.node.children[3]
+        for v in cells:  # a parameter whose address is taken moves into a memory cell
+            value = E(v.py, v.t, lo=v.lo, hi=v.hi)
+            self.emit(f"{v.py} = _m.site_array({self.fresh('cell')!r}, {v.t.sizeof()})")
+            v.mem = True
+            self.store_mem(E(v.py, ct.ptr(v.t)), v.t, value)
         self.block(body, new_scope=False)
         self.flush_ops()
         self.emit("_m.pend += _o")
@@ -468,6 +479,16 @@ class Compiler:
             return
         if init is not None and isinstance(init, Tree) and init.data == "init_list":
             raise self.err(UnsupportedError, "{ ... } initializers are only supported for arrays", node)
+        if name in self.addr_taken and t.kind in ("int", "float", "ptr"):
+            # its address is taken (`&x`): the variable lives in a memory cell
+            e = self.convert(self.expr(init), t) if init is not None else None
+            v = self.declare(name, t)
+            v.mem = True
+            self.emit(f"{v.py} = _m.site_array({self.fresh('cell')!r}, {t.sizeof()})")
+            if e is not None:
+                self.store_mem(E(v.py, ct.ptr(t)), t, e)
+                self.pend += e.ops + 1
+            return
         if init is None:
             v = self.declare(name, t)
             self.emit(f"{v.py} = {'0.0' if t.is_float else '0'}")
@@ -813,6 +834,8 @@ class Compiler:
                     raise self.err(UnsupportedError, f"undeclared variable '{name}'", node)
                 if v.t.kind == "array":
                     raise self.err(UnsupportedError, f"cannot assign to array '{name}'", node)
+                if v.mem:
+                    return LV("mem", v.t, addr=E(v.py, ct.ptr(v.t)))
                 return LV("var", v.t, var=v)
             if node.data == "index":
                 return self.index_lv(node)
@@ -984,6 +1007,8 @@ class Compiler:
         if v is not None:
             if v.t.kind == "array":
                 return E(v.py, v.t)
+            if v.mem:
+                return E(self.load_code(v.py, v.t), v.t, ops=1)
             return E(v.py, v.t, lo=v.lo, hi=v.hi)
         if name in self.constants:
             c = self.constants[name]
@@ -1013,6 +1038,8 @@ class Compiler:
         if isinstance(inner, Tree) and inner.data == "var":
             v = self.lookup(str(inner.children[0]))
             if v is not None and v.t.kind == "array":
+                return E(v.py, ct.ptr(v.t), ops=0)
+            if v is not None and v.mem:
                 return E(v.py, ct.ptr(v.t), ops=0)
             raise self.err(UnsupportedError, "taking the address of a scalar variable is not supported", node)
         lv = self.lvalue(inner)
@@ -1542,6 +1569,19 @@ def _names(node: Any) -> set[str]:
             out.add(str(node.children[0]))
         for c in node.children:
             out |= _names(c)
+    return out
+
+
+def _addr_taken_names(node: Any) -> set[str]:
+    """Names whose address the subtree takes with `&name`."""
+    out: set[str] = set()
+    if isinstance(node, Tree):
+        if node.data == "addr_of":
+            t = node.children[0]
+            if isinstance(t, Tree) and t.data == "var":
+                out.add(str(t.children[0]))
+        for c in node.children:
+            out |= _addr_taken_names(c)
     return out
 
 

@@ -17,7 +17,7 @@ from .compiler import RUNTIME_HELPERS, CompiledProgram, Compiler, FuncInfo
 from .errors import ArgumentError, RuntimeCError, SimError, UnsupportedError
 from .machine import Machine, check_runtime
 from .parser import parse
-from .timing import TimingModel
+from .timing_fast import make_timing_model
 
 _NP_OF = {
     (8, True): np.int8, (8, False): np.uint8, (16, True): np.int16, (16, False): np.uint16,
@@ -180,7 +180,7 @@ class Program:
             timing: bool = True, max_instructions: Optional[int] = 50_000_000) -> RunResult:
         config = config or default()
         info = self._entry(entry)
-        tm = TimingModel(config) if timing else None
+        tm = make_timing_model(config) if timing else None
         m = Machine(config, tm, max_instructions)
         values, arrays, copy_back = self.bind(m, info, args)
         ns = self._namespace()

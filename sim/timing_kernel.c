@@ -754,7 +754,7 @@ static inline int truth(PyObject *o) {
 }
 
 static int64_t *scratch(State *s, int64_t n) {
-    if (n > s->scratch_cap) {
+    if (n > s->scratch_cap || !s->scratch) {
         int64_t cap = n < 64 ? 64 : 2 * n;
         int64_t *p = (int64_t *)realloc(s->scratch, (size_t)cap * sizeof(int64_t));
         if (!p) {

@@ -66,3 +66,18 @@ def test_exo_gemm_instruction_counts_and_report(exo_c):
     assert r.acc_rows_used == 64 * (N // 64) and r.sp_rows_used > 0
     assert r.dram_bytes["written"] == M * N
     assert set(r.units) >= {"cpu", "load", "execute", "store"}
+
+
+@pytest.mark.parametrize("act", [False, True])
+def test_exo_cpu_only_algorithm_runs_bit_exact(act):
+    """The unscheduled algorithm: Exo's CPU-side C (static helpers such as
+    _relu_int8_t, ACC_SCALE, scalars passed by address, `void *ctxt`)."""
+    from autocomp_exo.workloads import gemm
+    c_src, entry = to_c(gemm(16, 32, 48))
+    rng = np.random.default_rng(5)
+    A = rng.integers(-128, 128, (16, 48), dtype=np.int8)
+    B = rng.integers(-128, 128, (48, 32), dtype=np.int8)
+    C = np.zeros((16, 32), np.int8)
+    r = sim.run(c_src, entry, {"scale": 1 / 256, "act": act, "A": A, "B": B, "C": C})
+    assert np.array_equal(C, numpy_gemm(A, B, 1 / 256, act))
+    assert r.instructions["total"] == 0 and r.cycles > 16 * 32 * 48  # scalar CPU work only
