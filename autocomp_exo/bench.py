@@ -194,8 +194,10 @@ def _fmt(x: Any, spec: str, none: str = "-") -> str:
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of bench rows."""
-    head = f"{'GEMM (MxNxK)':<16} {'baseline':<10} {'cycles':>11} {'util':>7} {'correct':>7} " \
-           f"{'speedup':>8} {'published':>9}"
+    import math
+
+    head = (f"{'GEMM (MxNxK)':<16} {'baseline':<10} {'cycles':>11} {'util':>7} {'correct':>7} "
+            f"{'speedup':>8} {'published':>9}")
     lines = [head, "-" * len(head)]
     prev = None
     for r in rows:
@@ -203,30 +205,32 @@ def format_table(rows: list[dict]) -> str:
         if prev is not None and shape != prev:
             lines.append("")
         prev = shape
-        util = None if r["utilization"] is None else 100 * r["utilization"]
+        util = "-" if r["utilization"] is None else f"{100 * r['utilization']:.1f}%"
+        sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
+        pub = "-" if r["published_speedup"] is None else f"{r['published_speedup']:.1f}x"
         lines.append(
-            f"{shape:<16} {r['baseline']:<10} {_fmt(r['cycles'], ',d'):>11} {_fmt(util, '.1f'):>6}% "
-            f"{('yes' if r['correct'] else 'NO'):>7} {_fmt(r['speedup'], '.2f'):>7}x "
-            f"{_fmt(r['published_speedup'], '.1f'):>8}x"
-        )
+            f"{shape:<16} {r['baseline']:<10} {_fmt(r['cycles'], ',d'):>11} {util:>7} "
+            f"{('yes' if r['correct'] else 'NO'):>7} {sp:>8} {pub:>9}")
         if not r["correct"] and r.get("error"):
             msg = str(r["error"]).strip().splitlines()[0][:150]
             lines.append(f"{'':<16}   failed at {r.get('stage')}: {msg}")
-    # geometric means of the speedups per baseline
-    import math
-
+    # geometric means of the speedups per baseline, over the shapes where both exist
     geo = []
     for b in dict.fromkeys(r["baseline"] for r in rows):
-        ours = [r["speedup"] for r in rows if r["baseline"] == b and r["speedup"]]
-        pub = [r["published_speedup"] for r in rows if r["baseline"] == b and r["published_speedup"]]
-        if ours:
-            g = math.exp(sum(math.log(x) for x in ours) / len(ours))
-            p = math.exp(sum(math.log(x) for x in pub) / len(pub)) if pub else None
-            geo.append(f"{b}: {g:.2f}x (published {_fmt(p, '.2f')}x)")
+        pairs = [(r["speedup"], r["published_speedup"]) for r in rows
+                 if r["baseline"] == b and r["speedup"]]
+        if not pairs or b == "swlib":
+            continue
+        g = math.exp(sum(math.log(x) for x, _ in pairs) / len(pairs))
+        text = f"{b} {g:.2f}x"
+        pub = [p for _, p in pairs if p]
+        if len(pub) == len(pairs):
+            text += f" (published {math.exp(sum(math.log(p) for p in pub) / len(pub)):.2f}x)"
+        geo.append(text)
     if geo:
         lines.append("")
         lines.append("geometric-mean speedup over swlib: " + "; ".join(geo))
-    lines.append("published: " + PUBLISHED_SOURCE + "; everything else simulated in this run")
+    lines.append("published = " + PUBLISHED_SOURCE + "; every other number was simulated in this run")
     return "\n".join(lines)
 
 
@@ -247,6 +251,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--json", action="store_true", help='print {"rows": [...]} as JSON')
+    p.add_argument("--quiet", action="store_true", help="no per-cell progress lines on stderr")
     p.set_defaults(func=run_bench, handler=run_bench)
     return p
 
@@ -263,8 +268,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"autocomp-exo bench: error: {e}", file=sys.stderr)
         return 2
 
-    def progress(cell: dict) -> None:
-        if not args.json:
+    def progress(cell: dict) -> None:  # to stderr, so --json output stays clean
+        if not getattr(args, "quiet", False):
             print(f"  {cell['M']}x{cell['N']}x{cell['K']} {cell['baseline']}: {cell['measurement'].summary()}",
                   file=sys.stderr, flush=True)
 

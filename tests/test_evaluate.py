@@ -126,3 +126,29 @@ def test_swlib_ok_via_evaluate_c(w64, swlib_c):
     m = evaluate_c(w64, *swlib_c, label="swlib")
     assert m.ok, m.error
     assert m.label == "swlib" and m.cycles > 0
+
+
+# ---- autocomp-exo bench (kept small: two C baselines on one shape) --------------------
+
+def test_bench_json_cli(capsys):
+    from autocomp_exo import bench
+
+    assert bench.parse_shapes("512x512x512, 12544x256x64") == [(512, 512, 512), (12544, 256, 64)]
+    with pytest.raises(ValueError):
+        bench.parse_shapes("100x64x64")
+    assert set(bench.PUBLISHED) == set(bench.SHAPES)
+    assert bench.PUBLISHED[(12544, 64, 256)]["fsm"] == 5.9
+    parser = __import__("argparse").ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    bench.add_bench_parser(sub)
+    ns = parser.parse_args(["bench", "--shapes", "64x64x64", "--baselines", "swlib,fsm", "--json"])
+    assert ns.handler(ns) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["rows"]
+    assert [r["baseline"] for r in rows] == ["swlib", "fsm"]
+    for r in rows:
+        assert r["correct"] is True and r["cycles"] > 0 and 0 < r["utilization"] <= 1
+        assert (r["M"], r["N"], r["K"]) == (64, 64, 64) and r["published_speedup"] is None
+    assert rows[0]["speedup"] == 1.0
+    ns = parser.parse_args(["bench", "--shapes", "64x64x64", "--baselines", "nope"])
+    assert ns.handler(ns) == 2
