@@ -127,7 +127,7 @@ def _wrap_code(code: str, t: CType) -> str:
     if not t.signed:
         return f"(({code}) & {m:#x})"
     half = 1 << (t.bits - 1)
-    return f"((({code}) + {half:#x}) & {m:#x}) - {half:#x}"
+    return f"(((({code}) + {half:#x}) & {m:#x}) - {half:#x})"
 
 
 class Compiler:
@@ -1281,7 +1281,8 @@ class Compiler:
             if a.lo is not None and a.lo >= 0:
                 lo, hi = 0, a.hi
             return E(code, t, lo=lo, hi=hi, ops=ops)
-        if a.norm and a.lo is not None and a.lo >= 0 and b.hi is not None and b.lo is not None and b.lo >= 0:
+        if a.norm and a.lo is not None and a.lo >= 0 and b.hi is not None and b.lo is not None and b.lo >= 0 \
+                and b.hi < t.bits:
             hi = a.hi << b.hi
             if hi <= t.hi:
                 return E(code, t, lo=a.lo << b.lo, hi=hi, ops=ops)
@@ -1367,21 +1368,23 @@ class Compiler:
             raise self.err(UnsupportedError, f"cannot convert {s} to {t}", node)
         if s.is_float:  # float -> int truncates toward zero
             return E(_wrap_code(f"_ftoi({e.code})", t), t, ops=e.ops)
+        if not e.norm:
+            if keep_unnormalized and t.bits == s.bits and not t.is_bool:
+                # congruent modulo 2^bits is enough for + - * & | ^ <<
+                return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
+            e = E(_wrap_code(e.code, s), s, ops=e.ops)  # reduce to its own type first
         if t.is_bool:
             if e.const is not None:
                 v = 1 if e.const else 0
                 return E(str(v), t, lo=v, hi=v, const=v)
-            if e.norm and e.lo is not None and e.lo >= 0 and e.hi <= 1:
+            if e.lo is not None and e.lo >= 0 and e.hi <= 1:
                 return E(e.code, t, lo=e.lo, hi=e.hi, ops=e.ops)
             return E(f"(1 if ({e.code}) else 0)", t, ops=e.ops)
-        if e.norm and e.lo is not None and t.lo <= e.lo and e.hi <= t.hi:
+        if e.lo is not None and t.lo <= e.lo and e.hi <= t.hi:
             return E(e._code, t, lo=e.lo, hi=e.hi, const=e.const, ops=e.ops, aff=e.aff, mat=e._mat)
-        if keep_unnormalized and t.bits >= ct.promote(s).bits:
-            # congruent modulo 2^bits is enough for + - * & | ^ <<
-            if e.norm and e.lo is not None and not (t.lo <= e.lo and e.hi <= t.hi):
-                return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
-            if not e.norm:
-                return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
+        if keep_unnormalized and t.bits >= s.bits:
+            # an exact value is congruent to its conversion modulo any wider 2^bits
+            return E(e._code, t, norm=False, ops=e.ops, aff=e.aff, mat=e._mat)
         if e.const is not None:
             v = _wrap_value(e.const, t)
             return E(str(v), t, lo=v, hi=v, const=v)
@@ -1522,6 +1525,8 @@ def _aff_canon(const: int, terms: dict) -> str:
     for k in sorted(terms):
         coef, code = terms[k]
         mag = abs(coef)
+        if not _SIMPLE.match(code):
+            code = f"({code})"
         text = code if mag == 1 else f"{code} * {mag}"
         parts.append(("- " if coef < 0 else "+ ") + text)
     if const or not parts:

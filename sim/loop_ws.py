@@ -44,11 +44,16 @@ def run_loop_ws(m: "Machine", I: int, J: int, K: int, pad_I: int, pad_J: int, pa
             f"accumulator rows; the FSM has half of each ({half_sp} and {half_acc})")
     if C == 0 and full_C:
         raise InstructionLimitError("gemmini_loop_ws: full_C needs a C address")
+    # scratchpad halves alternate every call; the accumulator half alternates
+    # only when a call starts fresh partial sums (ex_accumulate adds to the
+    # previous call's, as when the library splits K over several calls)
     h = m.fsm_calls % 2
     m.fsm_calls += 1
+    if not ex_accumulate:
+        m.fsm_acc_half = 1 - m.fsm_acc_half
     a_base = h * half_sp
     b_base = h * half_sp + half_sp - K * J * dim
-    c_base = h * half_acc
+    c_base = m.fsm_acc_half * half_acc
     a_scale = m.ld[a_spad_id][1]
     b_scale = m.ld[b_spad_id][1]
     st_scale = m.st_scale

@@ -211,6 +211,7 @@ class Machine:
         self.sp_alloc = RowAllocator(self.sp_rows, d, "scratchpad")
         self.acc_alloc = RowAllocator(self.acc_rows, 4 * d, "accumulator")
         self.fsm_calls = 0
+        self.fsm_acc_half = 1  # the first fresh loop_ws call uses accumulator half 0
         self.macs = 0  # multiply-accumulates the array performed (useful rows x cols x depth)
         self.dram_read = self.dram_written = 0
 
