@@ -120,6 +120,13 @@ def measure_baseline(baseline: str, M: int, N: int, K: int, *, config: Any = Non
     return failed("schedule", ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}"))
 
 
+def _measure_portable(baseline: str, M: int, N: int, K: int, config: Any = None, seed: int = 0) -> Measurement:
+    """`measure_baseline` for a worker process: drops the Exo proc (not picklable)."""
+    m = measure_baseline(baseline, M, N, K, config=config, seed=seed)
+    m.proc = None
+    return m
+
+
 class _Dims:
     """A stand-in workload with only the dimensions (for the C baselines)."""
 
@@ -164,7 +171,7 @@ def bench(shapes: Iterable[tuple[int, int, int]] = SHAPES, baselines: Iterable[s
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs) as ex:
-            futs = {(s, b): ex.submit(measure_baseline, b, *s, config=config, seed=seed) for s, b in cells}
+            futs = {(s, b): ex.submit(_measure_portable, b, *s, config=config, seed=seed) for s, b in cells}
             for key, f in futs.items():
                 try:
                     results[key] = f.result()
