@@ -45,27 +45,10 @@ def test_tiling_rejects_non_multiples():
 # the last one partial: exercises accumulation across tiles).
 SHAPES = [(64, 64, 64, False), (112, 112, 48, True), (96, 80, 832, False)]
 
-# Known simulator gaps (reported; the tests turn into XPASS when they are fixed):
-_XFAIL_2D = pytest.mark.xfail(
-    reason="sim: &A[y * 16][k] on a 2-D array parameter with a non-loop-counter y computes a bad "
-           "DRAM address (DramAccessError)", strict=False)
-_XFAIL_FSM_K0 = pytest.mark.xfail(
-    reason="sim: gemmini_loop_ws flips the accumulator half on every call, so a call with "
-           "ex_accumulate (after a call with C = NULL) does not add to the previous partial sums",
-    strict=False)
 
-
-def _cases(xfail_2d: bool, xfail_k0: bool):
-    out = []
-    for shape in SHAPES:
-        for arrays in ("flat", "2d"):
-            marks = []
-            if xfail_2d and arrays == "2d":
-                marks.append(_XFAIL_2D)
-            if xfail_k0 and shape[2] > 51 * 16:
-                marks.append(_XFAIL_FSM_K0)
-            out.append(pytest.param(*shape, arrays, marks=marks, id=f"{shape[0]}x{shape[1]}x{shape[2]}-{arrays}"))
-    return out
+def _cases():
+    return [pytest.param(*shape, arrays, id=f"{shape[0]}x{shape[1]}x{shape[2]}-{arrays}")
+            for shape in SHAPES for arrays in ("flat", "2d")]
 
 
 def _run(gen, M, N, K, relu, seed=0, arrays="flat"):
@@ -81,7 +64,7 @@ def _run(gen, M, N, K, relu, seed=0, arrays="flat"):
     return r, got, want
 
 
-@pytest.mark.parametrize("M, N, K, relu, arrays", _cases(xfail_2d=True, xfail_k0=False))
+@pytest.mark.parametrize("M, N, K, relu, arrays", _cases())
 def test_swlib_bit_exact(M, N, K, relu, arrays):
     r, got, want = _run(swlib, M, N, K, relu, arrays=arrays)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} mismatches"
@@ -95,7 +78,7 @@ def test_swlib_bit_exact(M, N, K, relu, arrays):
     assert r.cycles > n_blocks * 16
 
 
-@pytest.mark.parametrize("M, N, K, relu, arrays", _cases(xfail_2d=False, xfail_k0=True))
+@pytest.mark.parametrize("M, N, K, relu, arrays", _cases())
 def test_fsm_bit_exact(M, N, K, relu, arrays):
     r, got, want = _run(fsm, M, N, K, relu, arrays=arrays)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} mismatches"
