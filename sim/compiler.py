@@ -159,10 +159,15 @@ class Compiler:
         return cls(msg, file=self.filename, line=line or None, column=col or None, source_line=src)
 
     def _where(self, node: Any) -> tuple[int, int]:
-        if isinstance(node, Token):
-            return node.line or 0, node.column or 0
-        if isinstance(node, Tree) and getattr(node.meta, "line", None):
-            return node.meta.line, node.meta.column
+        """(line, column) of a node: its first token (trees carry no positions)."""
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Token):
+                if n.line:
+                    return n.line, n.column or 0
+            elif isinstance(n, Tree):
+                stack.extend(reversed(n.children))
         return self.pos
 
     # ---- output --------------------------------------------------------
@@ -276,7 +281,7 @@ class Compiler:
                     ptype = ct.CTX  # Exo's context argument of a proc that uses no configs
                 params.append((pname, ptype))
         return FuncInfo(name, f"f_{name}", ret, params, node if node.data == "function_def" else None,
-                        node.meta.line)
+                        self._where(node)[0])
 
     # ---- functions -------------------------------------------------------
     def compile_function(self, info: FuncInfo) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import lark
 from lark import Lark, Tree
@@ -32,8 +33,60 @@ _TOKEN_NAMES = {
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=True,
-                maybe_placeholders=True, start="start")
+    # cache=True keeps the LALR tables in the temp directory between processes
+    return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=False,
+                maybe_placeholders=True, start="start", cache=True)
+
+
+#: precedence (higher binds tighter) and the node each binary operator becomes
+_BINARY = {
+    "*": (10, "arith"), "/": (10, "arith"), "%": (10, "arith"),
+    "+": (9, "arith"), "-": (9, "arith"),
+    "<<": (8, "shift_op"), ">>": (8, "shift_op"),
+    "<": (7, "compare"), "<=": (7, "compare"), ">": (7, "compare"), ">=": (7, "compare"),
+    "==": (6, "compare"), "!=": (6, "compare"),
+    "&": (5, "band"), "^": (4, "bxor"), "|": (3, "bor"), "&&": (2, "log_and"), "||": (1, "log_or"),
+}
+_KEEPS_OP = {"arith", "shift_op", "compare"}
+
+
+def _nest(items: list) -> Tree:
+    """Left-associative precedence climbing over [operand, op, operand, ...]."""
+    pos = 0
+
+    def climb(min_prec: int) -> Any:
+        nonlocal pos
+        lhs = items[pos]
+        pos += 1
+        while pos < len(items):
+            op = items[pos]
+            prec, kind = _BINARY[str(op)]
+            if prec < min_prec:
+                break
+            pos += 1
+            rhs = climb(prec + 1)
+            lhs = Tree(kind, [lhs, op, rhs] if kind in _KEEPS_OP else [lhs, rhs])
+        return lhs
+
+    return climb(1)
+
+
+def fold_binary(tree: Tree) -> Tree:
+    """Turn every flat `binary` node into nested arith/compare/... nodes (in place)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        kids = node.children
+        for i, ch in enumerate(kids):
+            if isinstance(ch, Tree):
+                if ch.data == "binary":
+                    flat = []
+                    for x in ch.children:
+                        flat.append(x.children[0] if isinstance(x, Tree) and x.data == "binop" else x)
+                    ch = kids[i] = _nest(flat)
+                    # operands were already collected; walk the new subtree's leaves
+                stack.append(ch)
+    return tree
 
 
 def preprocess(text: str) -> tuple[str, dict[str, str]]:
@@ -76,7 +129,7 @@ def parse(text: str, filename: str = "<c>") -> tuple[Tree, dict[str, str]]:
         return lines[n - 1] if n and 0 < n <= len(lines) else None
 
     try:
-        return _parser().parse(clean), defines
+        return fold_binary(_parser().parse(clean)), defines
     except UnexpectedToken as e:
         tok = e.token
         what = "end of file" if tok.type == "$END" else f"'{tok}'"

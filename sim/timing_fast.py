@@ -99,6 +99,12 @@ class _Kernel:
         lib.tk_snapshot.restype = None
         lib.tk_snapshot.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double),
                                     ctypes.POINTER(ctypes.c_int64)]
+        lib.tk_table_umax.restype = ctypes.c_int
+        lib.tk_table_umax.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                      ctypes.c_int64, ctypes.c_double]
+        lib.tk_table_qmax.restype = ctypes.c_double
+        lib.tk_table_qmax.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                      ctypes.c_int64]
         self.has_python = bool(lib.tk_has_python())
         if self.has_python:
             lib.tk_feed.restype = ctypes.c_int

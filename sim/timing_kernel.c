@@ -639,6 +639,30 @@ static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dr
     return 0;
 }
 
+/* Test hooks: the row scoreboard alone. table 0 = load writes, 1 = execute
+ * writes, 2 = reads; space 0 / 1. Returns -1 (and sets tk_error) on a bad
+ * range, else 0; tk_table_qmax returns the max (0.0 for an empty range). */
+static Table *hook_table(State *s, int table, int64_t sp, int64_t a, int64_t b) {
+    int64_t r[3] = {sp, a, b};
+    if (table < 0 || table > 2 || check_ranges(s, r, 1)) return NULL;
+    return table == 0 ? &s->wld[sp] : table == 1 ? &s->wex[sp] : &s->rd[sp];
+}
+
+int tk_table_umax(State *s, int table, int64_t sp, int64_t a, int64_t b, double t) {
+    if (!(b > a)) return 0;
+    Table *tb = hook_table(s, table, sp, a, b);
+    if (!tb) return -1;
+    tset(tb, a, b, t);
+    return 0;
+}
+
+double tk_table_qmax(State *s, int table, int64_t sp, int64_t a, int64_t b) {
+    if (!(b > a)) return 0.0;
+    Table *tb = hook_table(s, table, sp, a, b);
+    if (!tb) return -1.0;
+    return tget(tb, a, b);
+}
+
 int tk_run(State *s, const int64_t *rec, int64_t n) {
     int64_t i = 0;
     while (i < n) {
