@@ -151,6 +151,8 @@ class Compiler:
         self.tmp = 0
         self.loops: list[LoopCtx] = []
         self.py2c: dict[str, str] = {}
+        self._memo: dict[int, tuple[frozenset, frozenset]] = {}
+        self._keep: list[Any] = []
 
     # ---- errors --------------------------------------------------------
     def err(self, cls, msg: str, node: Any = None) -> SimError:
@@ -332,6 +334,40 @@ class Compiler:
             if name in s:
                 return s[name]
         return None
+
+    # ---- what loop bodies change (memoized per node: bodies nest) -------------
+    def _names_of(self, node: Any) -> tuple[frozenset, frozenset]:
+        """(assigned, declared) C names of a subtree; `&x` counts as assigned."""
+        if not isinstance(node, Tree):
+            return frozenset(), frozenset()
+        key = id(node)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        assigned: set[str] = set()
+        declared: set[str] = set()
+        if node.data in ("assignment", "post_incdec", "pre_incdec", "addr_of"):
+            target = node.children[1] if node.data == "pre_incdec" else node.children[0]
+            if isinstance(target, Tree) and target.data == "var":
+                assigned.add(str(target.children[0]))
+        elif node.data == "declarator":
+            declared.update(str(c) for c in node.children if isinstance(c, Token) and c.type == "IDENT")
+        for c in node.children:
+            if isinstance(c, Tree):
+                a, d = self._names_of(c)
+                assigned |= a
+                declared |= d
+        out = (frozenset(assigned), frozenset(declared))
+        self._memo[key] = out
+        self._keep.append(node)  # ids stay unique while the tree is alive
+        return out
+
+    def _changed(self, node: Any) -> set[str]:
+        a, d = self._names_of(node)
+        return set(a | d)
+
+    def _assigned(self, node: Any) -> frozenset:
+        return self._names_of(node)[0]
 
     # ---- loop-invariant code motion ------------------------------------------
     def enter_loop(self, variant: set[str]) -> LoopCtx:
@@ -592,7 +628,7 @@ class Compiler:
     def st_while_stmt(self, node: Tree) -> None:
         cond, body = node.children
         self.flush_ops()
-        self.enter_loop(_changed_names(body) | _changed_names(cond))
+        self.enter_loop(self._changed(body) | self._changed(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -607,7 +643,7 @@ class Compiler:
     def st_do_stmt(self, node: Tree) -> None:
         body, cond = node.children
         self.flush_ops()
-        self.enter_loop(_changed_names(body) | _changed_names(cond))
+        self.enter_loop(self._changed(body) | self._changed(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -649,7 +685,7 @@ class Compiler:
         if step is None:
             return False
         names_in_bound = _names(rhs)
-        if name in names_in_bound or _reads_memory(rhs) or _assigns(body, names_in_bound | {name}):
+        if name in names_in_bound or _reads_memory(rhs) or bool(self._assigned(body) & (names_in_bound | {name})):
             return False  # the bound may change while the loop runs: evaluate it every time
         start = self.convert(self.expr(_init_of(idecl)), t)
         stop = self.expr(rhs)
@@ -673,7 +709,7 @@ class Compiler:
         self.emit(f"{rng} = range({start.code}, {stop_code}{step_code})")
         if not (start.const is not None and stop.const is not None and stop.const - start.const <= 64):
             self.emit(f"_m.iters(len({rng}))")
-        self.enter_loop(_changed_names(body) | {name})
+        self.enter_loop(self._changed(body) | {name})
         self.emit(f"for {v.py} in {rng}:")
         self.indent += 1
         self._loop_body(body, 2 + stop.ops)
@@ -689,7 +725,7 @@ class Compiler:
         first = self.fresh("first")
         if has_continue:
             self.emit(f"{first} = True")
-        self.enter_loop(_changed_names(body) | _changed_names(update) | _changed_names(cond))
+        self.enter_loop(self._changed(body) | self._changed(update) | self._changed(cond))
         self.emit("while True:")
         self.indent += 1
         self.emit("_m.tick()")
@@ -1541,24 +1577,6 @@ def _aff_canon(const: int, terms: dict) -> str:
     return f"({out})"
 
 
-def _changed_names(node: Any) -> set[str]:
-    """C names a subtree assigns, increments, takes the address of or declares."""
-    out: set[str] = set()
-    if not isinstance(node, Tree):
-        return out
-    if node.data in ("assignment", "post_incdec", "pre_incdec", "addr_of"):
-        target = node.children[1] if node.data == "pre_incdec" else node.children[0]
-        if isinstance(target, Tree) and target.data == "var":
-            out.add(str(target.children[0]))
-    elif node.data == "declarator":
-        for c in node.children:
-            if isinstance(c, Token) and c.type == "IDENT":
-                out.add(str(c))
-    for c in node.children:
-        out |= _changed_names(c)
-    return out
-
-
 def _op_text(node: Any) -> str:
     """The operator of an assign_op / incdec subtree (or a bare token)."""
     if isinstance(node, Tree):
@@ -1602,23 +1620,6 @@ def _reads_memory(node: Any) -> bool:
             return True
         return any(_reads_memory(c) for c in node.children)
     return False
-
-
-def _assigns(node: Any, names: set[str]) -> bool:
-    """Does the subtree assign (or take the address of) any of `names`?"""
-    if not isinstance(node, Tree):
-        return False
-    if node.data in ("assignment", "post_incdec", "pre_incdec"):
-        target = node.children[1] if node.data == "pre_incdec" else node.children[0]
-        if isinstance(target, Tree) and target.data == "var" and str(target.children[0]) in names:
-            return True
-    if node.data == "addr_of":
-        t = node.children[0]
-        if isinstance(t, Tree) and t.data == "var" and str(t.children[0]) in names:
-            return True
-    if node.data in ("declaration", "declaration_noend"):
-        pass  # a redeclaration shadows; the outer variable is unchanged
-    return any(_assigns(c, names) for c in node.children)
 
 
 def _has_continue(node: Any) -> bool:
