@@ -127,13 +127,14 @@ def _compute_method(name: str, preloaded: bool) -> Any:
                 q.append((arow, w, crow, c & 0x40000000))
                 self.macs += d * d * d
                 sb = self.q_sp_blocks
+                # 16-row blocks the entry reads / writes (the range spans one or two)
                 sb.add(arow >> 4)
-                sb.add((arow + 15) >> 4)
+                sb.add((arow + d - 1) >> 4)
                 sb.add(w >> 4)
-                sb.add((w + 15) >> 4)
+                sb.add((w + d - 1) >> 4)
                 ab = self.q_acc_blocks
                 ab.add(crow >> 4)
-                ab.add((crow + 15) >> 4)
+                ab.add((crow + d - 1) >> 4)
                 if len(q) >= 1024:
                     self._run_queue()
                 if tm is not None:
