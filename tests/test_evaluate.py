@@ -105,7 +105,8 @@ def test_unknown_entry_or_bad_run_stage_simulate(w64, swlib_c):
     m = evaluate_c(w64, c, "no_such_function")
     assert not m.ok and m.stage in ("simulate", "parse")
     # a local address beyond the scratchpad raises while running
-    bad = c.replace("uint32_t A_sp = 0;", "uint32_t A_sp = 16380;")
+    bad = c.replace("uint32_t A_sp_addr_start = 0;", "uint32_t A_sp_addr_start = 16380;")
+    assert bad != c
     m = evaluate_c(w64, bad, entry)
     assert not m.ok and m.stage == "simulate", (m.stage, m.error)
 
@@ -113,7 +114,7 @@ def test_unknown_entry_or_bad_run_stage_simulate(w64, swlib_c):
 def test_mismatch_stage_mismatch(w64, swlib_c):
     c, entry = swlib_c
     # never accumulate: every k overwrites the partial sums
-    bad = c.replace("out = out | 0x40000000;", "out = out;")
+    bad = c.replace("uint32_t out_sp_addr = C_sp_addr | 0x40000000;", "uint32_t out_sp_addr = C_sp_addr;")
     assert bad != c
     m = evaluate_c(w64, bad, entry)
     assert not m.ok and m.stage == "mismatch"

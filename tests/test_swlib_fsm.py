@@ -104,6 +104,6 @@ def test_generated_c_shape():
     assert "gemmini_loop_ws(" in f and "gemmini_fence();" in f
     flat = swlib.c_source(512, 512, 512, arrays="flat")
     assert "void swlib_gemm(const int8_t* A, const int8_t* B, int8_t* C, const float* scale, bool act)" in flat
-    assert "&A[((i0 * 5 + i) * 16) * 512 + (k0 * 32 + k) * 16]" in flat
+    assert "&A[((a_row + i) * 16) * 512 + (a_col + k) * 16]" in flat
     with pytest.raises(ValueError):
         swlib.c_source(64, 64, 64, arrays="3d")

@@ -189,82 +189,104 @@ def c_source(M: Any, N: int | None = None, K: int | None = None, *, name: str = 
     M, N, K = _dims(M, N, K)
     t = tiling(M, N, K)
     sig = c_signature(name, M, N, K, arrays)
-    a_addr = elem_addr("A", f"(i0 * {t.tile_I} + i) * {DIM}", f"(k0 * {t.tile_K} + k) * {DIM}", K, arrays)
-    b_addr = elem_addr("B", f"(k0 * {t.tile_K} + k) * {DIM}", f"(j0 * {t.tile_J} + j) * {DIM}", N, arrays)
-    c_addr = elem_addr("C", f"(i0 * {t.tile_I} + i) * {DIM}", f"(j0 * {t.tile_J} + j) * {DIM}", N, arrays)
-    top_b = SP_ROWS
-    lines = [
-        f"// Gemmini software library: tiled_matmul_auto({M}, {N}, {K}), WS, no bias, CPU-issued inner loop",
-        f"// tiles in DIM units: tile_I = {t.tile_I}, tile_J = {t.tile_J}, tile_K = {t.tile_K};"
-        f" grid {t.I0} x {t.J0} x {t.K0}; last tiles {t.last_I}, {t.last_J}, {t.last_K}",
-        "#include <stdint.h>",
-        "#include <stdbool.h>",
-        '#include "include/gemmini.h"',
-        "",
-        sig + " {",
-        "  gemmini_extended_config_ex(WS, 0, 0, 1, 0, 0);",
-        f"  gemmini_extended_config_st({N}, act, scale[0]);",
-        f"  gemmini_extended4_config_ld({K}, 1.0f, false, {DIM}, 0);",
-        f"  gemmini_extended4_config_ld({N}, 1.0f, false, {DIM}, 1);",
-        f"  gemmini_extended4_config_ld(0, 1.0f, false, {DIM}, 2);",
-        f"  for (int_fast32_t i0 = 0; i0 < {t.I0}; i0++) {{",
-        f"    for (int_fast32_t j0 = 0; j0 < {t.J0}; j0++) {{",
-        f"      for (int_fast32_t k0 = 0; k0 < {t.K0}; k0++) {{",
-        "        " + tile_size_decl("I", "i0", t.I0, t.tile_I, t.last_I),
-        "        " + tile_size_decl("J", "j0", t.J0, t.tile_J, t.last_J),
-        "        " + tile_size_decl("K", "k0", t.K0, t.tile_K, t.last_K),
-        "        uint32_t A_sp = 0;",
-        f"        uint32_t B_sp = {top_b} - K * J * {DIM};",
-        "        uint32_t C_acc = 1 << 31;",
-        "        for (int_fast32_t k = 0; k < K; k++) {",
-        "          for (int_fast32_t j = 0; j < J; j++) {",
-        "            for (int_fast32_t i = 0; i < I; i++) {",
-        f"              if (j == 0 && k % {MAX_BLOCK_LEN} == 0) {{",
-        f"                int_fast32_t a_blocks = k + {MAX_BLOCK_LEN} <= K ? {MAX_BLOCK_LEN} : K - k;",
-        f"                gemmini_extended_mvin({a_addr},"
-        f" A_sp + (i * K + k) * {DIM}, a_blocks * {DIM}, {DIM});",
-        "              }",
-        f"              if (i == 0 && j % {MAX_BLOCK_LEN} == 0) {{",
-        f"                int_fast32_t b_blocks = j + {MAX_BLOCK_LEN} <= J ? {MAX_BLOCK_LEN} : J - j;",
-        f"                gemmini_extended_mvin2({b_addr},"
-        f" B_sp + (k * J + j) * {DIM}, b_blocks * {DIM}, {DIM});",
-        "              }",
-        f"              uint32_t pre = ~((uint32_t)0);",
-        "              if (i == 0) {",
-        f"                pre = B_sp + (k * J + j) * {DIM};",
-        "              }",
-        f"              uint32_t out = C_acc + (i * J + j) * {DIM};",
-        "              if (k0 != 0 || k != 0) {",
-        "                out = out | 0x40000000;",
-        "              }",
-        f"              gemmini_extended_preload(pre, out, {DIM}, {DIM}, {DIM}, {DIM});",
-        "              if (i == 0) {",
-        f"                gemmini_extended_compute_preloaded(A_sp + (i * K + k) * {DIM}, ~((uint32_t)0),"
-        f" {DIM}, {DIM}, {DIM}, {DIM});",
-        "              } else {",
-        f"                gemmini_extended_compute_accumulated(A_sp + (i * K + k) * {DIM}, ~((uint32_t)0),"
-        f" {DIM}, {DIM}, {DIM}, {DIM});",
-        "              }",
-        "            }",
-        "          }",
-        "        }",
-        f"        if (k0 == {t.K0 - 1}) {{",
-        "          for (int_fast32_t i = 0; i < I; i++) {",
-        f"            for (int_fast32_t j = 0; j < J; j += {MAX_BLOCK_LEN}) {{",
-        f"              int_fast32_t c_blocks = j + {MAX_BLOCK_LEN} <= J ? {MAX_BLOCK_LEN} : J - j;",
-        f"              gemmini_extended_mvout(((uint64_t) {c_addr}),"
-        f" C_acc + (i * J + j) * {DIM}, c_blocks * {DIM}, {DIM});",
-        "            }",
-        "          }",
-        "        }",
-        "      }",
-        "    }",
-        "  }",
-        "  gemmini_fence();",
-        "}",
-        "",
-    ]
-    return "\n".join(lines)
+    # DRAM addresses as sp_tiled_matmul_ws computes them: the tile's corner (set per
+    # tile by tiled_matmul_outer) plus (row_block * stride + col_block) * DIM
+    a_addr = elem_addr("A", f"(a_row + i) * {DIM}", f"(a_col + k) * {DIM}", K, arrays)
+    b_addr = elem_addr("B", f"(b_row + k) * {DIM}", f"(b_col + j) * {DIM}", N, arrays)
+    c_addr = elem_addr("C", f"(a_row + i) * {DIM}", f"(b_col + j) * {DIM}", N, arrays)
+    mb = MAX_BLOCK_LEN
+    body = f"""\
+// Gemmini software library: tiled_matmul_auto({M}, {N}, {K}), WS, no bias, CPU-issued inner loop
+// (tiled_matmul_outer + sp_tiled_matmul_ws). Tiles in DIM units: tile_I = {t.tile_I},
+// tile_J = {t.tile_J}, tile_K = {t.tile_K}; grid {t.I0} x {t.J0} x {t.K0}; last tiles {t.last_I}, {t.last_J}, {t.last_K}.
+#include <stdint.h>
+#include <stdbool.h>
+#include "include/gemmini.h"
+
+{sig} {{
+  // tiled_matmul_outer: configs once
+  gemmini_extended_config_ex(WS, 0, 0, 1, 0, 0);
+  gemmini_extended_config_st({N}, act, scale[0]);
+  gemmini_extended4_config_ld({K}, 1.0f, false, {DIM}, 0);
+  gemmini_extended4_config_ld({N}, 1.0f, false, {DIM}, 1);
+  gemmini_extended4_config_ld(0, 1.0f, false, {DIM}, 2);
+  int_fast32_t pad_I = 0;
+  int_fast32_t pad_J = 0;
+  int_fast32_t pad_K = 0;
+  for (int_fast32_t i0 = 0; i0 < {t.I0}; i0++) {{
+    for (int_fast32_t j0 = 0; j0 < {t.J0}; j0++) {{
+      for (int_fast32_t k0 = 0; k0 < {t.K0}; k0++) {{
+        {tile_size_decl("I", "i0", t.I0, t.tile_I, t.last_I)}
+        {tile_size_decl("J", "j0", t.J0, t.tile_J, t.last_J)}
+        {tile_size_decl("K", "k0", t.K0, t.tile_K, t.last_K)}
+        int_fast32_t a_row = i0 * {t.tile_I};
+        int_fast32_t a_col = k0 * {t.tile_K};
+        int_fast32_t b_row = k0 * {t.tile_K};
+        int_fast32_t b_col = j0 * {t.tile_J};
+        // sp_tiled_matmul_ws: A from scratchpad row 0 up, B from the top down, C in the accumulator
+        uint32_t A_sp_addr_start = 0;
+        uint32_t B_sp_addr_start = {SP_ROWS} - K * J * {DIM};
+        uint32_t C_sp_addr_start = 1 << 31;
+        int_fast32_t A_blocks = K <= {mb} ? K : {mb};
+        int_fast32_t B_blocks = J <= {mb} ? J : {mb};
+        int_fast32_t C_blocks = J <= {mb} ? J : {mb};
+        for (int_fast32_t k = 0; k < K; k++) {{
+          for (int_fast32_t j = 0; j < J; j++) {{
+            for (int_fast32_t i = 0; i < I; i++) {{
+              uint32_t A_sp_addr = A_sp_addr_start + (i * K + k) * {DIM};
+              uint32_t B_sp_addr = B_sp_addr_start + (k * J + j) * {DIM};
+              uint32_t C_sp_addr = C_sp_addr_start + (i * J + j) * {DIM};
+              if (j == 0 && k % A_blocks == 0) {{
+                int_fast32_t a_blocks = k + A_blocks <= K ? A_blocks : K - k;
+                int_fast32_t a_cols = a_blocks * {DIM} - (k + a_blocks >= K ? pad_K : 0);
+                int_fast32_t a_rows = {DIM} - (i == I - 1 ? pad_I : 0);
+                gemmini_extended_mvin({a_addr}, A_sp_addr, a_cols, a_rows);
+              }}
+              if (i == 0 && j % B_blocks == 0) {{
+                int_fast32_t b_blocks = j + B_blocks <= J ? B_blocks : J - j;
+                int_fast32_t b_cols = b_blocks * {DIM} - (j + b_blocks >= J ? pad_J : 0);
+                int_fast32_t b_rows = {DIM} - (k == K - 1 ? pad_K : 0);
+                gemmini_extended_mvin2({b_addr}, B_sp_addr, b_cols, b_rows);
+              }}
+              uint32_t pre_sp_addr = i == 0 ? B_sp_addr : ~((uint32_t)0);
+              // accumulate, except on the very first k of the whole K range (no bias: overwrite)
+              uint32_t out_sp_addr = C_sp_addr | 0x40000000;
+              if (k0 == 0 && k == 0) {{
+                out_sp_addr = C_sp_addr;
+              }}
+              int_fast32_t A_cols = {DIM} - (k == K - 1 ? pad_K : 0);
+              int_fast32_t A_rows = {DIM} - (i == I - 1 ? pad_I : 0);
+              int_fast32_t B_cols = {DIM} - (j == J - 1 ? pad_J : 0);
+              int_fast32_t B_rows = {DIM} - (k == K - 1 ? pad_K : 0);
+              int_fast32_t C_cols = {DIM} - (j == J - 1 ? pad_J : 0);
+              int_fast32_t C_rows = {DIM} - (i == I - 1 ? pad_I : 0);
+              gemmini_extended_preload(pre_sp_addr, out_sp_addr, B_cols, B_rows, C_cols, C_rows);
+              if (i == 0) {{
+                gemmini_extended_compute_preloaded(A_sp_addr, ~((uint32_t)0), A_cols, A_rows, {DIM}, {DIM});
+              }} else {{
+                gemmini_extended_compute_accumulated(A_sp_addr, ~((uint32_t)0), A_cols, A_rows, {DIM}, {DIM});
+              }}
+            }}
+          }}
+        }}
+        // move-out C after the tile's last k, on the last k0 tile only
+        if (k0 == {t.K0 - 1}) {{
+          for (int_fast32_t i = 0; i < I; i++) {{
+            for (int_fast32_t j = 0; j < J; j += C_blocks) {{
+              int_fast32_t c_blocks = j + C_blocks <= J ? C_blocks : J - j;
+              int_fast32_t c_cols = c_blocks * {DIM} - (j + c_blocks >= J ? pad_J : 0);
+              int_fast32_t c_rows = {DIM} - (i == I - 1 ? pad_I : 0);
+              gemmini_extended_mvout(((uint64_t) {c_addr}), C_sp_addr_start + (i * J + j) * {DIM}, c_cols, c_rows);
+            }}
+          }}
+        }}
+      }}
+    }}
+  }}
+  gemmini_fence();
+}}
+"""
+    return body
 
 
 def generate(workload: Any, *, name: str = ENTRY, arrays: str = "2d") -> tuple[str, str]:
