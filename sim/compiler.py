@@ -104,6 +104,7 @@ class CompiledProgram:
     functions: dict[str, FuncInfo]
     filename: str
     c_lines: list[str] = field(default_factory=list)
+    second: dict[int, tuple[int, int]] = field(default_factory=dict)  # fused call line -> compute's position
 
 
 _MASK = {8: 0xFF, 16: 0xFFFF, 32: 0xFFFFFFFF, 64: 0xFFFFFFFFFFFFFFFF}
@@ -152,6 +153,10 @@ class Compiler:
         self.loops: list[LoopCtx] = []
         self.py2c: dict[str, str] = {}
         self._memo: dict[int, tuple[frozenset, frozenset]] = {}
+        # a preload waiting to be fused with the compute that follows it: one
+        # machine call per preload/compute pair
+        self.stashed: Optional[tuple[int, list[str], tuple[int, int]]] = None
+        self.second_pos: dict[int, tuple[int, int]] = {}
         self._keep: list[Any] = []
 
     # ---- errors --------------------------------------------------------
@@ -174,7 +179,15 @@ class Compiler:
 
     # ---- output --------------------------------------------------------
     def emit(self, text: str) -> None:
+        if self.stashed is not None:
+            self._emit_stashed()
         self.lines.append((self.indent, text, self.pos))
+
+    def _emit_stashed(self) -> None:
+        """Emit a preload held back in case a compute follows (see call_stmt)."""
+        total, canon, pos = self.stashed
+        self.stashed = None
+        self.lines.append((self.indent, f"_o = _m.preload(_o + {total}{''.join(', ' + c for c in canon)})", pos))
 
     def fresh(self, base: str) -> str:
         self.tmp += 1
@@ -202,16 +215,21 @@ class Compiler:
         try:
             for info in defs:
                 self.compile_function(info)
+                if self.stashed is not None:
+                    self._emit_stashed()
         except SimError as e:  # errors raised without a position get the statement's
             line, col = self.pos
             src = self.c_lines[line - 1] if 0 < line <= len(self.c_lines) else None
             raise e.with_location(self.filename, line or None, col or None, src)
-        src_lines, linemap = [], []
-        for ind, text, pos in self.lines:
+        src_lines, linemap, second = [], [], {}
+        for i, (ind, text, pos) in enumerate(self.lines):
+            if i in self.second_pos:
+                second[len(src_lines)] = self.second_pos[i]
             for line in (text if isinstance(text, list) else [text]):
                 src_lines.append("    " * ind + line)
                 linemap.append(pos)
-        return CompiledProgram("\n".join(src_lines) + "\n", linemap, self.functions, self.filename, self.c_lines)
+        return CompiledProgram("\n".join(src_lines) + "\n", linemap, self.functions, self.filename, self.c_lines,
+                               second)
 
     def emit_header(self) -> None:
         self.emit("# generated from C by sim.compiler; one Python function per C function")
@@ -372,6 +390,8 @@ class Compiler:
     # ---- loop-invariant code motion ------------------------------------------
     def enter_loop(self, variant: set[str]) -> LoopCtx:
         """Open a loop: a placeholder for hoisted code goes right before it."""
+        if self.stashed is not None:
+            self._emit_stashed()
         ctx = LoopCtx(set(variant))
         self.lines.append((self.indent, ctx.hoist, self.pos))
         self.loops.append(ctx)
@@ -431,9 +451,13 @@ class Compiler:
 
     # ---- statements ------------------------------------------------------
     def flush_ops(self) -> None:
+        """Emit pending scalar-op counts and any held-back preload: called at the
+        end of every block, before the indentation changes."""
         if self.pend:
             self.emit(f"_o += {self.pend}")
             self.pend = 0
+        if self.stashed is not None:
+            self._emit_stashed()
 
     def block(self, node: Tree, new_scope: bool = True) -> None:
         if new_scope:
@@ -784,6 +808,18 @@ class Compiler:
                     canon.append(str(self.dim))
             total = self.pend + ops
             self.pend = 0
+            if op in ("compute_preloaded", "compute_accumulated") and self.stashed is not None:
+                t1, pre, pos1 = self.stashed
+                self.stashed = None
+                args_code = ", ".join(pre + [str(total)] + canon + ["1" if op == "compute_preloaded" else "0"])
+                self.second_pos[len(self.lines)] = self.pos
+                self.lines.append((self.indent, f"_o = _m.preload_compute(_o + {t1}, {args_code})", pos1))
+                return
+            if op == "preload":
+                if self.stashed is not None:
+                    self._emit_stashed()
+                self.stashed = (total, canon, self.pos)
+                return
             self.emit(f"_o = _m.{op}(_o + {total}{''.join(', ' + c for c in canon)})")
             return
         e = self.builtin_call(name, args, node, as_stmt=True)

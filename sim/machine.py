@@ -17,7 +17,7 @@ from gemmini_isa import GARBAGE_ADDR, GemminiConfig
 
 from .allocator import RowAllocator
 from .errors import (
-    BudgetExceededError, DramAccessError, InstructionLimitError, LocalAddressError, RuntimeCError,
+    SimError, BudgetExceededError, DramAccessError, InstructionLimitError, LocalAddressError, RuntimeCError,
     UnsupportedError,
 )
 
@@ -611,6 +611,71 @@ class Machine:
         self.out = (c, c_cols, c_rows)
         if self.tm is not None:
             self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm)
+
+    def preload_compute(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int,
+                        ops2: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,
+                        preloaded: int) -> int:
+        """A preload immediately followed by a compute (the compiler fuses the
+        pair into one call). Full 16x16 WS blocks take the queued fast path."""
+        d = self.dim
+        b &= 0xFFFFFFFF
+        c &= 0xFFFFFFFF
+        a &= 0xFFFFFFFF
+        n = self.n + 2
+        if (n <= self.budget and b_cols == d and b_rows == d and c_cols == d and c_rows == d
+                and a_cols == d and a_rows == d and self.dataflow == 1 and self.a_stride == 1
+                and (dd & 0xFFFFFFFF) == GARBAGE_ADDR and c >> 31 and c != GARBAGE_ADDR and not a >> 31):
+            if b == GARBAGE_ADDR:
+                w = self.w_row
+            elif not b >> 31:
+                w = b & ROWMASK
+            else:
+                w = None
+            arow = a & ROWMASK
+            crow = c & ROWMASK
+            if (w is not None and w + d <= self.sp_rows and arow + d <= self.sp_rows
+                    and crow + d <= self.acc_rows):
+                self.n = n
+                name = "compute_preloaded" if preloaded else "compute_accumulated"
+                counts = self.counts
+                counts["preload"] = counts.get("preload", 0) + 1
+                counts[name] = counts.get(name, 0) + 1
+                self.w_row = w
+                self.out = None
+                q = self.q
+                q.append((arow, w, crow, c & 0x40000000))
+                self.macs += d * d * d
+                sb = self.q_sp_blocks
+                sb.add(arow >> 4)
+                sb.add((arow + d - 1) >> 4)
+                sb.add(w >> 4)
+                sb.add((w + d - 1) >> 4)
+                ab = self.q_acc_blocks
+                ab.add(crow >> 4)
+                ab.add((crow + d - 1) >> 4)
+                if len(q) >= 1024:
+                    self._run_queue()
+                tm = self.tm
+                if tm is not None:
+                    if self.pend:
+                        ops += self.pend
+                        self.pend = 0
+                    tm.cpu(ops)
+                    tm.command("preload", "execute", () if b == GARBAGE_ADDR else ((0, w, w + d),),
+                               ((1, crow, crow + d),), 0, 0 if b == GARBAGE_ADDR else d, d, False)
+                    tm.cpu(ops2)
+                    tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, False, False)
+                return 0
+        self.preload(ops, b, c, b_cols, b_rows, c_cols, c_rows)
+        try:
+            if preloaded:
+                self.compute_preloaded(ops2, a, dd, a_cols, a_rows, d_cols, d_rows)
+            else:
+                self.compute_accumulated(ops2, a, dd, a_cols, a_rows, d_cols, d_rows)
+        except SimError as e:
+            e.fused_second = True  # the error belongs to the compute's line
+            raise
+        return 0
 
     compute_preloaded = _compute_method("compute_preloaded", True)
     compute_accumulated = _compute_method("compute_accumulated", False)

@@ -222,6 +222,8 @@ class Program:
                 idx = tb.tb_lineno - 1
                 if 0 <= idx < len(self.compiled.linemap):
                     line, col = self.compiled.linemap[idx]
+                    if getattr(err, "fused_second", False) and idx in self.compiled.second:
+                        line, col = self.compiled.second[idx]  # the compute of a fused pair
             tb = tb.tb_next
         lines = self.compiled.c_lines
         src = lines[line - 1] if line and 0 < line <= len(lines) else None
