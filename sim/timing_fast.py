@@ -2,37 +2,38 @@
 
 ``sim/timing_kernel.c`` is a faithful port of :class:`sim.timing.TimingModel`
 (same state, same rules, same double arithmetic in the same order: the report
-is identical to the cycle). This module builds it on first use with the C
-compiler (``$CC``, else ``gcc``; ``-O2 -shared -fPIC -ffp-contract=off``) into
-a cache directory (``$AUTOCOMP_EXO_CACHE``, else ``~/.cache/autocomp_exo``;
-the temp directory if that is not writable), keyed by a hash of the source,
-the compiler and the Python version, and loads it with ctypes. Several
-processes may build at once: each compiles to its own temp file and
-``os.replace``-s it into place.
+is identical, every float to the bit). This module builds it on first use with
+the C compiler (``$CC``, else ``gcc``; ``-O2 -shared -fPIC -ffp-contract=off``,
+plus ``-DTK_PYTHON -I<Python.h dir>`` when Python's headers are there) into a
+cache directory (``$AUTOCOMP_EXO_CACHE``, else ``~/.cache/autocomp_exo``; the
+temp directory if that is not writable), keyed by a hash of the source, the
+flags, the compiler and the Python version. Several processes may build at
+once: each compiles to its own temp file and ``os.replace``-s it into place.
 
-:class:`FastTimingModel` has the TimingModel interface (``cpu``, ``command``,
-``fence``, ``fsm_begin``, ``fsm_end``, ``report``, ``now``, ``cycles``), but
-its calls only append to a Python list: ``cpu`` *is* ``list.append`` and
-``command`` appends one tuple. The list goes to C in bulk (every
-``_FLUSH_AT`` records, and before anything reads the state). Differences:
+The library is loaded with ctypes and, when it was built with Python.h, also
+imported as the extension module ``_timing_kernel`` (the same file):
+:class:`FastTimingModel`'s ``command`` / ``cpu`` / ``fence`` / ``fsm_begin`` /
+``fsm_end`` are then the C methods themselves, so one call costs a C call
+(no Python frame, nothing buffered). Without Python.h the calls append to a
+Python list that is encoded to int64 records and handed to ``tk_run``
+through ctypes every ``_FLUSH_AT`` records and before the state is read
+(slower, same results).
+
+Differences from TimingModel:
 
 - ``command()`` and ``fence()`` return None (the Python model returns the
   completion / CPU time; the machine ignores it). ``now`` / ``cycles`` /
   ``report()`` are exact.
-- Bad input (a range outside the scratchpad / accumulator, a space that is not
-  0 or 1, a non-integer byte count) raises ``ValueError`` / ``TypeError`` at
-  the next flush rather than in the call itself; the functional machine never
-  produces it.
 - ``rows`` and ``dram_bytes`` must be integers (as the machine passes them);
   ``cols`` is not used by the model.
+- Bad input (a range outside the scratchpad / accumulator, a space that is
+  not 0 or 1) raises ``ValueError`` (``TypeError`` for non-integers): in the
+  call itself with the extension, at the next flush on the ctypes path. The
+  functional machine never produces it.
 
 :func:`make_timing_model` returns a FastTimingModel when the library builds
 and loads, else the Python TimingModel with one warning naming why.
 ``AUTOCOMP_EXO_PURE_TIMING=1`` forces the Python model.
-
-When the compiler works but Python's headers (Python.h) are missing, the
-kernel is built without its Python front end and the records are encoded to
-int64 words in Python at flush time (slower, same results).
 """
 from __future__ import annotations
 
@@ -62,7 +63,11 @@ from .timing import _KIND, _UNIT_CLASS, TimingModel, TimingReport
 __all__ = ["FastTimingModel", "make_timing_model", "load_library", "kernel_status"]
 
 _SRC = Path(__file__).with_name("timing_kernel.c")
-_FLUSH_AT = 4096          # records buffered in Python before they go to C
+# Records buffered in Python before they go to C. Small on purpose: the
+# buffered tuples are young GC-tracked objects, and more than ~700 of them alive
+# at once trigger cyclic-GC passes (a 4096-record buffer made the GC cost more
+# than the whole model); a flush is one ctypes call (~1-2 us).
+_FLUSH_AT = 256
 _TK_VERSION = 1           # must match TK_VERSION in timing_kernel.c
 _PURE_ENV = "AUTOCOMP_EXO_PURE_TIMING"
 
@@ -78,10 +83,11 @@ class KernelUnavailable(RuntimeError):
 
 # ---- building and loading ------------------------------------------------
 class _Kernel:
-    """The loaded library and its ctypes signatures."""
+    """The loaded library: its ctypes signatures, and the extension module
+    ``_timing_kernel`` from the same file when it was built with Python.h."""
 
     def __init__(self, path: Path):
-        lib = ctypes.PyDLL(str(path))   # PyDLL: keeps the GIL, checks the Python error flag
+        lib = ctypes.PyDLL(str(path))   # PyDLL: keeps the GIL, like the Python model
         lib.tk_version.restype = ctypes.c_int
         lib.tk_version.argtypes = []
         if lib.tk_version() != _TK_VERSION:
@@ -105,10 +111,17 @@ class _Kernel:
         lib.tk_table_qmax.restype = ctypes.c_double
         lib.tk_table_qmax.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
                                       ctypes.c_int64]
-        self.has_python = bool(lib.tk_has_python())
-        if self.has_python:
-            lib.tk_feed.restype = ctypes.c_int
-            lib.tk_feed.argtypes = [ctypes.c_void_p, ctypes.py_object]
+        self.ext: Any = None
+        if lib.tk_has_python():
+            from importlib.machinery import ExtensionFileLoader
+            from importlib.util import module_from_spec, spec_from_file_location
+            loader = ExtensionFileLoader("_timing_kernel", str(path))
+            spec = spec_from_file_location("_timing_kernel", str(path), loader=loader)
+            ext = module_from_spec(spec)
+            loader.exec_module(ext)
+            if ext.VERSION != _TK_VERSION:
+                raise KernelUnavailable(f"{path}: extension version {ext.VERSION}, expected {_TK_VERSION}")
+            self.ext = ext
         self.lib = lib
         self.path = path
 
@@ -186,6 +199,9 @@ def _load_uncached() -> _Kernel:
                 return _Kernel(_build(cc, flags, src, cache))
             except KernelUnavailable as e:
                 errors.append(str(e))
+            except ImportError as e:   # the extension did not import: no use retrying elsewhere
+                errors.append(f"{type(e).__name__}: {e}")
+                break
             except (OSError, subprocess.SubprocessError) as e:
                 errors.append(f"{type(e).__name__}: {e}")
                 break   # the cache directory is unusable: try the next one
@@ -217,7 +233,7 @@ def kernel_status() -> str:
         k = load_library()
     except KernelUnavailable as e:
         return f"python (C kernel unavailable: {e})"
-    return f"c ({k.path}{'' if k.has_python else ', records encoded in Python: no Python.h'})"
+    return f"c ({k.path}{'' if k.ext is not None else ', records encoded in Python: no Python.h'})"
 
 
 # ---- the model ------------------------------------------------------------
@@ -285,7 +301,10 @@ def _encode(items: list) -> array:
 class FastTimingModel:
     """The scoreboard timing model of :mod:`sim.timing`, run in C (see the
     module docstring). Raises :class:`KernelUnavailable` if the kernel is not
-    there (use :func:`make_timing_model` to fall back)."""
+    there (use :func:`make_timing_model` to fall back).
+
+    ``encode_in_python=True`` uses the ctypes path (records buffered in Python
+    and encoded to int64 words) even when the extension is there (tests)."""
 
     report = TimingModel.report     # the same report code, over our snapshot
     cycles = TimingModel.cycles
@@ -297,37 +316,41 @@ class FastTimingModel:
             raise ValueError("FastTimingModel needs dma_beat_bytes and dma_max_request_bytes >= 1")
         self.config = cfg
         kernel = load_library()
-        lib = kernel.lib
-        st = lib.tk_new(*_params(cfg))
+        lib = self._lib = kernel.lib
+        ip, dp = _params(cfg)
+        if kernel.ext is not None and not encode_in_python:
+            # every call goes straight into C: the methods are the model
+            m = self._m = kernel.ext.new(bytes(ip), bytes(dp))
+            self._st = m.address()
+            self.command = m.command
+            self.cpu = m.cpu
+            self.fence = m.fence
+            self.fsm_begin = m.fsm_begin
+            self.fsm_end = m.fsm_end
+            self.flush = _nothing
+            return
+        self._m = None
+        st = lib.tk_new(ip, dp)
         if not st:
             raise MemoryError("tk_new failed")
         self._st = st
-        self._lib = lib
         self._fin = weakref.finalize(self, lib.tk_free, st)
         buf: list = []
         self._buf = buf
         app = buf.append
         ln = len
         limit = _FLUSH_AT
+        tk_run = lib.tk_run
+        tk_error = lib.tk_error
 
-        if kernel.has_python and not encode_in_python:
-            tk_feed = lib.tk_feed
-
-            def flush() -> None:
-                if buf:
-                    tk_feed(st, buf)   # empties buf (also when it raises)
-        else:
-            tk_run = lib.tk_run
-            tk_error = lib.tk_error
-
-            def flush() -> None:
-                if buf:
-                    try:
-                        words = _encode(buf)
-                    finally:
-                        buf.clear()
-                    if tk_run(st, words.buffer_info()[0], len(words)):
-                        raise ValueError(tk_error(st).decode(errors="replace"))
+        def flush() -> None:
+            if buf:
+                try:
+                    words = _encode(buf)
+                finally:
+                    buf.clear()
+                if tk_run(st, words.buffer_info()[0], len(words)):
+                    raise ValueError(tk_error(st).decode(errors="replace"))
 
         def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
                     rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> None:
@@ -359,13 +382,21 @@ class FastTimingModel:
         return self._snapshot()["cpu_t"]
 
     def _snapshot(self) -> dict:
-        self.flush()
-        d = (ctypes.c_double * 14)()
-        i = (ctypes.c_int64 * 5)()
-        self._lib.tk_snapshot(self._st, d, i)
+        if self._m is not None:
+            v = self._m.snapshot()
+            d, i = v[:14], v[14:]
+        else:
+            self.flush()
+            d = (ctypes.c_double * 14)()
+            i = (ctypes.c_int64 * 5)()
+            self._lib.tk_snapshot(self._st, d, i)
         return dict(cpu_t=d[0], last_end=d[1], cpu_busy=d[2], busy=list(d[3:6]), n_cmd=list(i[0:3]),
                     st_dep=list(d[6:9]), st_issue=list(d[9:12]), stall_rs=d[12], stall_fence=d[13],
                     dram_rd=i[3], dram_wr=i[4])
+
+
+def _nothing() -> None:
+    pass
 
 
 def make_timing_model(config: GemminiConfig | None = None) -> "FastTimingModel | TimingModel":

@@ -5,11 +5,11 @@
  * the same order, so every figure of the report is identical to the Python
  * model's. sim/timing_fast.py builds it (gcc -O2 -shared -fPIC
  * -ffp-contract=off: no fused multiply-adds, which would round differently
- * from Python) and drives it through ctypes.
+ * from Python) and loads it.
  *
  * Two ways in:
  *
- * tk_run(st, rec, n)
+ * tk_run(st, rec, n)   (ctypes; used when Python.h is missing)
  *     Processes n int64 words of trace records (pure C, no Python needed):
  *       TK_CPU     ops                        cpu(ops), integer ops
  *       TK_CPUF    bits                       cpu(ops), ops a double (its bit pattern)
@@ -25,12 +25,12 @@
  *     ("flush"). Returns 0, or -1 on a malformed record (tk_error() says why;
  *     the records before it were applied).
  *
- * tk_feed(st, list)   (only when built with -DTK_PYTHON and Python.h)
- *     Consumes a Python list of what FastTimingModel appended: ints / floats
- *     (cpu ops), 1-tuples (1,) fence, (2,) fsm_begin, (3,) fsm_end, and
- *     8-tuples (op, unit, reads, writes, dram_bytes, rows, fsm, bank_conflict)
- *     for command(); the list is emptied. Must be called with the GIL held
- *     (ctypes.PyDLL). Returns 0, or -1 with a Python exception set.
+ * The Python extension module _timing_kernel (only when built with
+ * -DTK_PYTHON and Python.h; the same shared library, imported by
+ * sim/timing_fast.py): new(iparams, dparams) makes a Model whose command(),
+ * cpu(), fence(), fsm_begin() and fsm_end() methods take exactly the
+ * TimingModel arguments and run the model at once, so a call costs a C
+ * function call instead of a Python one. snapshot() gives the raw figures.
  *
  * tk_new(iparams, dparams) / tk_free(st) / tk_snapshot(st, dout, iout) /
  * tk_error(st): see the functions.
@@ -818,74 +818,8 @@ static int ranges(PyObject *seq, int64_t *out, Py_ssize_t n, PyObject **items) {
     return 0;
 }
 
-static int feed_one(State *s, PyObject *o) {
-    if (PyTuple_CheckExact(o)) {
-        Py_ssize_t n = PyTuple_GET_SIZE(o);
-        if (n == 8) {
-            PyObject *op = PyTuple_GET_ITEM(o, 0);
-            int kind = op_kind(op);
-            if (kind < 0) kind = unit_kind(PyTuple_GET_ITEM(o, 1));
-            int fsm = truth(PyTuple_GET_ITEM(o, 6));
-            if (fsm < 0) return -1;
-            if (kind == K_NONE) return do_command(s, K_NONE, fsm, 0, 0, 0, NULL, 0, NULL, 0);
-            int bc = truth(PyTuple_GET_ITEM(o, 7));
-            if (bc < 0) return -1;
-            int64_t dram, rows;
-            if (as_i64(PyTuple_GET_ITEM(o, 4), &dram) || as_i64(PyTuple_GET_ITEM(o, 5), &rows)) return -1;
-            PyObject *rd = PyTuple_GET_ITEM(o, 2), *wr = PyTuple_GET_ITEM(o, 3);
-            PyObject *rdf = NULL, *wrf = NULL;
-            PyObject **ri, **wi;
-            Py_ssize_t nr, nw;
-            if (PyTuple_CheckExact(rd)) {
-                nr = PyTuple_GET_SIZE(rd);
-                ri = &PyTuple_GET_ITEM(rd, 0);
-            } else {
-                rdf = PySequence_Fast(rd, "timing: reads must be a sequence of ranges");
-                if (!rdf) return -1;
-                nr = PySequence_Fast_GET_SIZE(rdf);
-                ri = PySequence_Fast_ITEMS(rdf);
-            }
-            if (PyTuple_CheckExact(wr)) {
-                nw = PyTuple_GET_SIZE(wr);
-                wi = &PyTuple_GET_ITEM(wr, 0);
-            } else {
-                wrf = PySequence_Fast(wr, "timing: writes must be a sequence of ranges");
-                if (!wrf) {
-                    Py_XDECREF(rdf);
-                    return -1;
-                }
-                nw = PySequence_Fast_GET_SIZE(wrf);
-                wi = PySequence_Fast_ITEMS(wrf);
-            }
-            int64_t *buf = scratch(s, 3 * (int64_t)(nr + nw));
-            int rc = -1;
-            if (buf && !ranges(rd, buf, nr, ri) && !ranges(wr, buf + 3 * nr, nw, wi)) {
-                rc = do_command(s, kind, fsm, bc, dram, rows, buf, nr, buf + 3 * nr, nw);
-                if (rc) PyErr_SetString(PyExc_ValueError, s->err);
-            }
-            Py_XDECREF(rdf);
-            Py_XDECREF(wrf);
-            return rc;
-        }
-        if (n == 1) {
-            long code = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
-            if (code == 1) {
-                do_fence(s);
-                return 0;
-            }
-            if (code == 2) {
-                do_fsm_begin(s);
-                return 0;
-            }
-            if (code == 3) {
-                s->in_fsm = 0;
-                return 0;
-            }
-            if (PyErr_Occurred()) return -1;
-        }
-        PyErr_SetString(PyExc_ValueError, "timing: bad trace record");
-        return -1;
-    }
+/* cpu(ops) */
+static int cpu_obj(State *s, PyObject *o) {
     if (PyLong_Check(o)) {
         int64_t ops;
         if (as_i64(o, &ops)) return -1;
@@ -913,32 +847,242 @@ static int feed_one(State *s, PyObject *o) {
     return 0;
 }
 
-/* Apply every record of the list, then empty it (also on an error: the
- * records before the bad one were applied, the rest are dropped). */
-int tk_feed(State *s, PyObject *list) {
-    if (!PyList_Check(list)) {
-        PyErr_SetString(PyExc_TypeError, "tk_feed needs a list");
-        return -1;
+/* command(op, unit, reads, writes, dram_bytes, rows, cols, fsm, bank_conflict);
+ * a[i] NULL = not given (its default) */
+static int command_obj(State *s, PyObject *const *a) {
+    int kind = op_kind(a[0]);
+    if (kind < 0) kind = unit_kind(a[1]);
+    int fsm = a[7] ? truth(a[7]) : 0;
+    if (fsm < 0) return -1;
+    if (kind == K_NONE) return do_command(s, K_NONE, fsm, 0, 0, 0, NULL, 0, NULL, 0);
+    int bc = a[8] ? truth(a[8]) : 0;
+    if (bc < 0) return -1;
+    int64_t dram = 0, rows = 0;
+    if ((a[4] && as_i64(a[4], &dram)) || (a[5] && as_i64(a[5], &rows))) return -1;
+    PyObject *rd = a[2], *wr = a[3];
+    PyObject *rdf = NULL, *wrf = NULL;
+    PyObject **ri = NULL, **wi = NULL;
+    Py_ssize_t nr = 0, nw = 0;
+    if (!rd) {
+    } else if (PyTuple_CheckExact(rd)) {
+        nr = PyTuple_GET_SIZE(rd);
+        ri = &PyTuple_GET_ITEM(rd, 0);
+    } else {
+        rdf = PySequence_Fast(rd, "timing: reads must be a sequence of (space, start, end) ranges");
+        if (!rdf) return -1;
+        nr = PySequence_Fast_GET_SIZE(rdf);
+        ri = PySequence_Fast_ITEMS(rdf);
     }
-    int rc = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-        PyObject *o = PyList_GET_ITEM(list, i);
-        Py_INCREF(o); /* a __bool__ / __index__ could mutate the list */
-        int bad = feed_one(s, o);
-        Py_DECREF(o);
-        if (bad) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, s->err);
-            rc = -1;
-            break;
+    if (!wr) {
+    } else if (PyTuple_CheckExact(wr)) {
+        nw = PyTuple_GET_SIZE(wr);
+        wi = &PyTuple_GET_ITEM(wr, 0);
+    } else {
+        wrf = PySequence_Fast(wr, "timing: writes must be a sequence of (space, start, end) ranges");
+        if (!wrf) {
+            Py_XDECREF(rdf);
+            return -1;
         }
+        nw = PySequence_Fast_GET_SIZE(wrf);
+        wi = PySequence_Fast_ITEMS(wrf);
     }
-    Py_ssize_t n = PyList_GET_SIZE(list);
-    if (n) {
-        PyObject *exc_t, *exc_v, *exc_tb;
-        PyErr_Fetch(&exc_t, &exc_v, &exc_tb);
-        if (PyList_SetSlice(list, 0, n, NULL)) PyErr_Clear();
-        PyErr_Restore(exc_t, exc_v, exc_tb);
+    int64_t *buf = scratch(s, 3 * (int64_t)(nr + nw));
+    int rc = -1;
+    if (buf && !ranges(rd, buf, nr, ri) && !ranges(wr, buf + 3 * nr, nw, wi)) {
+        rc = do_command(s, kind, fsm, bc, dram, rows, buf, nr, buf + 3 * nr, nw);
+        if (rc) PyErr_SetString(PyExc_ValueError, s->err);
     }
+    Py_XDECREF(rdf);
+    Py_XDECREF(wrf);
     return rc;
 }
+
+/* ---- the extension type: the model's calls straight into C ---------------- */
+typedef struct {
+    PyObject_HEAD
+    State *s;
+} ModelObject;
+
+static const char *const CMD_KW[9] = {"op", "unit", "reads", "writes", "dram_bytes", "rows", "cols", "fsm",
+                                      "bank_conflict"};
+
+static PyObject *model_command(ModelObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[9] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (nargs > 9) {
+        PyErr_Format(PyExc_TypeError, "command() takes at most 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) a[i] = args[i];
+    if (kwnames) {
+        Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t j = 0; j < nk; j++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+            int k = 0;
+            while (k < 9 && PyUnicode_CompareWithASCIIString(name, CMD_KW[k]) != 0) k++;
+            if (k == 9) {
+                PyErr_Format(PyExc_TypeError, "command() got an unexpected keyword argument '%U'", name);
+                return NULL;
+            }
+            if (a[k]) {
+                PyErr_Format(PyExc_TypeError, "command() got multiple values for argument '%s'", CMD_KW[k]);
+                return NULL;
+            }
+            a[k] = args[nargs + j];
+        }
+    }
+    if (!a[0] || !a[1]) {
+        PyErr_SetString(PyExc_TypeError, "command() missing required argument 'op' or 'unit'");
+        return NULL;
+    }
+    if (command_obj(self->s, a)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_cpu(ModelObject *self, PyObject *ops) {
+    if (cpu_obj(self->s, ops)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_fence(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    do_fence(self->s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_fsm_begin(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    do_fsm_begin(self->s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_fsm_end(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    self->s->in_fsm = 0;
+    Py_RETURN_NONE;
+}
+
+/* (14 floats, 5 ints) as tk_snapshot */
+static PyObject *model_snapshot(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    double d[14];
+    int64_t i[5];
+    tk_snapshot(self->s, d, i);
+    PyObject *t = PyTuple_New(19);
+    if (!t) return NULL;
+    for (int k = 0; k < 14; k++) {
+        PyObject *v = PyFloat_FromDouble(d[k]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, k, v);
+    }
+    for (int k = 0; k < 5; k++) {
+        PyObject *v = PyLong_FromLongLong(i[k]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, 14 + k, v);
+    }
+    return t;
+}
+
+/* the State's address, for the ctypes entry points (the scoreboard test hooks) */
+static PyObject *model_address(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromVoidPtr(self->s);
+}
+
+static void model_dealloc(ModelObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    tk_free(self->s);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef model_methods[] = {
+    {"command", (PyCFunction)(void (*)(void))model_command, METH_FASTCALL | METH_KEYWORDS,
+     "command(op, unit, reads=(), writes=(), dram_bytes=0, rows=0, cols=0, fsm=False, bank_conflict=False)"},
+    {"cpu", (PyCFunction)model_cpu, METH_O, "cpu(ops)"},
+    {"fence", (PyCFunction)model_fence, METH_NOARGS, "fence()"},
+    {"fsm_begin", (PyCFunction)model_fsm_begin, METH_NOARGS, "fsm_begin()"},
+    {"fsm_end", (PyCFunction)model_fsm_end, METH_NOARGS, "fsm_end()"},
+    {"snapshot", (PyCFunction)model_snapshot, METH_NOARGS, "the raw state figures"},
+    {"address", (PyCFunction)model_address, METH_NOARGS, "the State's address"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot model_slots[] = {
+    {Py_tp_dealloc, (void *)model_dealloc},
+    {Py_tp_methods, model_methods},
+    {Py_tp_doc, (void *)"The timing model's state (sim/timing_kernel.c); made by new()."},
+    {0, NULL},
+};
+
+static PyType_Spec model_spec = {"_timing_kernel.Model", sizeof(ModelObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, model_slots};
+
+/* new(iparams: bytes, dparams: bytes) -> Model  (the int64 / double arrays of tk_new) */
+static PyObject *mod_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) ||
+        PyBytes_GET_SIZE(args[0]) != IP_N * (Py_ssize_t)sizeof(int64_t) ||
+        PyBytes_GET_SIZE(args[1]) != DP_N * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_TypeError, "new(iparams, dparams): the packed int64 / double parameter arrays");
+        return NULL;
+    }
+    PyTypeObject **slot = (PyTypeObject **)PyModule_GetState(module);
+    PyTypeObject *tp = slot ? *slot : NULL;
+    if (!tp) {
+        PyErr_SetString(PyExc_RuntimeError, "_timing_kernel: no Model type");
+        return NULL;
+    }
+    int64_t ip[IP_N];
+    double dp[DP_N];
+    memcpy(ip, PyBytes_AS_STRING(args[0]), sizeof ip);
+    memcpy(dp, PyBytes_AS_STRING(args[1]), sizeof dp);
+    State *s = tk_new(ip, dp);
+    if (!s) return PyErr_NoMemory();
+    ModelObject *m = PyObject_New(ModelObject, tp);
+    if (!m) {
+        tk_free(s);
+        return NULL;
+    }
+    m->s = s; /* (PyObject_New took the instance's reference to its heap type) */
+    return (PyObject *)m;
+}
+
+static PyMethodDef mod_methods[] = {
+    {"new", (PyCFunction)(void (*)(void))mod_new, METH_FASTCALL, "new(iparams, dparams) -> Model"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int mod_exec(PyObject *module) {
+    PyObject *tp = PyType_FromSpec(&model_spec);
+    if (!tp) return -1;
+    *(PyObject **)PyModule_GetState(module) = tp;
+    if (PyModule_AddObjectRef(module, "Model", tp) < 0) return -1;
+    return PyModule_AddIntConstant(module, "VERSION", TK_VERSION);
+}
+
+static int mod_traverse(PyObject *module, visitproc visit, void *arg) {
+    PyObject **st = (PyObject **)PyModule_GetState(module);
+    if (st) Py_VISIT(*st);
+    return 0;
+}
+
+static int mod_clear(PyObject *module) {
+    PyObject **st = (PyObject **)PyModule_GetState(module);
+    if (st) Py_CLEAR(*st);
+    return 0;
+}
+
+static PyModuleDef_Slot mod_slots[] = {{Py_mod_exec, (void *)mod_exec}, {0, NULL}};
+
+static struct PyModuleDef mod_def = {
+    PyModuleDef_HEAD_INIT, "_timing_kernel", "The C timing model (sim/timing_kernel.c).", sizeof(PyObject *),
+    mod_methods, mod_slots, mod_traverse, mod_clear, NULL,
+};
+
+PyMODINIT_FUNC PyInit__timing_kernel(void) { return PyModuleDef_Init(&mod_def); }
 #endif

@@ -230,22 +230,45 @@ def test_numpy_ints_lists_and_keywords():
 
 
 @needs_kernel
-def test_return_values_and_bad_input():
-    fast = FastTimingModel()
+@pytest.mark.parametrize("enc", [False, True], ids=["extension", "ctypes"])
+def test_return_values_and_bad_input(enc):
+    """Bad input raises (in the call with the extension, at the next flush on
+    the ctypes path) and leaves the model usable."""
+    fast = FastTimingModel(encode_in_python=enc)
     assert fast.command("config_ex", "execute") is None
     assert fast.fence() is None
-    fast.command("mvin", "load", (), ((0, 0, 10**9),), 16, 1, 16)
-    with pytest.raises(ValueError, match="outside the scratchpad"):
-        fast.report()
-    fast.command("mvin", "load", (), ((2, 0, 16),), 16, 1, 16)
-    with pytest.raises(ValueError, match="space 2"):
-        fast.report()
-    fast.command("mvin", "load", (), ((0, "x", 16),), 16, 1, 16)
-    with pytest.raises(TypeError):
-        fast.report()
-    # the bad records were dropped; the model still works
+
+    def bad(exc, match, *args, **kw):
+        with pytest.raises(exc, match=match or None):
+            fast.command(*args, **kw)
+            fast.report()
+
+    bad(ValueError, "outside the scratchpad", "mvin", "load", (), ((0, 0, 10**9),), 16, 1, 16)
+    bad(ValueError, "outside the accumulator", "mvin", "load", (), ((1, 5, 1030),), 16, 1, 16)
+    bad(ValueError, "space 2", "mvin", "load", (), ((2, 0, 16),), 16, 1, 16)
+    bad(TypeError, "", "mvin", "load", (), ((0, "x", 16),), 16, 1, 16)
+    bad(TypeError, "", "mvin", "load", (), ((0, 0, 16),), 16.5, 1, 16)
+    bad((TypeError, ValueError), "", "mvin", "load", (), ((0, 0),), 16, 1, 16)
+    bad(TypeError, "", "mvin", "load", 5, (), 16, 1, 16)
+    bad(TypeError, "", "mvin", "load", (), (), 16, 1, 16, False, False, "extra")
+    bad(TypeError, "unexpected keyword argument 'colz'", "mvin", "load", colz=3)
+    bad(TypeError, "multiple values", "mvin", "load", (), (), op="mvin")
+    bad(TypeError, "missing", "mvin")
+    # the bad commands did nothing; the model still works
     fast.command("mvin", "load", (), ((0, 0, 16),), 256, 16, 16)
     assert fast.report().units["load"]["commands"] == 1
+    assert fast.report().units["execute"]["commands"] == 1
+
+
+@needs_kernel
+def test_model_type_is_not_instantiable():
+    ext = timing_fast.load_library().ext
+    if ext is None:
+        pytest.skip("kernel built without Python.h")
+    with pytest.raises(TypeError):
+        ext.Model()
+    with pytest.raises(TypeError):
+        ext.new(b"", b"")
 
 
 # ---- real programs -----------------------------------------------------------
