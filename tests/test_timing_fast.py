@@ -417,6 +417,23 @@ def test_default_is_fast(monkeypatch):
 
 
 @needs_kernel
+def test_kernel_without_python_headers(monkeypatch, tmp_path):
+    """No Python.h: the library is built without the extension and driven
+    through ctypes with int64 records; same results."""
+    _fresh(monkeypatch, tmp_path)
+    monkeypatch.setattr(timing_fast, "_python_include", lambda: None)
+    kernel = timing_fast.load_library()
+    assert kernel.ext is None and str(tmp_path) in str(kernel.path)
+    assert "no Python.h" in timing_fast.kernel_status()
+    cfg = CONFIGS[1]
+    events = _stream(7, cfg, n=1500, dense=True)
+    py, fast = TimingModel(cfg), FastTimingModel(cfg)
+    assert fast._m is None
+    assert _play(fast, events) == _play(py, events)
+    _same(py, fast)
+
+
+@needs_kernel
 def test_concurrent_builds_into_a_fresh_cache(tmp_path):
     """Several processes building the library at once all get a working one."""
     env = dict(os.environ, AUTOCOMP_EXO_CACHE=str(tmp_path / "cache"))
