@@ -14,6 +14,7 @@ raised), "mismatch" (the output differs from the reference). Nothing escapes.
 """
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -227,3 +228,15 @@ def _run_and_check(m: Measurement, workload: Any, c_source: str, entry: str, *, 
     m.ok = True
     m.timings["total"] = time.perf_counter() - t0
     return m
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """`autocomp_exo.evaluate` is both this module and the function: once the
+    submodule is imported, Python binds the package attribute to the module,
+    so the module itself forwards calls to `evaluate`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Measurement:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
