@@ -1,0 +1,112 @@
+"""The agent interface: plan, then implement.
+
+An agent looks at a :class:`Candidate` (its schedule, the scheduled proc's
+text and its :class:`~autocomp_exo.measurement.Measurement`) and
+
+- ``plan(candidate, menu, n, rng) -> [Plan]``: ``n`` plans, each one option
+  of ``menu`` (the options left after dropout) with what to do;
+- ``implement(candidate, plan, k, rng) -> [[step, ...], ...]``: up to ``k``
+  schedule suffixes (lists of step dicts, each with its ``menu`` label) that
+  realize the plan when appended to ``candidate.schedule``.
+
+The offline agent (`autocomp_exo.agents.offline`) and an LLM agent are two
+implementations. Agents must be deterministic functions of their inputs and
+the ``rng`` they are given (the search derives every rng from the seed).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from ..measurement import Measurement
+from ..menu import MenuOption
+from ..schedule import Schedule
+
+__all__ = ["Candidate", "Plan", "Agent"]
+
+
+@dataclass
+class Candidate:
+    """One point of the search: a schedule and what evaluating it gave."""
+
+    id: int
+    schedule: Schedule
+    measurement: Optional[Measurement] = None
+    proc_text: Optional[str] = None       # str() of the scheduled Exo proc
+    parent: Optional[int] = None           # id of the parent candidate
+    plan: Optional["Plan"] = None          # the plan that produced it
+    iteration: int = 0
+    workload: Any = None                   # the GemmWorkload (M, N, K)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.measurement is not None and self.measurement.ok)
+
+    @property
+    def cycles(self) -> Optional[int]:
+        return self.measurement.cycles if self.ok else None
+
+    def bottleneck(self) -> str:
+        """What limits this candidate, from the simulator's per-unit figures:
+        "cpu" (the CPU does not issue commands fast enough), "load" (the DMA is
+        busy), "dependency" (units wait for each other: reuse of local rows),
+        "execute" (the array is busy: close to the bound) or "unknown"."""
+        m = self.measurement
+        if m is None or not m.ok or not m.cycles:
+            return "unknown"
+        units = m.units or {}
+        cyc = float(m.cycles)
+
+        def busy(u):
+            return float((units.get(u) or {}).get("busy", 0)) / cyc
+
+        ex = units.get("execute") or {}
+        stalls = m.stalls or {}
+        exec_busy = busy("execute")
+        if exec_busy > 0.9:
+            return "execute"
+        dep = float(ex.get("dependency", 0)) / cyc
+        issue = float(ex.get("cpu_issue", 0)) / cyc
+        if busy("load") > 0.8:
+            return "load"
+        if dep > issue and dep > 0.05:
+            return "dependency"
+        if busy("cpu") > 0.85 or issue > 0.05:
+            return "cpu"
+        if float(stalls.get("dependency", 0)) / cyc > 0.05:
+            return "dependency"
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One chosen menu option and what to do for it."""
+
+    option: str                      # menu key (autocomp_exo.menu.KEYS)
+    move: str = ""                   # agent-specific name of the transformation
+    text: str = ""                   # what to do, in words
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"option": self.option, "move": self.move, "text": self.text, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]) -> Optional["Plan"]:
+        if d is None:
+            return None
+        return cls(d.get("option", "other"), d.get("move", ""), d.get("text", ""), dict(d.get("params") or {}))
+
+
+class Agent:
+    """Base class: subclasses implement plan and implement."""
+
+    name = "agent"
+
+    def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
+             rng: random.Random) -> list[Plan]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def implement(self, candidate: Candidate, plan: Plan, k: int,
+                  rng: random.Random) -> list[list[dict]]:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,538 @@
+"""The offline agent: menu options realized as parameterized Exo step sequences.
+
+No LLM. The agent parses the candidate's proc text (`proctext.parse`): loops
+with their extents, allocations with shapes and memories, Gemmini calls with
+the loops around them. A family of *moves* (several per menu option) looks at
+those facts, decides whether it applies, samples its parameters with the rng
+and writes concrete whitelisted steps (patterns relative to the instruction
+calls, so they keep working after earlier moves renamed or split loops):
+
+``tile_rows``      divide the 16-row i loop into io / ii blocks (tiling)
+``resident_b``     all of B resident (loaded once), A strip per i tile loaded
+                   once and double-buffered with the accumulator tile over ii
+``blocked``        j outside the ii row tiles of an io block; the block's A
+                   strips resident, one B strip per (block, j) reused
+``hoist_load``     move an mvin out of the loops whose counters it does not
+                   use (lift / autolift its buffer, fission, reorder_stmts,
+                   remove_loop: the checked form of an ``if``-guarded load)
+``double_buffer``  split the loop around a buffer's allocation in 2 (or 4)
+                   and give the buffer a dimension for the inner counter, so
+                   consecutive tiles use distinct local rows
+``unroll``         fully unroll the innermost loop around the first call of an
+                   instruction (preload/compute, mvin, zero, mvout) + simplify
+``reorder``        swap two perfectly nested loops
+
+Which option a plan takes is biased by what limits the candidate
+(`Candidate.bottleneck`: CPU issue -> unrolling and fewer commands, load ->
+residency, dependency stalls -> double buffering). Every step is labelled
+with the plan's menu option.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from ..menu import MENU, MenuOption
+from .base import Agent, Candidate, Plan
+from .proctext import Node, ProcFacts, parse
+
+__all__ = ["OfflineAgent", "MOVES", "OPTION_MOVES"]
+
+SP_ROWS = 16384
+ACC_ROWS = 1024
+MAX_CALLS = 700          # straight-line code cap (statements the simulator parses)
+
+LDA = "do_ld_i8_block_id1"
+LDB = "do_ld_i8_block_id2"
+MM = "do_matmul_acc_i8"
+ZERO = "do_zero_acc_i32"
+ST = "do_st_acc_i8"
+LOADS = (LDA, LDB)
+CALLS = (MM, LDA, LDB, ZERO, ST)
+
+
+def _pat(name: str) -> str:
+    return f"{name}(_)"
+
+
+def _up(c, n=1):
+    for _ in range(n):
+        c = {"parent": c}
+    return c
+
+
+def _after(c):
+    return {"gap": "after", "stmt": c}
+
+
+def _before(c):
+    return {"gap": "before", "stmt": c}
+
+
+def _s(op, *args, **kwargs):
+    return {"op": op, "args": list(args), "kwargs": kwargs}
+
+
+def _divisors(n: int, lo: int = 2, hi: int = 16) -> list[int]:
+    return [d for d in range(lo, min(n, hi) + 1) if n % d == 0]
+
+
+@dataclass
+class Ctx:
+    facts: ProcFacts
+    cand: Candidate
+    M: int
+    N: int
+    K: int
+
+
+# --------------------------------------------------------------------------- #
+# Moves: applicable(ctx) -> bool; sample(ctx, rng) -> (params, steps) | None
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Move:
+    name: str
+    text: str
+    applicable: Callable[[Ctx], bool]
+    sample: Callable[[Ctx, random.Random], Optional[tuple[dict, list]]]
+    weight: float = 1.0
+
+
+def _unmodified_nest(f: ProcFacts) -> Optional[str]:
+    """The loop nest of Exo's standard mapping ("split": with i split into
+    io/ii; "plain": i not split yet; None: something else)."""
+    ldb = f.first_call(LDB)
+    lda = f.first_call(LDA)
+    mm = f.first_call(MM)
+    if not (ldb and lda and mm) or len(f.calls(LDB)) != 1 or len(f.calls(LDA)) != 1:
+        return None
+    lb = [l.name for l in ldb.loops()]
+    la = [l.name for l in lda.loops()]
+    if lb == ["io", "ii", "j", "ko", "k"] and la == ["io", "ii", "j", "ko"]:
+        return "split"
+    if lb == ["i", "j", "ko", "k"] and la == ["i", "j", "ko"]:
+        return "plain"
+    return None
+
+
+def _block_factors(c: "Ctx", ok) -> list[int]:
+    """ii extents the flow can use: the current one, or factors of M/16 to split i by."""
+    st = _unmodified_nest(c.facts)
+    if st == "split":
+        ii = c.facts.loops("ii")[0].extent or 0
+        return [ii] if ok(ii) else []
+    if st == "plain":
+        return [d for d in _divisors(c.M // 16, 2, 16) if ok(d)]
+    return []
+
+
+def _split_prefix(c: "Ctx", rng, fs: list[int]) -> tuple[dict, list]:
+    if _unmodified_nest(c.facts) == "split":
+        return {"factor": fs[0]}, []
+    d = rng.choice(fs)
+    return {"factor": d}, [_s("divide_loop", "i", d, ["io", "ii"], perfect=True)]
+
+
+# ---- tiling ------------------------------------------------------------------
+
+def _tile_ok(c: Ctx) -> bool:
+    f = c.facts
+    ls = f.loops("i")
+    return bool(ls) and "io" not in f.loop_names() and ls[0].extent and len(_divisors(ls[0].extent)) > 0
+
+
+def _tile_sample(c: Ctx, rng):
+    ext = c.facts.loops("i")[0].extent
+    ds = _divisors(ext, 2, 16)
+    # prefer factors whose A block / accumulator tiles fit the flows below
+    fit = [d for d in ds if d * c.K + 4 * c.K <= SP_ROWS and 64 * d <= ACC_ROWS] or ds
+    d = rng.choice(fit)
+    return {"factor": d}, [_s("divide_loop", "i", d, ["io", "ii"], perfect=True)]
+
+
+# ---- resident B (loaded once), A per i tile, double-buffered over ii ---------
+
+def _resident_fit(c: Ctx):
+    return lambda ii: c.N * c.K // 16 + ii * c.K <= SP_ROWS and ii * c.N <= ACC_ROWS
+
+
+def _resident_ok(c: Ctx) -> bool:
+    return bool(_block_factors(c, _resident_fit(c)))
+
+
+def _resident_sample(c: Ctx, rng):
+    params, pre = _split_prefix(c, rng, _block_factors(c, _resident_fit(c)))
+    s = pre + [
+        _s("lift_alloc", "a", 1),
+        _s("autolift_alloc", "a", 1, "row", None, True),
+        _s("lift_alloc", "a", 1),
+        _s("autolift_alloc", "b", 1, "row", None, True),
+        _s("lift_alloc", "b", 2),
+        _s("autolift_alloc", "res", 1, "row", None, True),
+        _s("lift_alloc", "res", 1),
+        _s("fission", _after(_pat(LDA))),
+        _s("reorder_stmts", {"block": _up(_pat(LDA)), "expand": [1, 0]}),
+        _s("fission", _after(_up(_pat(LDA)))),
+        _s("remove_loop", _up(_pat(LDA), 2)),
+        _s("fission", _after(_up(_pat(LDB)))),
+        _s("reorder_stmts", {"block": _up(_pat(LDB), 2), "expand": [1, 0]}),
+        _s("fission", _after(_up(_pat(LDB), 2))),
+        _s("reorder_stmts", {"block": _up(_pat(LDB), 3), "expand": [1, 0]}),
+        _s("fission", _after(_up(_pat(LDB), 3))),
+        _s("remove_loop", _up(_pat(LDB), 4)),
+        _s("fission", _after(_up(_pat(LDB), 3))),
+        _s("remove_loop", _up(_pat(LDB), 4)),
+    ]
+    if rng.random() < 0.5:
+        s.append(_s("simplify"))
+    return params, s
+
+
+# ---- blocked: j outside the row tiles of a block -----------------------------
+
+def _blocked_fit(c: Ctx):
+    return lambda bi: bi * c.K + 4 * c.K <= SP_ROWS and 64 * bi <= ACC_ROWS
+
+
+def _blocked_ok(c: Ctx) -> bool:
+    return bool(_block_factors(c, _blocked_fit(c)))
+
+
+def _blocked_sample(c: Ctx, rng):
+    L, B = _pat(LDA), _pat(LDB)
+    params, pre = _split_prefix(c, rng, _block_factors(c, _blocked_fit(c)))
+    s = pre + [
+        _s("sink_alloc", "res"),
+        _s("resize_dim", "res", 0, 1, "j"),
+        _s("lift_alloc", "a", 1),
+        _s("autolift_alloc", "a", 1, "row", None, True),
+        _s("reorder_loops", "ii j"),
+        _s("lift_alloc", "b", 1),
+        _s("fission", _after(L)),
+        _s("fission", _after(_up(B))),
+        _s("reorder_stmts", {"block": _up(B, 2), "expand": [1, 0]}),
+        _s("reorder_stmts", {"block": _up(B, 2), "expand": [1, 0]}),
+        _s("reorder_stmts", {"block": _up(B, 2), "expand": [1, 0]}),
+        _s("fission", _after(_up(B, 2))),
+        _s("remove_loop", _up(B, 3)),
+        _s("reorder_stmts", {"block": _up(L), "expand": [1, 0]}),
+        _s("reorder_stmts", {"block": _up(L), "expand": [1, 0]}),
+        _s("fission", _after(_up(L))),
+        _s("reorder_stmts", {"block": _up(L, 2), "expand": [1, 0]}),
+        _s("reorder_stmts", {"block": _up(L, 2), "expand": [1, 0]}),
+        _s("fission", _after(_up(L, 2))),
+        _s("remove_loop", _up(L, 3)),
+        _s("autolift_alloc", "res", 1, "row", None, True),
+        _s("lift_alloc", "res", 2),
+        _s("simplify"),
+    ]
+    return params, s
+
+
+# ---- generic load hoisting ---------------------------------------------------
+
+def _buffer_of(call: Node) -> Optional[str]:
+    # the destination is the last argument: "..., a[ko, 0:4, 0:16, 0:16])"
+    import re
+
+    m = re.search(r",\s*(\w+)\[[^\[\]]*\]\)$", call.text)
+    return m.group(1) if m else None
+
+
+def _hoist_target(c: Ctx, name: str):
+    f = c.facts
+    calls = f.calls(name)
+    if len(calls) != 1:
+        return None
+    x = calls[0]
+    chain = x.loops()
+    if any(a.kind == "if" for a in x.ancestors()):
+        return None
+    m = None
+    for idx in range(len(chain) - 1, -1, -1):
+        if not x.mentions(chain[idx].name):
+            m = idx
+            break
+    if m is None:
+        return None
+    buf = _buffer_of(x)
+    al = f.alloc(buf) if buf else None
+    if al is None:
+        return None
+    return x, chain, m, buf, al
+
+
+def _hoist_ok(c: Ctx) -> bool:
+    return any(_hoist_target(c, n) is not None for n in LOADS)
+
+
+def _hoist_sample(c: Ctx, rng):
+    names = [n for n in LOADS if _hoist_target(c, n) is not None]
+    if not names:
+        return None
+    name = rng.choice(names)
+    x, chain, m, buf, al = _hoist_target(c, name)
+    f = c.facts
+    P = _pat(name)
+    n = len(chain)              # X sits in the body of chain[n-1]
+    steps = []
+    # 1. the buffer must live outside chain[m]: lift it, adding a dimension for
+    #    every loop it leaves whose counter the load uses
+    al_loops = al.loops()
+    grow = 1
+    lm = chain[m]
+    if lm in al_loops:
+        k = al_loops.index(lm)
+        for lp in reversed(al_loops[k:]):
+            if lp is lm or not x.mentions(lp.name):
+                steps.append(_s("lift_alloc", buf, 1))
+            else:
+                steps.append(_s("autolift_alloc", buf, 1, "row", None, True))
+                grow *= lp.extent or 1
+        if al.parent is not lm and al.parent.kind != "for":
+            return None
+    mem = al.mem
+    if mem == "GEMM_SCRATCH" and f.rows_used(mem) + f.rows(al) * (grow - 1) > SP_ROWS:
+        return None
+    # 2. level by level (innermost first) move the load's ancestor A_d to the
+    #    top of chain[d]'s body and split it off; at chain[m] remove the loop
+    split_below = False
+    for d in range(n - 1, m - 1, -1):
+        node = x
+        for _ in range(n - 1 - d):
+            node = node.parent
+        a_d = _up(P, n - 1 - d)
+        body = [q for q in node.parent.body if not (q.kind == "alloc" and q.name == buf)]
+        idx = body.index(node)
+        for _ in range(idx):
+            steps.append(_s("reorder_stmts", {"block": a_d, "expand": [1, 0]}))
+        if idx + 1 < len(body) or split_below:
+            steps.append(_s("fission", _after(a_d)))
+            split_below = True
+        else:
+            split_below = False
+        if d == m:
+            steps.append(_s("remove_loop", _up(a_d)))
+    return {"load": name, "out_of": lm.name, "buffer": buf}, steps
+
+
+# ---- double buffering --------------------------------------------------------
+
+def _db_targets(c: Ctx) -> list:
+    f = c.facts
+    out = []
+    for al in f.allocs():
+        if al.mem not in ("GEMM_SCRATCH", "GEMM_ACCUM"):
+            continue
+        p = al.parent
+        if p is None or p.kind != "for" or not p.extent or p.extent < 2:
+            continue
+        if not any(n.kind == "call" and _buffer_of(n) == al.name for n in p.walk()):
+            # the buffer must be written inside the loop (a load or a zeroing)
+            continue
+        cap = SP_ROWS if al.mem == "GEMM_SCRATCH" else ACC_ROWS
+        fs = [d for d in (2, 4) if p.extent % d == 0 and f.rows_used(al.mem) + f.rows(al) * (d - 1) <= cap]
+        if fs:
+            out.append((al, fs))
+    return out
+
+
+def _db_ok(c: Ctx) -> bool:
+    return bool(_db_targets(c))
+
+
+def _db_sample(c: Ctx, rng):
+    al, fs = rng.choice(_db_targets(c))
+    d = fs[0] if rng.random() < 0.75 else rng.choice(fs)
+    loop = al.parent.name
+    apat = f"{al.name} : _"
+    names = [loop + "o", loop + "i"]
+    used = c.facts.loop_names()
+    while names[0] in used or names[1] in used:
+        names = [n + "x" for n in names]
+    return {"buffer": al.name, "loop": loop, "factor": d}, [
+        _s("divide_loop", _up(apat), d, names, perfect=True),
+        _s("autolift_alloc", apat, 1, "row", None, True),
+    ]
+
+
+# ---- unrolling -------------------------------------------------------------------
+
+def _unroll_targets(c: Ctx) -> list:
+    f = c.facts
+    total = f.n_calls()
+    out = []
+    for name in CALLS:
+        x = f.first_call(name)
+        if x is None or x.parent is None or x.parent.kind != "for":
+            continue
+        lp = x.parent
+        if not lp.extent or lp.extent > 64:
+            continue
+        grow = lp.count("call") * (lp.extent - 1)
+        if total + grow > MAX_CALLS:
+            continue
+        out.append((name, lp.extent, grow))
+    return out
+
+
+def _unroll_ok(c: Ctx) -> bool:
+    return bool(_unroll_targets(c))
+
+
+def _unroll_sample(c: Ctx, rng):
+    ts = _unroll_targets(c)
+    # compute first: it is most of the commands
+    w = [4.0 if t[0] == MM else 1.0 for t in ts]
+    name, ext, grow = rng.choices(ts, weights=w)[0]
+    steps = [_s("unroll_loop", _up(_pat(name)))]
+    # sometimes unroll the same loop nest one level further at once
+    if rng.random() < 0.3:
+        again = [t for t in _unroll_targets(c) if t[0] == name]
+        steps.append(_s("unroll_loop", _up(_pat(name))))
+    steps.append(_s("simplify"))
+    return {"call": name, "extent": ext}, steps
+
+
+# ---- loop reordering -------------------------------------------------------------
+
+def _reorder_targets(c: Ctx) -> list:
+    out = []
+    seen = set()
+    for lp in c.facts.loops():
+        if len(lp.body) == 1 and lp.body[0].kind == "for":
+            key = (lp.name, lp.body[0].name)
+            if key in seen or lp.name == lp.body[0].name:
+                continue
+            seen.add(key)
+            # only pairs the name pattern finds first
+            if c.facts.loops(lp.name)[0] is lp:
+                out.append(key)
+    return out
+
+
+def _reorder_ok(c: Ctx) -> bool:
+    return bool(_reorder_targets(c))
+
+
+def _reorder_sample(c: Ctx, rng):
+    o, i = rng.choice(_reorder_targets(c))
+    return {"outer": o, "inner": i}, [_s("reorder_loops", f"{o} {i}")]
+
+
+MOVES: dict[str, Move] = {m.name: m for m in [
+    Move("tile_rows", "split the 16-row i loop into io blocks of ii row tiles", _tile_ok, _tile_sample, 3.0),
+    Move("resident_b", "keep all of B resident in the scratchpad (loaded once); load each A strip once per "
+         "row tile; double-buffer the A strip and the accumulator tile over ii", _resident_ok, _resident_sample, 3.0),
+    Move("blocked", "put j outside the row tiles of an i block; keep the block's A strips resident; load "
+         "each B strip once per (block, j)", _blocked_ok, _blocked_sample, 3.0),
+    Move("hoist_load", "move an mvin out of the loops whose counters it does not use (load once, reuse)",
+         _hoist_ok, _hoist_sample, 1.5),
+    Move("double_buffer", "give a local buffer a dimension for the inner half of its loop so consecutive "
+         "tiles use distinct rows", _db_ok, _db_sample, 1.0),
+    Move("unroll", "fully unroll the innermost loop around an instruction call, then simplify",
+         _unroll_ok, _unroll_sample, 2.0),
+    Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.3),
+]}
+
+#: menu option -> the moves that realize it
+OPTION_MOVES: dict[str, tuple[str, ...]] = {
+    "tiling": ("tile_rows", "double_buffer", "blocked"),
+    "reorder": ("blocked", "reorder"),
+    "split": ("hoist_load",),
+    "fuse": ("resident_b",),
+    "simplify": ("unroll",),
+    "reorder_stmts": ("hoist_load", "resident_b"),
+    "unroll": ("unroll",),
+    "double_buffer": ("double_buffer", "resident_b"),
+    "scratchpad_reuse": ("resident_b", "blocked", "hoist_load"),
+    "spread": ("double_buffer", "resident_b"),
+    "guarded_loads": ("hoist_load", "resident_b", "blocked"),
+    "hoist": ("hoist_load",),
+    "substitute": ("unroll",),
+    "pipeline": ("double_buffer", "resident_b"),
+    "min_data_movement": ("resident_b", "blocked", "hoist_load"),
+    "min_loop_overhead": ("unroll",),
+    "other": tuple(MOVES),
+}
+
+#: bottleneck -> move weight multipliers
+BIAS = {
+    "cpu": {"unroll": 3.0, "hoist_load": 1.5, "resident_b": 2.0, "blocked": 1.5, "tile_rows": 2.0},
+    "load": {"resident_b": 3.0, "blocked": 3.0, "hoist_load": 3.0, "tile_rows": 2.0, "double_buffer": 1.5},
+    "dependency": {"double_buffer": 4.0, "resident_b": 2.0, "tile_rows": 1.5},
+    "execute": {},
+    "unknown": {},
+}
+
+
+class OfflineAgent(Agent):
+    """Plans and implements menu options without an LLM (see the module doc)."""
+
+    name = "offline"
+
+    def __init__(self, moves: Optional[dict] = None, option_moves: Optional[dict] = None):
+        self.moves = dict(MOVES if moves is None else moves)
+        self.option_moves = dict(OPTION_MOVES if option_moves is None else option_moves)
+
+    def _ctx(self, cand: Candidate) -> Optional[Ctx]:
+        if not cand.proc_text:
+            return None
+        w = cand.workload
+        m = cand.measurement
+        M = getattr(w, "M", None) or (m.M if m else None)
+        N = getattr(w, "N", None) or (m.N if m else None)
+        K = getattr(w, "K", None) or (m.K if m else None)
+        return Ctx(parse(cand.proc_text), cand, int(M), int(N), int(K))
+
+    def applicable(self, cand: Candidate) -> list[str]:
+        c = self._ctx(cand)
+        if c is None:
+            return []
+        return [n for n, mv in self.moves.items() if mv.applicable(c)]
+
+    def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
+             rng: random.Random) -> list[Plan]:
+        c = self._ctx(candidate)
+        if c is None:
+            return []
+        app = {n_: mv for n_, mv in self.moves.items() if mv.applicable(c)}
+        bias = BIAS.get(candidate.bottleneck(), {})
+        choices = []   # (option, move, weight)
+        for opt in menu:
+            ms = [m for m in self.option_moves.get(opt.key, ()) if m in app]
+            for m in ms:
+                choices.append((opt.key, m, app[m].weight * bias.get(m, 1.0) / len(ms)))
+        plans = []
+        if not choices:
+            return plans
+        for _ in range(n):
+            opt, mv, _w = rng.choices(choices, weights=[x[2] for x in choices])[0]
+            plans.append(Plan(opt, mv, self.moves[mv].text, {"bottleneck": candidate.bottleneck()}))
+        return plans
+
+    def implement(self, candidate: Candidate, plan: Plan, k: int,
+                  rng: random.Random) -> list[list[dict]]:
+        c = self._ctx(candidate)
+        mv = self.moves.get(plan.move)
+        if c is None or mv is None or not mv.applicable(c):
+            return []
+        out, seen = [], set()
+        tries = 0
+        while len(out) < k and tries < 4 * k:
+            tries += 1
+            r = mv.sample(c, rng)
+            if r is None:
+                continue
+            params, steps = r
+            import json
+
+            key = json.dumps(steps, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append([dict(s, menu=plan.option) for s in steps])
+        return out
