@@ -811,9 +811,15 @@ class Compiler:
             if op in ("compute_preloaded", "compute_accumulated") and self.stashed is not None:
                 t1, pre, pos1 = self.stashed
                 self.stashed = None
-                args_code = ", ".join(pre + [str(total)] + canon + ["1" if op == "compute_preloaded" else "0"])
+                flag = "1" if op == "compute_preloaded" else "0"
+                full = str(self.dim)
                 self.second_pos[len(self.lines)] = self.pos
-                self.lines.append((self.indent, f"_o = _m.preload_compute(_o + {t1}, {args_code})", pos1))
+                if pre[2:] == [full] * 4 and canon[1] == str(0xFFFFFFFF) and canon[2:] == [full] * 4:
+                    # full blocks, no bias (known when compiling): the short form
+                    call = f"_m.block_pair(_o + {t1}, {pre[0]}, {pre[1]}, {total}, {canon[0]}, {flag})"
+                else:
+                    call = f"_m.preload_compute(_o + {t1}, {', '.join(pre + [str(total)] + canon + [flag])})"
+                self.lines.append((self.indent, f"_o = {call}", pos1))
                 return
             if op == "preload":
                 if self.stashed is not None:

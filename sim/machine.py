@@ -206,6 +206,8 @@ class Machine:
         self.q: list[tuple[int, int, int, int]] = []  # (A row, B row, C row, accumulate)
         self.q_sp_blocks: set[int] = set()   # 16-row blocks the queue reads (scratchpad)
         self.q_acc_blocks: set[int] = set()  # 16-row blocks the queue writes (accumulator)
+        self._q_last_a = self._q_last_w = self._q_last_c = -1  # rows already marked in the block sets
+        self.n_pairs_pre = self.n_pairs_acc = 0  # fused fast-path pairs (added to counts at the end)
         self._ar = np.arange(d)
         self.sp_touch: set[tuple[int, int]] = set()
         self.acc_touch: set[tuple[int, int]] = set()
@@ -268,6 +270,7 @@ class Machine:
         self.q = []
         self.q_sp_blocks = set()
         self.q_acc_blocks = set()
+        self._q_last_a = self._q_last_w = self._q_last_c = -1
         n = len(qa)
         A = sp[np.asarray(qa)[:, None] + ar].astype(np.float32)
         B = sp[np.asarray(qb)[:, None] + ar].astype(np.float32)
@@ -314,6 +317,13 @@ class Machine:
 
     def finish(self) -> None:
         self._barrier()
+        counts = self.counts
+        self.macs += (self.n_pairs_pre + self.n_pairs_acc) * self.dim ** 3
+        for name, n in (("preload", self.n_pairs_pre + self.n_pairs_acc), ("compute_preloaded", self.n_pairs_pre),
+                        ("compute_accumulated", self.n_pairs_acc)):
+            if n:
+                counts[name] = counts.get(name, 0) + n
+        self.n_pairs_pre = self.n_pairs_acc = 0
         if self.tm is not None and self.pend:
             self.tm.cpu(self.pend)
         self.pend = 0
@@ -611,6 +621,64 @@ class Machine:
         self.out = (c, c_cols, c_rows)
         if self.tm is not None:
             self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm)
+
+    def block_pair(self, ops: int, b: int, c: int, ops2: int, a: int, preloaded: int) -> int:
+        """preload(B, C) + compute(A, no bias) of full dim x dim blocks: the
+        compiler emits this when the sizes are constants (the common case)."""
+        # (the compiler passes b, c, a already reduced to 32 bits)
+        if (self.dataflow == 1 and self.a_stride == 1 and c >> 31 and c != GARBAGE_ADDR and not a >> 31
+                and self.n + 2 <= self.budget):
+            if b == GARBAGE_ADDR:
+                w = self.w_row
+            elif not b >> 31:
+                w = b & ROWMASK
+            else:
+                w = None
+            d = self.dim
+            arow = a & ROWMASK
+            crow = c & ROWMASK
+            if (w is not None and w + d <= self.sp_rows and arow + d <= self.sp_rows
+                    and crow + d <= self.acc_rows):
+                self.n += 2
+                if preloaded:
+                    self.n_pairs_pre += 1
+                else:
+                    self.n_pairs_acc += 1
+                self.w_row = w
+                self.out = None
+                q = self.q
+                q.append((arow, w, crow, c & 0x40000000))
+                if arow != self._q_last_a:
+                    self._q_last_a = arow
+                    sb = self.q_sp_blocks
+                    sb.add(arow >> 4)
+                    sb.add((arow + d - 1) >> 4)
+                if w != self._q_last_w:
+                    self._q_last_w = w
+                    sb = self.q_sp_blocks
+                    sb.add(w >> 4)
+                    sb.add((w + d - 1) >> 4)
+                if crow != self._q_last_c:
+                    self._q_last_c = crow
+                    ab = self.q_acc_blocks
+                    ab.add(crow >> 4)
+                    ab.add((crow + d - 1) >> 4)
+                if len(q) >= 1024:
+                    self._run_queue()
+                tm = self.tm
+                if tm is not None:
+                    if self.pend:
+                        ops += self.pend
+                        self.pend = 0
+                    tm.cpu(ops)
+                    tm.command("preload", "execute", () if b == GARBAGE_ADDR else ((0, w, w + d),),
+                               ((1, crow, crow + d),), 0, 0 if b == GARBAGE_ADDR else d, d, False)
+                    tm.cpu(ops2)
+                    tm.command("compute_preloaded" if preloaded else "compute_accumulated", "execute",
+                               ((0, arow, arow + d),), (), 0, d, d, False, False)
+                return 0
+        d = self.dim
+        return self.preload_compute(ops, b, c, d, d, d, d, ops2, a, GARBAGE_ADDR, d, d, d, d, preloaded)
 
     def preload_compute(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int,
                         ops2: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,

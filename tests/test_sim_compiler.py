@@ -29,7 +29,7 @@ def test_fused_pair_runs_and_errors_point_at_the_compute_line():
     B = rng.integers(-128, 128, (16, 16), dtype=np.int8)
     C = np.zeros((16, 16), np.int32)
     prog = sim.compile_program(PAIR, "pair.c")
-    assert "preload_compute" in prog.python_source  # the pair became one machine call
+    assert "_m.block_pair(" in prog.python_source  # the pair became one machine call
     r = prog.run("f", {"A": A, "B": B, "C": C, "bad": 0})
     assert np.array_equal(C, A.astype(np.int32) @ B.astype(np.int32))
     assert r.instructions["preload"] == 1 and r.instructions["compute_preloaded"] == 1
