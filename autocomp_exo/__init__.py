@@ -18,6 +18,9 @@ _EXPORTS = {
     "GemmWorkload": "workloads", "WorkloadError": "workloads", "gemm": "workloads", "workload_of": "workloads",
     "CompileError": "exo_compile", "to_c": "exo_compile",
     "Measurement": "measurement", "evaluate": "evaluate", "evaluate_c": "evaluate",
+    "menu": None, "search": None, "runs": None, "agents": None,
+    "optimize": "optimize", "Result": "optimize", "OfflineAgent": "agents", "Agent": "agents",
+    "Candidate": "agents", "Plan": "agents", "SearchSettings": "search", "RunDir": "runs",
 }
 
 __all__ = list(_EXPORTS)

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_bench_parser(sub)
+        from .optimize import add_demo_parser, add_optimize_parser; add_optimize_parser(sub); add_demo_parser(sub)
     return parser
 
 

@@ -1,0 +1,306 @@
+"""`optimize(proc)`: search for a fast Gemmini schedule of a GEMM proc.
+
+::
+
+    import autocomp_exo as ax
+    r = ax.optimize(ax.gemm(512, 512, 512), budget=200)
+    r.cycles, r.speedup, r.utilization, r.proc, r.c_code, r.schedule
+
+``proc`` is an algorithm-level GEMM (`autocomp_exo.workloads.gemm` or a
+user's proc of the same form, recognised by `workload_of`); the search starts
+from Exo's standard Gemmini mapping of it (`baselines.exo_unopt`). Or pass an
+already Gemmini-mapped proc as ``baseline`` (``proc`` may then be None): the
+search schedules that proc further. ``baseline`` may also be a `Schedule` of
+steps on the algorithm proc (e.g. ``baselines.exo_opt.schedule(w)``).
+``speedup`` is over the starting point.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .agents.base import Agent, Candidate
+from .runs import RunDir, schedule_key
+from .schedule import Schedule
+from .search import SearchResult, SearchSettings, beam_search
+from .workers import WorkerPool, register_base
+
+__all__ = ["Result", "optimize", "DEFAULTS"]
+
+#: defaults sized for a 2-core laptop
+DEFAULTS = dict(budget=120, beam=4, plans=3, impls=2, iterations=None, dropout=0.7)
+
+
+@dataclass
+class Result:
+    proc: Any                 # the scheduled Exo proc
+    c_code: str               # its Gemmini C
+    schedule: Schedule        # the whole schedule (baseline steps + the search's)
+    cycles: int
+    baseline_cycles: int
+    speedup: float            # over the starting point (Exo's standard mapping by default)
+    utilization: float
+    samples_used: int
+    run_dir: Optional[str]
+    workload: Any = None
+    search: Optional[SearchResult] = None
+
+    def summary(self) -> str:
+        return (f"{getattr(self.workload, 'name', 'gemm')}: baseline {self.baseline_cycles:,} cycles -> best "
+                f"{self.cycles:,} cycles, {self.speedup:.2f}x, {100 * self.utilization:.1f}% utilization, "
+                f"{self.samples_used} samples")
+
+
+def _shape_of_mapped(p: Any):
+    """(M, N, K) from the parameters of a GEMM-shaped proc (A[M,K], B[K,N], C[M,N])."""
+    from exo.core.LoopIR import LoopIR
+
+    from .workloads import WorkloadError
+
+    args = list(p._loopir_proc.args)
+    tens = [a for a in args if isinstance(a.type, LoopIR.Tensor) and len(a.type.hi) == 2]
+    if len(tens) != 3 or not all(isinstance(e, LoopIR.Const) for a in tens for e in a.type.hi):
+        raise WorkloadError(f"{p.name()} does not look like a GEMM (A[M,K], B[K,N], C[M,N] with constant sizes)")
+    (M, K), (K2, N), (M2, N2) = [tuple(int(e.val) for e in a.type.hi) for a in tens]
+    if (M, N, K) != (M2, N2, K2):
+        raise WorkloadError(f"inconsistent GEMM shapes in {p.name()}")
+    return M, N, K
+
+
+def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optional[Agent] = None,
+             beam: int = DEFAULTS["beam"], plans: int = DEFAULTS["plans"], impls: int = DEFAULTS["impls"],
+             iterations: Optional[int] = DEFAULTS["iterations"], dropout: float = DEFAULTS["dropout"],
+             seed: int = 0, workers: Optional[int] = None, run_dir: Optional[str] = None,
+             baseline: Any = None, timeout: Optional[float] = 600.0, relu: bool = False,
+             eval_seed: int = 0, config: Any = None,
+             progress: Optional[Callable[[dict], None]] = None,
+             evaluate_fn: Optional[Callable[[dict], dict]] = None) -> Result:
+    """Search for a fast schedule of ``proc``; see the module doc."""
+    from exo.API import Procedure
+
+    from .baselines import exo_unopt
+    from .workloads import GemmWorkload, WorkloadError, workload_of
+
+    base_key = None
+    start = "exo-unopt"
+    if isinstance(baseline, Procedure):
+        M, N, K = _shape_of_mapped(baseline)
+        w = GemmWorkload(M, N, K, relu)
+        base_sched = Schedule([])
+        # identify the proc by its structure-independent text digest (for run settings only)
+        base_key = "base-" + hashlib.sha256(str(baseline).encode()).hexdigest()[:16]
+        register_base(base_key, baseline)
+        start = base_key
+    else:
+        if proc is None:
+            raise WorkloadError("optimize needs an algorithm-level GEMM proc or a mapped proc as baseline=")
+        if isinstance(proc, GemmWorkload):
+            w = proc
+        else:
+            w = workload_of(proc, relu=relu)
+        if baseline is None:
+            base_sched = exo_unopt.schedule(w)
+        elif isinstance(baseline, Schedule):
+            base_sched = baseline
+            start = "schedule-" + hashlib.sha256(schedule_key(baseline).encode()).hexdigest()[:16]
+        elif isinstance(baseline, str) and baseline in ("exo-unopt", "exo-opt"):
+            from .baselines import exo_opt
+
+            base_sched = (exo_unopt if baseline == "exo-unopt" else exo_opt).schedule(w)
+            start = baseline
+        else:
+            raise TypeError("baseline must be None, an Exo proc, a Schedule, 'exo-unopt' or 'exo-opt'")
+
+    if agent is None:
+        from .agents.offline import OfflineAgent
+
+        agent = OfflineAgent()
+    settings = SearchSettings(beam=beam, plans=plans, impls=impls, iterations=iterations, dropout=dropout,
+                              budget=budget, seed=seed, eval_seed=eval_seed)
+    run = None
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        run.start({"workload": w.signature(), "agent": getattr(agent, "name", type(agent).__name__),
+                   "start": start, "config": None if config is None else config.to_dict(),
+                   **settings.to_dict(), "workers": workers})
+    extra = {}
+    if base_key:
+        extra["base"] = base_key
+    if config is not None:
+        extra["config"] = config.to_dict()
+    pool = WorkerPool(workers, timeout, **({"fn": evaluate_fn} if evaluate_fn else {}))
+    try:
+        sr = beam_search(w, base_sched, agent, settings, pool=pool, run=run, task_extra=extra, progress=progress)
+    finally:
+        pool.close()
+    best = sr.best
+    p = (baseline if base_key else w.proc)
+    c_code = ""
+    sp = None
+    try:
+        sp = best.schedule.apply(p)
+        from .exo_compile import to_c
+
+        c_code = to_c(sp)[0]
+    except Exception:  # a stub evaluator's schedules need not apply
+        pass
+    m = best.measurement
+    return Result(
+        proc=sp, c_code=c_code, schedule=best.schedule, cycles=best.cycles,
+        baseline_cycles=sr.baseline.cycles, speedup=sr.baseline.cycles / best.cycles,
+        utilization=(m.utilization if m and m.utilization is not None else float("nan")),
+        samples_used=sr.samples_used, run_dir=str(run.path) if run else None, workload=w, search=sr)
+
+
+# --------------------------------------------------------------------------- #
+# CLI: `autocomp-exo optimize gemm M N K ...` and `autocomp-exo demo`
+# --------------------------------------------------------------------------- #
+
+DEMO = dict(M=256, N=256, K=256, budget=48, beam=3, plans=3, impls=2)
+
+
+def _add_search_args(p, budget: int) -> None:
+    p.add_argument("--budget", type=int, default=budget, help=f"evaluated candidates (default {budget})")
+    p.add_argument("--beam", type=int, default=DEFAULTS["beam"], help="beam width B")
+    p.add_argument("--plans", type=int, default=DEFAULTS["plans"], help="plans per beam entry N")
+    p.add_argument("--impls", type=int, default=DEFAULTS["impls"], help="implementations per plan K")
+    p.add_argument("--iterations", type=int, default=None, help="iterations T (default: until the budget)")
+    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="menu dropout p")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per candidate")
+    p.add_argument("--run-dir", default=None, help="run directory (resumes if it exists)")
+    p.add_argument("--start", default="exo-unopt", choices=("exo-unopt", "exo-opt"),
+                   help="schedule to start from")
+    p.add_argument("--paper", action="store_true", help="the paper's settings: B=6 N=6 K=2 T=15")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_optimize_parser(subparsers):
+    p = subparsers.add_parser("optimize", help="search for a fast Gemmini schedule of a GEMM",
+                              description="Beam search with the offline agent from Exo's standard mapping.")
+    p.add_argument("kind", choices=("gemm",))
+    p.add_argument("M", type=int)
+    p.add_argument("N", type=int)
+    p.add_argument("K", type=int)
+    p.add_argument("--relu", action="store_true")
+    p.add_argument("--show-c", action="store_true", help="print the best C")
+    p.add_argument("--show-proc", action="store_true", help="print the best Exo proc")
+    _add_search_args(p, DEFAULTS["budget"])
+    p.set_defaults(func=run_optimize, handler=run_optimize)
+    return p
+
+
+def add_demo_parser(subparsers):
+    p = subparsers.add_parser("demo", help="a real search that finishes in a few minutes",
+                              description=f"Optimize a {DEMO['M']}x{DEMO['N']}x{DEMO['K']} GEMM from Exo's "
+                                          f"standard mapping with the offline agent ({DEMO['budget']} samples).")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default=None)
+    p.add_argument("--budget", type=int, default=DEMO["budget"])
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_demo, handler=run_demo)
+    return p
+
+
+class _Bar:
+    def __init__(self, total: int, quiet: bool):
+        self.bar = None
+        self.n = 0
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="cand", dynamic_ncols=True)
+
+    def __call__(self, ev: dict) -> None:
+        if self.bar is None:
+            return
+        if ev["event"] == "candidate":
+            self.n += 1
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"it {ev['iteration']} best {ev['best_cycles']:,} cyc "
+                                 f"{ev['speedup']:.2f}x", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _table(r: Result) -> str:
+    rows = [("", "cycles", "utilization", "speedup")]
+    base_util = r.workload.macs / 256 / r.baseline_cycles
+    rows.append(("baseline (Exo standard mapping)", f"{r.baseline_cycles:,}", f"{100 * base_util:.1f}%", "1.00x"))
+    rows.append(("best found", f"{r.cycles:,}", f"{100 * r.utilization:.1f}%", f"{r.speedup:.2f}x"))
+    w = [max(len(x[i]) for x in rows) for i in range(4)]
+    lines = ["  ".join(x[i].ljust(w[i]) if i == 0 else x[i].rjust(w[i]) for i in range(4)) for x in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    menu = [s.menu for s in r.schedule.steps if s.menu not in (None, "exo-unopt", "exo-opt")]
+    used = list(dict.fromkeys(menu))
+    lines.append(f"samples used: {r.samples_used}; menu options in the best schedule: "
+                 f"{', '.join(used) if used else '-'}")
+    if r.run_dir:
+        lines.append(f"run directory: {r.run_dir}")
+    return "\n".join(lines)
+
+
+def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Result]]:
+    import sys
+
+    from .workloads import GemmWorkload, WorkloadError
+
+    try:
+        w = GemmWorkload(M, N, K, relu)
+    except WorkloadError as e:
+        print(f"autocomp-exo: error: {e}", file=sys.stderr)
+        return 2, None
+    kw = dict(budget=args.budget, beam=getattr(args, "beam", DEFAULTS["beam"]),
+              plans=getattr(args, "plans", DEFAULTS["plans"]), impls=getattr(args, "impls", DEFAULTS["impls"]),
+              iterations=getattr(args, "iterations", None), dropout=getattr(args, "dropout", DEFAULTS["dropout"]))
+    if getattr(args, "paper", False):
+        kw.update(beam=6, plans=6, impls=2, iterations=15)
+    if hasattr(args, "_demo"):
+        kw.update(args._demo)
+    bar = _Bar(kw["budget"], args.quiet)
+    try:
+        r = optimize(w, seed=args.seed, workers=args.workers, run_dir=args.run_dir,
+                     baseline=None if start == "exo-unopt" else start,
+                     timeout=getattr(args, "timeout", 600.0), progress=bar, **kw)
+    finally:
+        bar.close()
+    print(_table(r))
+    return 0, r
+
+
+def run_optimize(args) -> int:
+    rc, r = _run(args, args.M, args.N, args.K, args.relu, args.start)
+    if r is not None and args.show_proc:
+        print(r.proc)
+    if r is not None and args.show_c:
+        print(r.c_code)
+    return rc
+
+
+def run_demo(args) -> int:
+    print(f"demo: optimizing gemm {DEMO['M']}x{DEMO['N']}x{DEMO['K']} from Exo's standard Gemmini mapping "
+          f"with the offline agent ({args.budget} samples)")
+    args._demo = dict(beam=DEMO["beam"], plans=DEMO["plans"], impls=DEMO["impls"])
+    rc, _ = _run(args, DEMO["M"], DEMO["N"], DEMO["K"])
+    return rc
+
+
+# `autocomp_exo.optimize` is both this module and the function: importing the
+# submodule makes the package attribute the module, so the module is callable.
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return optimize(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

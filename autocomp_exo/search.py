@@ -1,0 +1,268 @@
+"""Beam search: plan, then implement; keep the fastest correct candidates.
+
+Each iteration, for every beam entry ``b`` (the beam is sorted by cycles, then
+id) and plan index ``p < N``: the menu after dropout (each option dropped with
+probability ``dropout``, never empty), one plan from the agent, and ``K``
+implementations (schedule suffixes), each from its own rng. Every rng is
+derived from ``(seed, iteration, b, p[, k])`` only, so the same seed gives the
+same trace whatever order the workers finish in.
+
+Children are deduplicated on their schedule key (canonical step JSON without
+menu labels) against everything seen in the run; the rest are evaluated in
+parallel (`autocomp_exo.workers`). A child enters the beam only if it is
+correct and faster than its parent; the new beam is the best ``B`` of the old
+beam plus the accepted children. The search stops when the sample budget
+(evaluated children) or the iterations are used up, or when the agent has
+nothing new to propose three iterations in a row.
+
+With a `RunDir`, every finished candidate is appended to the run as it
+finishes, and candidates already in the run are taken from it instead of
+being evaluated: a resumed run replays to the same result.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from .agents.base import Agent, Candidate, Plan
+from .measurement import Measurement
+from .menu import MENU, dropout as menu_dropout
+from .runs import RunDir, schedule_key
+from .schedule import Schedule
+from .workers import WorkerPool
+
+__all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam"]
+
+
+@dataclass
+class SearchSettings:
+    beam: int = 4          # B
+    plans: int = 3         # N plans per beam entry
+    impls: int = 2         # K implementations per plan
+    iterations: Optional[int] = None  # T (None: until the budget is used)
+    dropout: float = 0.7
+    budget: int = 200      # evaluated children
+    seed: int = 0
+    eval_seed: int = 0     # seed of the random GEMM inputs
+    max_idle: int = 3      # stop after this many iterations without new children
+
+    @classmethod
+    def paper(cls, **kw) -> "SearchSettings":
+        """The Autocomp paper's GEMM settings: B=6, N=6, K=2, T=15, dropout 0.7."""
+        d = dict(beam=6, plans=6, impls=2, iterations=15, dropout=0.7, budget=6 * 6 * 2 * 15)
+        d.update(kw)
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("beam", "plans", "impls", "iterations", "dropout",
+                                              "budget", "seed", "eval_seed", "max_idle")}
+
+
+@dataclass
+class SearchResult:
+    best: Candidate
+    baseline: Candidate
+    beam: list
+    candidates: list               # every child, in generation order
+    samples_used: int
+    iterations: int
+    trace: list = field(default_factory=list)   # [(iteration, [beam ids])]
+
+    def trace_key(self) -> list:
+        """A compact, comparable trace: per child (id, parent, key digest, ok, cycles)."""
+        out = []
+        for c in self.candidates:
+            out.append((c.id, c.parent, hashlib.sha256(schedule_key(c.schedule).encode()).hexdigest()[:12],
+                        c.ok, c.cycles))
+        return out
+
+
+def derive_rng(*parts: Any) -> random.Random:
+    """A Random seeded from a tuple of ints/strings (stable across processes)."""
+    h = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(h[:8], "big"))
+
+
+def accept(child: Candidate, parent: Candidate) -> bool:
+    """A child enters the beam only if it is correct and faster than its parent."""
+    return bool(child.ok and parent.ok and child.cycles is not None and parent.cycles is not None
+                and child.cycles < parent.cycles)
+
+
+def _rank(c: Candidate):
+    return (c.cycles if c.cycles is not None else float("inf"), c.id)
+
+
+def next_beam(beam: list, accepted: list, width: int) -> list:
+    """The best ``width`` of the old beam plus the accepted children (by cycles, then id)."""
+    pool = {c.id: c for c in list(beam) + list(accepted)}
+    return sorted(pool.values(), key=_rank)[:width]
+
+
+def _candidate_from_record(rec: dict, cid: int, schedule: Schedule, parent: Optional[int], plan: Optional[Plan],
+                           iteration: int, workload: Any) -> Candidate:
+    m = Measurement.from_dict(rec.get("measurement") or {"ok": False, "stage": "worker", "error": "no measurement"})
+    return Candidate(cid, schedule, m, rec.get("proc_text"), parent, plan, iteration, workload)
+
+
+def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSettings, *,
+                pool: WorkerPool, run: Optional[RunDir] = None, task_extra: Optional[dict] = None,
+                progress: Optional[Callable[[dict], None]] = None) -> SearchResult:
+    """Search from the schedule ``base`` (already a Gemmini mapping) of ``workload``."""
+    task_extra = dict(task_extra or {})
+    S = settings
+
+    def task(schedule: Schedule, baseline_cycles=None) -> dict:
+        t = {"M": workload.M, "N": workload.N, "K": workload.K, "relu": bool(getattr(workload, "relu", False)),
+             "schedule": schedule.to_list(), "seed": S.eval_seed, "baseline_cycles": baseline_cycles}
+        t.update(task_extra)
+        return t
+
+    def record(c: Candidate, res: dict, key: str) -> dict:
+        return {
+            "id": c.id, "key": key, "parent": c.parent, "iteration": c.iteration,
+            "plan": c.plan.to_dict() if c.plan else None,
+            "menu": sorted({s.menu for s in c.schedule.steps[len(base):] if s.menu}),
+            "schedule": c.schedule.to_list(),
+            "measurement": res.get("measurement"),
+            "proc_text": res.get("proc_text"),
+            "seconds": res.get("seconds"),
+        }
+
+    # ---- baseline -------------------------------------------------------------
+    bkey = schedule_key(base)
+    rec = run.lookup(bkey) if run else None
+    if rec is None:
+        res = pool.run([task(base)])[0]
+        rec = None
+    else:
+        res = rec
+    baseline = _candidate_from_record(res, 0, base, None, None, 0, workload)
+    if rec is None and run is not None:
+        run.append(record(baseline, res, bkey))
+    if not baseline.ok:
+        raise RuntimeError(f"the baseline schedule failed: {baseline.measurement.stage}: "
+                           f"{baseline.measurement.error}")
+    base_cycles = baseline.cycles
+    seen: set[str] = {bkey}
+    beam = [baseline]
+    children_all: list[Candidate] = []
+    trace = [(0, [0])]
+    samples = 0
+    next_id = 1
+    idle = 0
+    it = 0
+    best = baseline
+
+    def emit(kind: str, **kw):
+        if progress:
+            progress({"event": kind, "samples": samples, "budget": S.budget, "best_cycles": best.cycles,
+                      "baseline_cycles": base_cycles, "speedup": base_cycles / best.cycles,
+                      "iteration": it, **kw})
+
+    emit("start")
+    while samples < S.budget and (S.iterations is None or it < S.iterations):
+        it += 1
+        # ---- propose (deterministic) ------------------------------------------
+        proposals: list[tuple[Candidate, str]] = []
+        pending: set[str] = set()
+        for bi, parent in enumerate(beam):
+            for pi in range(S.plans):
+                rng = derive_rng(S.seed, it, bi, pi, "plan")
+                menu = menu_dropout(MENU, S.dropout, rng)
+                plans = agent.plan(parent, menu, 1, rng)
+                if not plans:
+                    continue
+                plan = plans[0]
+                for ki in range(S.impls):
+                    for retry in range(3):
+                        r = derive_rng(S.seed, it, bi, pi, ki, retry)
+                        try:
+                            suffixes = agent.implement(parent, plan, 1, r)
+                        except Exception:  # an agent bug is a lost proposal, not a lost search
+                            suffixes = []
+                        if not suffixes:
+                            break
+                        try:
+                            sched = parent.schedule.extend(suffixes[0])
+                        except Exception:
+                            break
+                        key = schedule_key(sched)
+                        if key in seen or key in pending:
+                            continue  # identical schedule: evaluated once; try another sample
+                        pending.add(key)
+                        c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
+                        next_id += 1
+                        proposals.append((c, key))
+                        break
+        room = S.budget - samples
+        proposals = proposals[:room]
+        if not proposals:
+            idle += 1
+            trace.append((it, [c.id for c in beam]))
+            if idle >= S.max_idle:
+                break
+            continue
+        idle = 0
+        # ---- evaluate (parallel; stored results reused) -----------------------
+        todo, idx = [], []
+        results: list[Optional[dict]] = [None] * len(proposals)
+        for i, (c, key) in enumerate(proposals):
+            seen.add(key)
+            r = run.lookup(key) if run else None
+            if r is not None:
+                results[i] = r
+            else:
+                todo.append(task(c.schedule, base_cycles))
+                idx.append(i)
+
+        def done(j: int, res: dict) -> None:
+            nonlocal samples
+            i = idx[j]
+            c, key = proposals[i]
+            results[i] = res
+            if run is not None:
+                run.append(record(c, res, key))
+            m = res.get("measurement") or {}
+            emit("candidate", ok=bool(m.get("ok")), cycles=m.get("cycles"), id=c.id)
+
+        pool.run(todo, done)
+        samples += len(proposals)
+        # ---- accept (in generation order) -------------------------------------
+        by_id = {c.id: c for c in beam}
+        accepted = []
+        for i, (c, key) in enumerate(proposals):
+            res = results[i] or {}
+            c.measurement = Measurement.from_dict(res.get("measurement") or {"ok": False, "stage": "worker"})
+            c.proc_text = res.get("proc_text")
+            children_all.append(c)
+            if accept(c, by_id[c.parent]):
+                accepted.append(c)
+        beam = next_beam(beam, accepted, S.beam)
+        if beam[0].cycles < best.cycles:
+            best = beam[0]
+        trace.append((it, [c.id for c in beam]))
+        if run is not None:
+            run.write_best(_best_record(best, baseline, samples, it))
+        emit("iteration", accepted=len(accepted), evaluated=len(proposals))
+    if run is not None:
+        run.write_best(_best_record(best, baseline, samples, it, final=True))
+    emit("end")
+    return SearchResult(best, baseline, beam, children_all, samples, it, trace)
+
+
+def _best_record(best: Candidate, baseline: Candidate, samples: int, it: int, final: bool = False) -> dict:
+    m = best.measurement
+    return {
+        "id": best.id, "parent": best.parent, "iteration": best.iteration, "final": final,
+        "cycles": best.cycles, "baseline_cycles": baseline.cycles,
+        "speedup": baseline.cycles / best.cycles if best.cycles else None,
+        "utilization": m.utilization if m else None,
+        "samples_used": samples, "iterations": it,
+        "schedule": best.schedule.to_list(),
+        "menu": [s.menu for s in best.schedule.steps],
+        "proc_text": best.proc_text,
+    }

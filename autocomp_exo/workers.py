@@ -1,0 +1,178 @@
+"""Parallel evaluation of candidates in worker processes, with a per-candidate timeout.
+
+A *task* is a JSON-ready dict (workload dimensions, schedule steps, seed,
+baseline cycles, the key of a registered base proc); the worker applies the
+schedule (reusing its process-local prefix cache), compiles, simulates and
+checks it (`autocomp_exo.evaluate`) and returns a JSON-ready result:
+``{"measurement": {...}, "proc_text": str | None, "seconds": float}``.
+
+A worker that crashes (the process dies), raises, or runs past the timeout
+gives a failed result (``measurement.ok = False``, ``stage = "worker"``); the
+pool replaces the worker and the search goes on. ``workers=0`` evaluates in
+the calling process (no timeout; for debugging and tiny runs).
+
+Pools use the ``fork`` start method so procs registered with
+`register_base` before the pool starts (an already mapped proc given as a
+baseline, which cannot be pickled) are visible in the workers.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, wait
+from typing import Any, Callable, Optional, Sequence
+
+__all__ = ["evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers"]
+
+_BASES: dict[str, Any] = {}
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+def register_base(key: str, proc: Any) -> None:
+    """Make ``proc`` the base proc of tasks with ``"base": key`` (before starting a pool)."""
+    _BASES[key] = proc
+
+
+class _Workload:
+    """A GemmWorkload whose proc is a registered base proc."""
+
+    def __init__(self, w: Any, proc: Any):
+        self._w, self.proc = w, proc
+        self.M, self.N, self.K, self.relu = w.M, w.N, w.K, w.relu
+        self.name, self.macs = w.name, w.macs
+
+
+def failed_result(stage: str, error: str, seconds: float = 0.0, task: Optional[dict] = None) -> dict:
+    m = {"ok": False, "stage": stage, "error": error, "timings": {"total": seconds}}
+    if task:
+        m.update({"M": task.get("M"), "N": task.get("N"), "K": task.get("K")})
+    return {"measurement": m, "proc_text": None, "seconds": seconds}
+
+
+def evaluate_task(task: dict) -> dict:
+    """Evaluate one candidate (runs in a worker). Never raises for candidate errors."""
+    t0 = time.perf_counter()
+    from .evaluate import evaluate
+    from .schedule import Schedule
+    from .workloads import GemmWorkload
+
+    try:
+        w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
+        sched = Schedule.from_json(task["schedule"])
+    except Exception as e:
+        return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
+    base = task.get("base")
+    if base:
+        if base not in _BASES:
+            return failed_result("schedule", f"base proc {base!r} is not registered in this worker",
+                                 time.perf_counter() - t0, task)
+        w = _Workload(w, _BASES[base])
+    config = task.get("config")
+    if config is not None:
+        from gemmini_isa import GemminiConfig
+
+        config = GemminiConfig(**config)
+    m = evaluate(w, sched, config=config, seed=int(task.get("seed", 0)),
+                 baseline_cycles=task.get("baseline_cycles"), label=task.get("label"))
+    proc_text = None
+    if m.proc is not None:
+        try:
+            proc_text = str(m.proc)
+        except Exception:  # pragma: no cover
+            proc_text = None
+    d = m.to_dict(include_source=False)
+    return {"measurement": d, "proc_text": proc_text, "seconds": time.perf_counter() - t0}
+
+
+class WorkerPool:
+    """Evaluate tasks in ``workers`` processes (0: in this process).
+
+    ``run(tasks, on_done)`` returns the results in task order; ``on_done(i,
+    result)`` is called in this process as each one finishes (any order).
+    """
+
+    def __init__(self, workers: Optional[int] = None, timeout: Optional[float] = 600.0,
+                 fn: Callable[[dict], dict] = evaluate_task):
+        self.workers = default_workers() if workers is None else int(workers)
+        self.timeout = timeout
+        self.fn = fn
+        self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _ensure(self):
+        if self._pool is None and self.workers > 0:
+            from pebble import ProcessPool
+
+            self._pool = ProcessPool(max_workers=self.workers, max_tasks=0,
+                                     context=mp.get_context("fork"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
+            self._pool = None
+
+    def _local(self, task: dict) -> dict:
+        t0 = time.perf_counter()
+        try:
+            return self.fn(task)
+        except Exception as e:
+            return failed_result("worker", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}",
+                                 time.perf_counter() - t0, task)
+
+    def run(self, tasks: Sequence[dict], on_done: Optional[Callable[[int, dict], None]] = None) -> list[dict]:
+        results: list[Optional[dict]] = [None] * len(tasks)
+        if not tasks:
+            return []
+        if self.workers <= 0:
+            for i, t in enumerate(tasks):
+                results[i] = self._local(t)
+                if on_done:
+                    on_done(i, results[i])
+            return results  # type: ignore[return-value]
+        pool = self._ensure()
+        t0 = {}
+        futs = {}
+        for i, t in enumerate(tasks):
+            f = pool.schedule(self.fn, args=[t], timeout=self.timeout)
+            futs[f] = i
+            t0[i] = time.perf_counter()
+        pending = set(futs)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: futs[f]):
+                i = futs[f]
+                results[i] = self._result(f, tasks[i], time.perf_counter() - t0[i])
+                if on_done:
+                    on_done(i, results[i])
+        return results  # type: ignore[return-value]
+
+    def _result(self, f, task: dict, seconds: float) -> dict:
+        from concurrent.futures import TimeoutError as FTimeout
+
+        try:
+            r = f.result()
+        except FTimeout:
+            return failed_result("timeout", f"candidate took longer than {self.timeout} s", seconds, task)
+        except Exception as e:
+            name = type(e).__name__
+            if name == "ProcessExpired":
+                return failed_result("worker", f"worker process died: {e}", seconds, task)
+            return failed_result("worker", f"{name}: {e}", seconds, task)
+        if not isinstance(r, dict) or "measurement" not in r:
+            return failed_result("worker", f"worker returned {type(r).__name__}", seconds, task)
+        return r
