@@ -148,20 +148,11 @@ def _compute_method(name: str, preloaded: bool) -> Any:
     return method
 
 
-def _group_sums(R: np.ndarray, groups: np.ndarray, ngroups: int) -> np.ndarray:
-    """Sum the blocks R[i] by group id (int32 wrap-around), one block per group."""
-    if len(groups) == ngroups and (ngroups == 1 or bool((np.diff(groups) == 1).all())):
-        return R
-    order = np.argsort(groups, kind="stable")
-    g = groups[order]
-    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
-    sums = np.add.reduceat(R[order], starts, axis=0)
-    if len(starts) == ngroups:
-        return sums
-    out = np.zeros((ngroups,) + R.shape[1:], R.dtype)
-    out[g[starts]] = sums
-    return out
-
+def _gather_blocks(mem: np.ndarray, starts: np.ndarray, d: int) -> np.ndarray:
+    """mem[start:start + d] for every start in an index array: shape starts.shape + (d, d)."""
+    if not (starts % d).any():
+        return mem.reshape(-1, d, d)[starts // d]
+    return mem[starts[..., None] + np.arange(d)]
 
 def _scale_to(x: np.ndarray, scale: float, lo: int, hi: int, dtype: Any) -> np.ndarray:
     """round-half-even(float32(x) * float32(scale)), saturated to [lo, hi]."""
@@ -263,45 +254,76 @@ class Machine:
                 return
 
     def _run_queue(self) -> None:
-        """Execute the queued computes as one batched matmul, applying their
-        overwrite/accumulate effects on the accumulator in issue order."""
-        d, ar, sp, acc = self.dim, self._ar, self.sp, self.acc
-        qa, qb, qc, qacc = zip(*self.q)
+        """Execute the queued computes, applying their overwrite/accumulate
+        effects on the accumulator as if one by one in issue order.
+
+        Results are grouped by output block: a block's final value is its last
+        overwrite (or its old value) plus every later accumulation, and the sum
+        of products A_1 B_1 + ... + A_m B_m is one matmul of the A blocks side by
+        side with the B blocks stacked, done for all outputs at once (float64:
+        exact for int8 products)."""
+        d, sp, acc = self.dim, self.sp, self.acc
+        q = self.q
         self.q = []
         self.q_sp_blocks = set()
         self.q_acc_blocks = set()
         self._q_last_a = self._q_last_w = self._q_last_c = -1
-        n = len(qa)
-        A = sp[np.asarray(qa)[:, None] + ar].astype(np.float32)
-        B = sp[np.asarray(qb)[:, None] + ar].astype(np.float32)
-        # int8 x int8 sums of 16 terms are exact in float32
-        R = np.matmul(A, B).astype(np.int32)
-        uniq, inv = np.unique(np.asarray(qc), return_inverse=True)
-        if len(uniq) > 1 and int(np.diff(uniq).min()) < d:
-            # partially overlapping outputs: apply one by one, in order
-            self.acc_touch.update((r, r + d) for r in qc)
-            for i in range(n):
-                dst = acc[qc[i]:qc[i] + d]
-                if qacc[i]:
-                    dst += R[i]
-                else:
-                    dst[...] = R[i]
+        groups: dict[int, list] = {}
+        fresh: set[int] = set()  # outputs whose old value is overwritten
+        for a, w, c, accumulate in q:
+            g = groups.get(c)
+            if g is None:
+                groups[c] = [(a, w)]
+            elif accumulate:
+                g.append((a, w))
+            else:
+                g.clear()
+                g.append((a, w))
+            if not accumulate:
+                fresh.add(c)
+        outs = sorted(groups)
+        if len(outs) > 1 and min(b - a for a, b in zip(outs, outs[1:])) < d:
+            self._run_queue_in_order(q)  # partially overlapping outputs
             return
-        self.acc_touch.update((r, r + d) for r in uniq.tolist())
-        rows = uniq[:, None] + ar
-        accm = np.asarray(qacc, dtype=bool)
-        if accm.all():
-            acc[rows] += _group_sums(R, inv, len(uniq))
-            return
-        # results before the last overwrite of an output are dead
-        idx = np.arange(n)
-        last = np.full(len(uniq), -1)
-        np.maximum.at(last, inv, np.where(accm, -1, idx))
-        alive = idx >= last[inv]
-        sums = _group_sums(R[alive], inv[alive], len(uniq))
-        base = acc[rows]
-        base[last >= 0] = 0
-        acc[rows] = base + sums
+        self.acc_touch.update((c, c + d) for c in outs)
+        m = max(len(g) for g in groups.values())
+        G = len(outs)
+        ia = np.zeros((G, m), np.int64)
+        ib = np.zeros((G, m), np.int64)
+        pad = None
+        for gi, c in enumerate(outs):
+            g = groups[c]
+            k = len(g)
+            ia[gi, :k] = [x[0] for x in g]
+            ib[gi, :k] = [x[1] for x in g]
+            if k < m:
+                if pad is None:
+                    pad = np.zeros((G, m), bool)
+                pad[gi, k:] = True
+        A = _gather_blocks(sp, ia, d)              # (G, m, d, d) int8
+        B = _gather_blocks(sp, ib, d)
+        if pad is not None:
+            A[pad] = 0
+        A = A.astype(np.float64).transpose(0, 2, 1, 3).reshape(G, d, m * d)
+        B = B.astype(np.float64).reshape(G, m * d, d)
+        sums = np.matmul(A, B).astype(np.int64)
+        rows = np.asarray(outs)[:, None] + self._ar
+        if fresh:
+            keep = np.array([c not in fresh for c in outs])
+            sums[keep] += acc[rows[keep]]
+        else:
+            sums += acc[rows]
+        acc[rows] = sums.astype(np.int32)  # int32 wrap-around
+
+    def _run_queue_in_order(self, q: list) -> None:
+        d, sp, acc = self.dim, self.sp, self.acc
+        for a, w, c, accumulate in q:
+            r = sp[a:a + d].astype(np.int32) @ sp[w:w + d].astype(np.int32)
+            self.acc_touch.add((c, c + d))
+            if accumulate:
+                acc[c:c + d] += r
+            else:
+                acc[c:c + d] = r
 
     def iters(self, n: int) -> None:
         self.iterations += n
