@@ -403,6 +403,27 @@ class Machine:
     def mvin(self, ops: int, ident: int, dram: int, local: int, cols: int, rows: int) -> int:
         self._count("mvin", ops)
         stride, scale, shrunk, bs = self.ld[ident]
+        d = self.dim
+        local &= 0xFFFFFFFF
+        nblk = (cols + d - 1) // d
+        if (dram and not local >> 31 and scale == 1.0 and 1 <= rows <= d and 1 <= cols <= self.cfg.max_mvin_cols_sp
+                and (nblk == 1 or (bs == rows and cols == nblk * d))):
+            # fast path: DRAM rows into one contiguous run of scratchpad rows
+            row = local & ROWMASK
+            end = row + nblk * rows
+            if end <= self.sp_rows:
+                src = self.dram.view(dram, rows, cols, 1, stride, np.int8, "mvin")
+                if self.q or self.w_row is not None:
+                    self._sp_write(row, end)
+                if nblk == 1:
+                    self.sp[row:end, :cols] = src
+                else:
+                    self.sp[row:end].reshape(nblk, rows, d)[...] = src.reshape(rows, nblk, d).transpose(1, 0, 2)
+                self.sp_touch.add((row, end))
+                self.dram_read += rows * cols
+                if self.tm is not None:
+                    self.tm.command("mvin", "load", (), ((0, row, end),), rows * cols, rows, cols, False)
+                return 0
         self._mvin(dram, local, cols, rows, stride, scale, shrunk, bs, False)
         return 0
 
