@@ -155,10 +155,8 @@ def main_sim(ns: argparse.Namespace) -> int:
         prog = compile_program(text, str(path))
         args = build_args(prog, ns.entry, ns.arg, ns.seed)
         result = prog.run(ns.entry, args, timing=not ns.no_timing, max_instructions=ns.max_instructions)
-    except SimError as e:
+    except SimError as e:  # one line: file:line:column: what went wrong
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        for extra in str(e).splitlines()[1:]:
-            print(extra, file=sys.stderr)
         return 2
     if ns.save:
         out = Path(ns.save)
