@@ -37,7 +37,9 @@ def schedule_key(schedule: Any) -> str:
 
 
 #: settings that must match to resume (others, e.g. workers, may change)
-_RESUME_KEYS = ("workload", "seed", "beam", "plans", "impls", "dropout", "budget", "iterations",
+#: (the budget may change: a resumed run with a larger budget replays the
+#: finished candidates and goes on)
+_RESUME_KEYS = ("workload", "seed", "beam", "plans", "impls", "dropout", "iterations",
                 "agent", "start", "eval_seed", "config")
 
 

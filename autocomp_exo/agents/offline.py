@@ -46,10 +46,11 @@ MAX_CALLS = 700          # straight-line code cap (statements the simulator pars
 LDA = "do_ld_i8_block_id1"
 LDB = "do_ld_i8_block_id2"
 MM = "do_matmul_acc_i8"
+MM0 = "do_matmul_i8"
 ZERO = "do_zero_acc_i32"
 ST = "do_st_acc_i8"
 LOADS = (LDA, LDB)
-CALLS = (MM, LDA, LDB, ZERO, ST)
+CALLS = (MM, MM0, LDA, LDB, ZERO, ST)
 
 
 def _pat(name: str) -> str:
@@ -361,21 +362,35 @@ def _db_sample(c: Ctx, rng):
 
 # ---- unrolling -------------------------------------------------------------------
 
-def _unroll_targets(c: Ctx) -> list:
+def _unroll_levels(c: Ctx, name: str) -> int:
+    """How many loops around the first ``name`` call can be unrolled one after
+    the other (innermost first) within the code-size cap."""
     f = c.facts
+    x = f.first_call(name)
+    if x is None:
+        return 0
     total = f.n_calls()
+    lp = x.parent
+    n = 0
+    inner = 0   # calls added inside the current loop by unrolling the levels below
+    while lp is not None and lp.kind == "for" and lp.extent and lp.extent <= 64:
+        body_calls = lp.count("call") + inner
+        grow = body_calls * (lp.extent - 1)
+        if total + grow > MAX_CALLS:
+            break
+        total += grow
+        inner += grow
+        n += 1
+        lp = lp.parent
+    return n
+
+
+def _unroll_targets(c: Ctx) -> list:
     out = []
     for name in CALLS:
-        x = f.first_call(name)
-        if x is None or x.parent is None or x.parent.kind != "for":
-            continue
-        lp = x.parent
-        if not lp.extent or lp.extent > 64:
-            continue
-        grow = lp.count("call") * (lp.extent - 1)
-        if total + grow > MAX_CALLS:
-            continue
-        out.append((name, lp.extent, grow))
+        n = _unroll_levels(c, name)
+        if n:
+            out.append((name, n))
     return out
 
 
@@ -385,16 +400,87 @@ def _unroll_ok(c: Ctx) -> bool:
 
 def _unroll_sample(c: Ctx, rng):
     ts = _unroll_targets(c)
-    # compute first: it is most of the commands
-    w = [4.0 if t[0] == MM else 1.0 for t in ts]
-    name, ext, grow = rng.choices(ts, weights=w)[0]
-    steps = [_s("unroll_loop", _up(_pat(name)))]
-    # sometimes unroll the same loop nest one level further at once
-    if rng.random() < 0.3:
-        again = [t for t in _unroll_targets(c) if t[0] == name]
-        steps.append(_s("unroll_loop", _up(_pat(name))))
+    # computes first: they are most of the commands
+    w = [4.0 if t[0] in (MM, MM0) else 1.0 for t in ts]
+    name, n = rng.choices(ts, weights=w)[0]
+    levels = rng.choice([1, 1, 2, 3])
+    levels = min(levels, n)
+    steps = [_s("unroll_loop", _up(_pat(name))) for _ in range(levels)]
     steps.append(_s("simplify"))
-    return {"call": name, "extent": ext}, steps
+    return {"call": name, "levels": levels}, steps
+
+
+# ---- substitution: the first compute of a tile overwrites (no zeroing) ---------
+
+def _args_buffers(call: Node) -> list:
+    import re
+
+    return re.findall(r"(\w+)\[", call.text.split("(", 1)[1])
+
+
+def _zero_target(c: Ctx):
+    f = c.facts
+    z = f.first_call(ZERO)
+    mm = f.first_call(MM)
+    if z is None or mm is None or len(f.calls(ZERO)) != 1:
+        return None
+    zl = z.parent
+    if zl is None or zl.kind != "for" or len(zl.body) != 1 or not zl.extent:
+        return None
+    sib = zl.parent.body
+    i = sib.index(zl)
+    if i + 1 >= len(sib):
+        return None
+    l1 = sib[i + 1]
+    if l1.kind != "for" or mm not in list(l1.walk()):
+        return None
+    chain = []
+    n = mm.parent
+    while n is not None and n is not zl.parent:
+        if n.kind != "for" or n.lo is None or n.hi is None:
+            return None
+        chain.append(n)
+        n = n.parent
+    chain.reverse()  # l1 ... mm.parent
+    if len(mm.parent.body) != 1 or mm.parent.extent != zl.extent:
+        return None
+    bz = _args_buffers(z)
+    bm = _args_buffers(mm)
+    if len(bz) != 1 or len(bm) != 3 or bz[0] != bm[2]:
+        return None
+    return z, mm, chain, bz[0], bm
+
+
+def _zero_ok(c: Ctx) -> bool:
+    return _zero_target(c) is not None
+
+
+def _zero_sample(c: Ctx, rng):
+    z, mm, chain, bz, (ba, bb, bc) = _zero_target(c)
+    P = _pat(MM)
+    steps = []
+    q = len(chain)
+    for d in range(q, 1, -1):
+        lp = chain[q - d]
+        if lp.extent > 1:
+            steps.append(_s("cut_loop", _up(P, d), lp.lo + 1))
+        steps.append(_s("unroll_loop", _up(P, d)))
+    Z = _pat(ZERO)
+    zs = f"{bz}[_] = 0.0"
+    steps += [
+        _s("fuse", _up(Z), {"next": _up(Z)}),
+        _s("inline", Z),
+        _s("inline", P),
+        _s("inline_window", f"_ = {bz}[_] #0"),
+        _s("inline_window", f"_ = {ba}[_]"),
+        _s("inline_window", f"_ = {bb}[_]"),
+        _s("inline_window", f"_ = {bc}[_]"),
+        _s("fuse", _up(zs, 2), {"next": _up(zs, 2)}),
+        _s("fuse", _up(zs, 1), {"next": _up(zs, 1)}),
+        _s("replace", _up(zs, 2), {"instr": "do_matmul_i8"}),
+        _s("simplify"),
+    ]
+    return {"peeled": [l.name for l in chain]}, steps
 
 
 # ---- loop reordering -------------------------------------------------------------
@@ -436,6 +522,9 @@ MOVES: dict[str, Move] = {m.name: m for m in [
     Move("unroll", "fully unroll the innermost loop around an instruction call, then simplify",
          _unroll_ok, _unroll_sample, 2.0),
     Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.3),
+    Move("zero_into_compute", "peel the first k step of every output tile and let its compute overwrite the "
+         "accumulator (matmul without accumulate) instead of zeroing it first: one command less per tile",
+         _zero_ok, _zero_sample, 2.0),
 ]}
 
 #: menu option -> the moves that realize it
@@ -443,8 +532,8 @@ OPTION_MOVES: dict[str, tuple[str, ...]] = {
     "tiling": ("tile_rows", "double_buffer", "blocked"),
     "reorder": ("blocked", "reorder"),
     "split": ("hoist_load",),
-    "fuse": ("resident_b",),
-    "simplify": ("unroll",),
+    "fuse": ("zero_into_compute", "resident_b"),
+    "simplify": ("unroll", "zero_into_compute"),
     "reorder_stmts": ("hoist_load", "resident_b"),
     "unroll": ("unroll",),
     "double_buffer": ("double_buffer", "resident_b"),
@@ -452,16 +541,16 @@ OPTION_MOVES: dict[str, tuple[str, ...]] = {
     "spread": ("double_buffer", "resident_b"),
     "guarded_loads": ("hoist_load", "resident_b", "blocked"),
     "hoist": ("hoist_load",),
-    "substitute": ("unroll",),
+    "substitute": ("zero_into_compute",),
     "pipeline": ("double_buffer", "resident_b"),
     "min_data_movement": ("resident_b", "blocked", "hoist_load"),
-    "min_loop_overhead": ("unroll",),
+    "min_loop_overhead": ("unroll", "zero_into_compute"),
     "other": tuple(MOVES),
 }
 
 #: bottleneck -> move weight multipliers
 BIAS = {
-    "cpu": {"unroll": 3.0, "hoist_load": 1.5, "resident_b": 2.0, "blocked": 1.5, "tile_rows": 2.0},
+    "cpu": {"zero_into_compute": 2.0, "unroll": 3.0, "hoist_load": 1.5, "resident_b": 2.0, "blocked": 1.5, "tile_rows": 2.0},
     "load": {"resident_b": 3.0, "blocked": 3.0, "hoist_load": 3.0, "tile_rows": 2.0, "double_buffer": 1.5},
     "dependency": {"double_buffer": 4.0, "resident_b": 2.0, "tile_rows": 1.5},
     "execute": {},

@@ -1,0 +1,101 @@
+"""Search quality: the offline agent on the six ResNet-50 GEMMs.
+
+For each shape: simulate the software library, Exo unoptimized, our
+hand-optimized Exo and the hardware FSM (`autocomp_exo.bench`), run
+`optimize` with the offline agent from Exo's standard mapping with at most
+``--budget`` samples (default 300), and print the best speedup over swlib,
+over Exo unoptimized and over hand-optimized Exo, and the fraction of the
+FSM's speed (FSM cycles / best cycles). Targets (issue 5): >= 0.90 of the FSM
+on every shape, >= 1.4x over hand-optimized Exo in geometric mean.
+
+    python benchmarks/search_quality.py [--budget 300] [--shapes 512x512x512,...]
+        [--workers N] [--seed 0] [--run-root DIR] [--json]
+
+Every number comes from simulations run by this script (or from the run
+directories under --run-root, which make it resumable).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    from autocomp_exo.bench import SHAPES, measure_baseline, parse_shapes
+    from autocomp_exo.optimize import optimize
+    from autocomp_exo.workloads import GemmWorkload
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--shapes", default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--beam", type=int, default=3)
+    ap.add_argument("--plans", type=int, default=2)
+    ap.add_argument("--impls", type=int, default=2)
+    ap.add_argument("--run-root", default="runs/search_quality")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    shapes = parse_shapes(a.shapes) if a.shapes else list(SHAPES)
+    rows = []
+    for (M, N, K) in shapes:
+        t0 = time.time()
+        base = {b: measure_baseline(b, M, N, K) for b in ("swlib", "exo-unopt", "exo-opt", "fsm")}
+        for b, m in base.items():
+            if not m.ok:
+                print(f"{M}x{N}x{K} {b} failed: {m.error}", file=sys.stderr)
+        run_dir = Path(a.run_root) / f"gemm_{M}x{N}x{K}_s{a.seed}_B{a.beam}N{a.plans}K{a.impls}"
+
+        def progress(ev, _shape=f"{M}x{N}x{K}"):
+            if ev["event"] == "iteration":
+                print(f"  {_shape} it {ev['iteration']}: {ev['samples']} samples, best {ev['best_cycles']:,} "
+                      f"({ev['speedup']:.2f}x over exo-unopt), accepted {ev['accepted']}", file=sys.stderr,
+                      flush=True)
+
+        r = optimize(GemmWorkload(M, N, K), budget=a.budget, seed=a.seed, workers=a.workers,
+                     beam=a.beam, plans=a.plans, impls=a.impls, run_dir=str(run_dir), progress=progress)
+        cyc = {b: (m.cycles if m.ok else None) for b, m in base.items()}
+        row = {
+            "M": M, "N": N, "K": K, "best_cycles": r.cycles, "samples": r.samples_used,
+            "utilization": r.utilization,
+            "over_swlib": cyc["swlib"] / r.cycles if cyc["swlib"] else None,
+            "over_exo_unopt": cyc["exo-unopt"] / r.cycles if cyc["exo-unopt"] else None,
+            "over_exo_opt": cyc["exo-opt"] / r.cycles if cyc["exo-opt"] else None,
+            "fsm_fraction": cyc["fsm"] / r.cycles if cyc["fsm"] else None,
+            "baselines": cyc, "seconds": round(time.time() - t0, 1),
+            "menu": list(dict.fromkeys(s.menu for s in r.schedule.steps if s.menu not in ("exo-unopt",))),
+        }
+        rows.append(row)
+        print(f"{M}x{N}x{K}: best {r.cycles:,} cycles, {row['over_exo_opt']:.2f}x over exo-opt, "
+              f"{row['fsm_fraction']:.2f} of FSM ({row['seconds']} s)", file=sys.stderr, flush=True)
+    if a.json:
+        print(json.dumps({"rows": rows}, indent=1))
+        return 0
+    head = (f"{'GEMM (MxNxK)':<15} {'samples':>7} {'best cycles':>12} {'util':>6} {'/swlib':>7} "
+            f"{'/exo-unopt':>10} {'/exo-opt':>8} {'FSM frac':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['M']}x{r['N']}x{r['K']:<{15 - len(str(r['M'])) - len(str(r['N'])) - 2}} {r['samples']:>7} "
+              f"{r['best_cycles']:>12,} {100 * r['utilization']:>5.1f}% {r['over_swlib']:>6.2f}x "
+              f"{r['over_exo_unopt']:>9.2f}x {r['over_exo_opt']:>7.2f}x {r['fsm_fraction']:>8.2f}")
+
+    def geo(k):
+        v = [r[k] for r in rows if r[k]]
+        return math.exp(sum(math.log(x) for x in v) / len(v)) if v else float("nan")
+
+    print("-" * len(head))
+    print(f"{'geomean':<15} {'':>7} {'':>12} {'':>6} {geo('over_swlib'):>6.2f}x {geo('over_exo_unopt'):>9.2f}x "
+          f"{geo('over_exo_opt'):>7.2f}x {geo('fsm_fraction'):>8.2f}")
+    ok_fsm = all(r["fsm_fraction"] and r["fsm_fraction"] >= 0.90 for r in rows)
+    print(f"targets: >= 0.90 of FSM on every shape: {'met' if ok_fsm else 'NOT met'}; "
+          f">= 1.4x over exo-opt (geomean): {'met' if geo('over_exo_opt') >= 1.4 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
