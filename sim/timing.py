@@ -203,7 +203,13 @@ class TimingReport:
     ``units[name]`` has ``busy`` and ``idle`` cycles (busy = union of the
     intervals the unit was working; for the CPU the cycles it spent on scalar
     ops and RoCC issue), plus for load/execute/store ``commands`` and the
-    unit's share of ``dependency`` / ``cpu_issue`` stalls.
+    unit's share of ``dependency`` / ``cpu_issue`` stalls. The CPU also has
+    ``commands`` (RoCC commands it issued; the FSM's are not counted),
+    ``rocc`` / ``scalar`` (its busy cycles split into command issue and
+    scalar operations, the FSM setup counted in neither) and the cycles it
+    stalled on a full reservation station (``rs_full``) and in fences
+    (``fence``); the execute unit also has ``bank_conflict``: cycles its work
+    took longer because two operands were read from one scratchpad bank.
     """
 
     cycles: int
@@ -261,7 +267,13 @@ class TimingModel:
         s = self._snapshot()
         cycles = _ceil(max(s["cpu_t"], s["last_end"]))
         cpu_busy = min(cycles, _ceil(s["cpu_busy"]))
-        units = {"cpu": {"busy": cpu_busy, "idle": cycles - cpu_busy}}
+        n_rocc = int(s["n_rocc"])
+        units = {"cpu": {"busy": cpu_busy, "idle": cycles - cpu_busy,
+                         "commands": n_rocc,
+                         "rocc": _ceil(n_rocc * float(self.config.cpu_rocc_cycles)),
+                         "scalar": _ceil(s["cpu_ops"]),
+                         "rs_full": _ceil(s["stall_rs"]),
+                         "fence": _ceil(s["stall_fence"])}}
         for c, name in enumerate(_CLASS_NAMES):
             busy = min(cycles, _ceil(s["busy"][c]))
             units[name] = {
@@ -271,6 +283,7 @@ class TimingModel:
                 "dependency": _ceil(s["st_dep"][c]),
                 "cpu_issue": _ceil(s["st_issue"][c]),
             }
+        units["execute"]["bank_conflict"] = _ceil(s["bank_stall"])
         stalls = {
             "dependency": _ceil(sum(s["st_dep"])),
             "rs_full": _ceil(s["stall_rs"]),
@@ -296,6 +309,7 @@ def _build(cfg: GemminiConfig):
     garbage_cycles = float(cfg.preload_garbage_cycles)
     exec_lat = float(cfg.exec_latency)
     bank_factor = float(cfg.bank_conflict_factor)
+    bank_rows = max(1, cfg.sp_bank_rows)
     config_ex_cycles = float(cfg.config_ex_cycles)
     config_unit = float(cfg.config_unit_cycles)
     beat = cfg.dma_beat_bytes
@@ -333,6 +347,7 @@ def _build(cfg: GemminiConfig):
     # ---- execute unit
     pre_free = 0.0      # last preload finished shifting weights in
     comp_start = 0.0    # last compute started (frees the weight shadow buffer)
+    comp_banks = 0      # scratchpad banks the last compute reads (bit k = bank k % 64)
     comp_free = 0.0     # last compute streamed its last row
     ex_land = 0.0       # last result landed
     pending_c: Any = ()  # the C rows of the last preload, for its compute
@@ -346,16 +361,20 @@ def _build(cfg: GemminiConfig):
     st_issue = [0.0, 0.0, 0.0]
     stall_rs = 0.0
     stall_fence = 0.0
+    bank_stall = 0.0    # execute cycles added by scratchpad bank conflicts
+    cpu_ops_t = 0.0     # CPU cycles spent on scalar operations
+    n_rocc = 0          # commands the CPU issued (RoCC), FSM ones excluded
     last_end = 0.0
     dram_rd = 0
     dram_wr = 0
 
     def cpu(ops: int) -> None:
-        nonlocal cpu_t, cpu_busy, in_fsm
+        nonlocal cpu_t, cpu_busy, in_fsm, cpu_ops_t
         if ops:
             c = ops * op_cycles
             cpu_t += c
             cpu_busy += c
+            cpu_ops_t += c
             in_fsm = False
 
     def fsm_begin() -> None:
@@ -388,7 +407,8 @@ def _build(cfg: GemminiConfig):
     def snapshot() -> dict:
         return dict(cpu_t=cpu_t, last_end=last_end, cpu_busy=cpu_busy, busy=list(busy),
                     n_cmd=list(n_cmd), st_dep=list(st_dep), st_issue=list(st_issue),
-                    stall_rs=stall_rs, stall_fence=stall_fence, dram_rd=dram_rd, dram_wr=dram_wr)
+                    stall_rs=stall_rs, stall_fence=stall_fence, dram_rd=dram_rd, dram_wr=dram_wr,
+                    bank_stall=bank_stall, cpu_ops=cpu_ops_t, n_rocc=n_rocc)
 
     # hot-path names as closure variables; in command() the op kinds and RS
     # classes are literals: classes 0 load, 1 execute, 2 store; kinds 1 preload,
@@ -403,7 +423,8 @@ def _build(cfg: GemminiConfig):
     def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
                 rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> float:
         nonlocal cpu_t, cpu_busy, last_rs_in, in_fsm, ld_req_free, ld_bus_free, ld_slot_i
-        nonlocal pre_free, comp_start, comp_free, ex_land, pending_c, st_free
+        nonlocal pre_free, comp_start, comp_free, comp_banks, ex_land, pending_c, st_free
+        nonlocal bank_stall, n_rocc
         nonlocal stall_rs, last_end, dram_rd, dram_wr
         kind = kind_of(op)
         if kind is None:
@@ -426,6 +447,7 @@ def _build(cfg: GemminiConfig):
         else:
             in_fsm = False
             cpu_busy += rocc
+            n_rocc += 1
             t = cpu_t + rocc
             if last_rs_in + 1.0 > t:
                 t = last_rs_in + 1.0
@@ -557,11 +579,21 @@ def _build(cfg: GemminiConfig):
             if kind == 2:  # compute
                 cost = (rows if rows > 0 else dim) / exec_rpc
                 if bank_conflict:
+                    bank_stall += cost * bank_factor - cost
                     cost *= bank_factor
                 end = start + cost
                 retire = end + exec_lat   # results land
                 comp_start = start
                 comp_free = end
+                mask = 0
+                for sp, a, b in reads:
+                    if not sp and b > a:
+                        k = a // bank_rows
+                        kend = (b - 1) // bank_rows
+                        while k <= kend:
+                            mask |= 1 << (k & 63)
+                            k += 1
+                comp_banks = mask
                 if retire > ex_land:
                     ex_land = retire
                 for sp, a, b in reads:
@@ -587,6 +619,26 @@ def _build(cfg: GemminiConfig):
             elif kind == 1:  # preload
                 if nb:
                     end = start + preload_cycles
+                    if comp_banks and comp_free > start:
+                        # B streams in while the previous compute still reads its
+                        # A: reads of one scratchpad bank in the same cycles
+                        # serialize (the overlapped part costs bank_factor x)
+                        mask = 0
+                        for sp, a, b in reads:
+                            if not sp and b > a:
+                                k = a // bank_rows
+                                kend = (b - 1) // bank_rows
+                                while k <= kend:
+                                    mask |= 1 << (k & 63)
+                                    k += 1
+                        if mask & comp_banks:
+                            ov = comp_free - start
+                            if ov > preload_cycles:
+                                ov = preload_cycles
+                            x = (bank_factor - 1.0) * ov
+                            if x > 0.0:
+                                end += x
+                                bank_stall += x
                     for sp, a, b in reads:
                         if b - a == 16 and not a & 15:
                             blk = rd_b[sp]
@@ -604,6 +656,7 @@ def _build(cfg: GemminiConfig):
             else:
                 end = start + (config_ex_cycles if kind == 3 else config_unit)  # 3: config_ex
                 pre_free = comp_free = comp_start = end
+                comp_banks = 0
                 retire = end
         elif cls == 0:  # load
             if kind == 5:  # mvin

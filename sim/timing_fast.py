@@ -68,7 +68,7 @@ _SRC = Path(__file__).with_name("timing_kernel.c")
 # at once trigger cyclic-GC passes (a 4096-record buffer made the GC cost more
 # than the whole model); a flush is one ctypes call (~1-2 us).
 _FLUSH_AT = 256
-_TK_VERSION = 1           # must match TK_VERSION in timing_kernel.c
+_TK_VERSION = 2           # must match TK_VERSION in timing_kernel.c
 _PURE_ENV = "AUTOCOMP_EXO_PURE_TIMING"
 
 # record tags / markers (timing_kernel.c)
@@ -242,9 +242,10 @@ def _params(cfg: GemminiConfig) -> tuple[Any, Any]:
     rocc = float(cfg.cpu_rocc_cycles)
     exec_rpc = float(cfg.exec_rows_per_cycle)
     dram_lat = float(cfg.dram_latency)
-    ip = (ctypes.c_int64 * 9)(
+    ip = (ctypes.c_int64 * 10)(
         cfg.sp_rows, cfg.acc_rows, max(1, cfg.rs_load), max(1, cfg.rs_execute), max(1, cfg.rs_store),
-        max(1, cfg.dma_mvins_in_flight), cfg.dim, cfg.dma_beat_bytes, cfg.dma_max_request_bytes)
+        max(1, cfg.dma_mvins_in_flight), cfg.dim, cfg.dma_beat_bytes, cfg.dma_max_request_bytes,
+        max(1, cfg.sp_bank_rows))
     dp = (ctypes.c_double * 17)(
         rocc,                                       # DP_ROCC
         float(cfg.cpu_op_cycles),                   # DP_OP_CYCLES
@@ -384,19 +385,91 @@ class FastTimingModel:
     def _snapshot(self) -> dict:
         if self._m is not None:
             v = self._m.snapshot()
-            d, i = v[:14], v[14:]
+            d, i = v[:16], v[16:]
         else:
             self.flush()
-            d = (ctypes.c_double * 14)()
-            i = (ctypes.c_int64 * 5)()
+            d = (ctypes.c_double * 16)()
+            i = (ctypes.c_int64 * 6)()
             self._lib.tk_snapshot(self._st, d, i)
         return dict(cpu_t=d[0], last_end=d[1], cpu_busy=d[2], busy=list(d[3:6]), n_cmd=list(i[0:3]),
                     st_dep=list(d[6:9]), st_issue=list(d[9:12]), stall_rs=d[12], stall_fence=d[13],
-                    dram_rd=i[3], dram_wr=i[4])
+                    dram_rd=i[3], dram_wr=i[4], bank_stall=d[14], cpu_ops=d[15], n_rocc=i[5])
 
 
 def _nothing() -> None:
     pass
+
+
+class TraceRecorder:
+    """A timing-model stand-in that records every call (the machine's
+    ``command`` / ``cpu`` / ``fence`` / ``fsm_begin`` / ``fsm_end`` stream) as
+    the kernel's int64 records, so one simulation can be re-timed under many
+    configurations with :func:`replay_trace` (calibration, parameter sweeps).
+    The recorded stream does not depend on the timing parameters: the
+    functional machine never reads the model's results. ``report()`` replays
+    the trace under the recorder's own config (same report as the real model).
+    """
+
+    def __init__(self, config: GemminiConfig | None = None):
+        self.config = config if config is not None else _default_config()
+        self._chunks: list[array] = []
+        buf: list = []
+        self._buf = buf
+        app = buf.append
+        ln = len
+        limit = 4096
+
+        def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
+                    rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> None:
+            app((op, unit, tuple(reads), tuple(writes), int(dram_bytes), int(rows), fsm, bank_conflict))
+            if ln(buf) >= limit:
+                self._flush()
+
+        self.command = command
+        self.cpu = app
+        self.fence = lambda: app(_M_FENCE)
+        self.fsm_begin = lambda: app(_M_FSM_BEGIN)
+        self.fsm_end = lambda: app(_M_FSM_END)
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._chunks.append(_encode(self._buf))
+            self._buf.clear()
+
+    def words(self) -> array:
+        """The whole trace as int64 records (``array('q')``)."""
+        self._flush()
+        out = array("q")
+        for c in self._chunks:
+            out.extend(c)
+        self._chunks = [out]
+        return out
+
+    def report(self) -> TimingReport:
+        return replay_trace(self.words(), self.config)
+
+    @property
+    def cycles(self) -> int:
+        return self.report().cycles
+
+
+def replay_trace(words: Any, config: GemminiConfig | None = None) -> TimingReport:
+    """Time a recorded trace (:meth:`TraceRecorder.words`: an ``array('q')``,
+    a numpy int64 array or bytes) under `config` with the C kernel; the report
+    equals the one the live model gives for the same run."""
+    fm = FastTimingModel(config, encode_in_python=True)
+    if isinstance(words, array):
+        ptr, n = words.buffer_info()
+        keep = words
+    else:
+        import numpy as np
+        keep = np.ascontiguousarray(np.frombuffer(words, dtype=np.int64) if isinstance(words, (bytes, bytearray))
+                                    else words, dtype=np.int64)
+        ptr, n = keep.ctypes.data, len(keep)
+    if fm._lib.tk_run(fm._st, ptr, n):
+        raise ValueError(fm._lib.tk_error(fm._st).decode(errors="replace"))
+    del keep
+    return fm.report()
 
 
 def make_timing_model(config: GemminiConfig | None = None) -> "FastTimingModel | TimingModel":
@@ -418,4 +491,4 @@ def make_timing_model(config: GemminiConfig | None = None) -> "FastTimingModel |
         return TimingModel(config)
 
 
-__all__ += ["KernelUnavailable", "TimingReport"]
+__all__ += ["KernelUnavailable", "TimingReport", "TraceRecorder", "replay_trace"]

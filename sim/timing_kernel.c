@@ -45,7 +45,7 @@
 #include <string.h>
 #include <stdio.h>
 
-#define TK_VERSION 1
+#define TK_VERSION 2
 
 enum { TK_CPU = 0, TK_CPUF = 1, TK_FENCE = 2, TK_FSM_BEGIN = 3, TK_FSM_END = 4, TK_CMD = 5 };
 
@@ -56,7 +56,7 @@ static const int CLASS_OF[10] = {-1, 1, 1, 1, 1, 0, 0, 0, 2, 2};
 
 /* iparams layout */
 enum { IP_SP_ROWS, IP_ACC_ROWS, IP_RS_LOAD, IP_RS_EXEC, IP_RS_STORE, IP_N_SLOTS, IP_DIM, IP_BEAT,
-       IP_MAX_REQ, IP_N };
+       IP_MAX_REQ, IP_BANK_ROWS, IP_N };
 /* dparams layout */
 enum { DP_ROCC, DP_OP_CYCLES, DP_FSM_ISSUE, DP_FSM_SETUP, DP_FENCE_RT, DP_EXEC_RPC, DP_PRELOAD_CYCLES,
        DP_GARBAGE, DP_EXEC_LAT, DP_BANK_FACTOR, DP_CONFIG_EX, DP_CONFIG_UNIT, DP_DRAM_LAT, DP_REQ_OCC,
@@ -185,7 +185,7 @@ typedef struct {
     /* parameters */
     double rocc, op_cycles, fsm_issue, fsm_setup, fence_rt, exec_rpc, preload_cycles, garbage_cycles,
         exec_lat, bank_factor, config_ex_cycles, config_unit, dram_lat, req_occ, st_pipe, st_rpc, st_ack;
-    int64_t dim, beat, max_req, n_slots;
+    int64_t dim, beat, max_req, n_slots, bank_rows;
     /* scoreboard tables per space (0 scratchpad, 1 accumulator) */
     Table wld[2], wex[2], rd[2];
     /* CPU / RS */
@@ -200,13 +200,15 @@ typedef struct {
     int64_t ld_slot_i;
     /* execute unit */
     double pre_free, comp_start, comp_free, ex_land;
+    uint64_t comp_banks; /* scratchpad banks the last compute reads (bit k = bank k % 64) */
     int64_t *pending_c; /* the C ranges of the last preload (triples) */
     int64_t pending_n, pending_cap;
     /* store unit */
     double st_free;
     /* accounting */
     double busy[3], busy_until[3], st_dep[3], st_issue[3], stall_rs, stall_fence, last_end;
-    int64_t n_cmd[3], dram_rd, dram_wr;
+    double bank_stall, cpu_ops;
+    int64_t n_cmd[3], dram_rd, dram_wr, n_rocc;
     /* last error of tk_run */
     char err[200];
 #ifdef TK_PYTHON
@@ -270,6 +272,7 @@ State *tk_new(const int64_t *ip, const double *dp) {
     s->beat = ip[IP_BEAT];
     s->max_req = ip[IP_MAX_REQ];
     s->n_slots = ip[IP_N_SLOTS] > 0 ? ip[IP_N_SLOTS] : 1;
+    s->bank_rows = ip[IP_BANK_ROWS] > 0 ? ip[IP_BANK_ROWS] : 1;
     int ok = 1;
     for (int i = 0; i < 2; i++) {
         int64_t rows = ip[i == 0 ? IP_SP_ROWS : IP_ACC_ROWS];
@@ -294,8 +297,9 @@ State *tk_new(const int64_t *ip, const double *dp) {
     return s;
 }
 
-/* dout: cpu_t last_end cpu_busy busy[3] st_dep[3] st_issue[3] stall_rs stall_fence (14)
- * iout: n_cmd[3] dram_rd dram_wr (5) */
+/* dout: cpu_t last_end cpu_busy busy[3] st_dep[3] st_issue[3] stall_rs stall_fence bank_stall
+ *       cpu_ops (16)
+ * iout: n_cmd[3] dram_rd dram_wr n_rocc (6) */
 void tk_snapshot(const State *s, double *dout, int64_t *iout) {
     dout[0] = s->cpu_t;
     dout[1] = s->last_end;
@@ -308,8 +312,11 @@ void tk_snapshot(const State *s, double *dout, int64_t *iout) {
     }
     dout[12] = s->stall_rs;
     dout[13] = s->stall_fence;
+    dout[14] = s->bank_stall;
+    dout[15] = s->cpu_ops;
     iout[3] = s->dram_rd;
     iout[4] = s->dram_wr;
+    iout[5] = s->n_rocc;
 }
 
 /* heapq.heapreplace: pop the smallest, push x (a binary min-heap as in heapq;
@@ -353,6 +360,7 @@ static void do_cpu(State *s, double c, int nonzero) {
     if (nonzero) {
         s->cpu_t += c;
         s->cpu_busy += c;
+        s->cpu_ops += c;
         s->in_fsm = 0;
     }
 }
@@ -392,6 +400,17 @@ static int check_ranges(State *s, const int64_t *r, int64_t n) {
     return 0;
 }
 
+/* the scratchpad banks a list of (space, start, end) ranges touches */
+static uint64_t bank_mask(const State *s, const int64_t *r, int64_t n) {
+    uint64_t m = 0;
+    for (int64_t i = 0; i < n; i++, r += 3) {
+        if (r[0] != 0 || !(r[2] > r[1])) continue;
+        for (int64_t k = r[1] / s->bank_rows, kend = (r[2] - 1) / s->bank_rows; k <= kend; k++)
+            m |= (uint64_t)1 << (k & 63);
+    }
+    return m;
+}
+
 /* One command (the body of command() in sim/timing.py). reads / writes are
  * nr / nw (space, start, end) triples. */
 static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dram_bytes, int64_t rows,
@@ -419,6 +438,7 @@ static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dr
     } else {
         s->in_fsm = 0;
         s->cpu_busy += s->rocc;
+        s->n_rocc += 1;
         t = s->cpu_t + s->rocc;
         if (s->last_rs_in + 1.0 > t) t = s->last_rs_in + 1.0;
     }
@@ -548,11 +568,15 @@ static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dr
     if (cls == 1) {
         if (kind == K_COMPUTE) {
             double cost = (double)(rows > 0 ? rows : s->dim) / s->exec_rpc;
-            if (bank_conflict) cost *= s->bank_factor;
+            if (bank_conflict) {
+                s->bank_stall += cost * s->bank_factor - cost;
+                cost *= s->bank_factor;
+            }
             end = start + cost;
             retire = end + s->exec_lat;
             s->comp_start = start;
             s->comp_free = end;
+            s->comp_banks = bank_mask(s, reads, nr);
             if (retire > s->ex_land) s->ex_land = retire;
             r = reads;
             for (int64_t i = 0; i < nr; i++, r += 3)
@@ -563,6 +587,17 @@ static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dr
         } else if (kind == K_PRELOAD) {
             if (nb) {
                 end = start + s->preload_cycles;
+                if (s->comp_banks && s->comp_free > start && (bank_mask(s, reads, nr) & s->comp_banks)) {
+                    /* B streams in while the previous compute still reads its A from
+                     * the same scratchpad bank: the overlapped part costs bank_factor x */
+                    double ov = s->comp_free - start;
+                    if (ov > s->preload_cycles) ov = s->preload_cycles;
+                    double x = (s->bank_factor - 1.0) * ov;
+                    if (x > 0.0) {
+                        end += x;
+                        s->bank_stall += x;
+                    }
+                }
                 r = reads;
                 for (int64_t i = 0; i < nr; i++, r += 3)
                     if (r[2] > r[1]) tset(&s->rd[r[0]], r[1], r[2], end);
@@ -574,6 +609,7 @@ static int do_command(State *s, int kind, int fsm, int bank_conflict, int64_t dr
         } else {
             end = start + (kind == K_CONFIG_EX ? s->config_ex_cycles : s->config_unit);
             s->pre_free = s->comp_free = s->comp_start = end;
+            s->comp_banks = 0;
             retire = end;
         }
     } else if (cls == 0) {
@@ -961,15 +997,15 @@ static PyObject *model_fsm_end(ModelObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* (14 floats, 5 ints) as tk_snapshot */
+/* (16 floats, 6 ints) as tk_snapshot */
 static PyObject *model_snapshot(ModelObject *self, PyObject *unused) {
     (void)unused;
-    double d[14];
-    int64_t i[5];
+    double d[16];
+    int64_t i[6];
     tk_snapshot(self->s, d, i);
-    PyObject *t = PyTuple_New(19);
+    PyObject *t = PyTuple_New(22);
     if (!t) return NULL;
-    for (int k = 0; k < 14; k++) {
+    for (int k = 0; k < 16; k++) {
         PyObject *v = PyFloat_FromDouble(d[k]);
         if (!v) {
             Py_DECREF(t);
@@ -977,13 +1013,13 @@ static PyObject *model_snapshot(ModelObject *self, PyObject *unused) {
         }
         PyTuple_SET_ITEM(t, k, v);
     }
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         PyObject *v = PyLong_FromLongLong(i[k]);
         if (!v) {
             Py_DECREF(t);
             return NULL;
         }
-        PyTuple_SET_ITEM(t, 14 + k, v);
+        PyTuple_SET_ITEM(t, 16 + k, v);
     }
     return t;
 }

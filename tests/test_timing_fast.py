@@ -38,6 +38,8 @@ CONFIGS = [
                   dma_beat_bytes=24, dma_max_request_bytes=40, preload_garbage_cycles=3),
     GemminiConfig(rs_load=0, rs_execute=1, rs_store=1, dma_mvins_in_flight=0, dma_max_inflight=0,
                   cpu_op_cycles=0.1),
+    # many small banks: ranges straddle banks (preload/compute bank conflicts)
+    GemminiConfig(sp_banks=128, sp_bank_rows=128, bank_conflict_factor=1.9, cpu_op_cycles=0.3),
 ]
 
 
