@@ -1,0 +1,293 @@
+"""Prompt builders for the LLM agent (the Autocomp paper's plan and implement prompts).
+
+Nothing here restates the hardware or the scheduling language: the ISA
+summary is generated from `gemmini_isa` (`GemminiConfig.describe`,
+`INSTRUCTIONS`, `SPELLINGS`, the local-address bits), the op reference from
+the schedule whitelist (`schedule.describe_ops`, `schedule.INSTRUCTIONS`,
+`MEMORIES`, `CONFIGS`), the menu from `autocomp_exo.menu`.
+
+- `plan_messages(...)`: ISA summary, the proc (Exo's text), its Gemmini C in
+  brief, hardware feedback from the timing model, the menu after dropout,
+  rules, which iteration of how many; the answer names one menu option.
+- `implement_messages(...)`: the plan, the proc, the op reference with
+  examples and the JSON format of steps; the answer is JSON.
+- `fix_messages(...)`: the implement conversation plus the failed answer and
+  its error, asking for a corrected answer.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional, Sequence
+
+__all__ = [
+    "SYSTEM", "PLAN_MARK", "IMPLEMENT_MARK", "FIX_MARK", "isa_summary", "exo_instructions_in_c",
+    "brief_c", "hardware_feedback", "phase_text", "op_reference", "names_reference",
+    "plan_messages", "implement_messages", "fix_messages", "STEP_FORMAT", "allowed_ops",
+]
+
+# Markers that let tools (and the tests' scripted server) tell the prompts apart.
+PLAN_MARK = "## Task: choose one optimization"
+IMPLEMENT_MARK = "## Task: write the scheduling steps"
+FIX_MARK = "## Your previous answer failed"
+
+SYSTEM = ("You are an expert performance engineer for the Gemmini deep-learning accelerator and the Exo "
+          "user-schedulable language. You optimize Exo procs for Gemmini by applying Exo scheduling "
+          "primitives; every step is checked by Exo and every program is run on a bit-exact, "
+          "cycle-approximate Gemmini simulator.")
+
+
+# --------------------------------------------------------------------------- #
+# Hardware
+# --------------------------------------------------------------------------- #
+
+def isa_summary(config: Any = None) -> str:
+    """The Gemmini ISA, generated from gemmini_isa's tables and configuration."""
+    from gemmini_isa import ACC_BIT, ACCUMULATE_BIT, GARBAGE_ADDR, INSTRUCTIONS, RAW_BIT, SPELLINGS
+    from gemmini_isa.config import GemminiConfig, default
+
+    cfg = config or default()
+    lines = [
+        f"Gemmini: a {cfg.dim}x{cfg.dim} systolic array (int8 inputs, int32 accumulation), "
+        f"a scratchpad of {cfg.sp_rows} rows x {cfg.dim} int8 ({cfg.sp_banks} banks of {cfg.sp_bank_rows}) and an "
+        f"accumulator of {cfg.acc_rows} rows x {cfg.dim} int32 ({cfg.acc_banks} banks of {cfg.acc_bank_rows}). "
+        "A CPU issues commands to the load, execute and store units through a reservation station; the "
+        "units run in parallel and wait for each other only on the local rows they share.",
+        f"Local addresses: bit 31 (0x{ACC_BIT:08x}) selects the accumulator, bit 30 (0x{ACCUMULATE_BIT:08x}) "
+        f"accumulates instead of overwriting, bit 29 (0x{RAW_BIT:08x}) reads raw int32; the row is in the low "
+        f"bits; 0x{GARBAGE_ADDR:08x} means no operand.",
+        "",
+        "Instructions (unit; parameters; C names):",
+    ]
+    by_op: dict[str, list[str]] = {}
+    for s in SPELLINGS:
+        if s.dialect == "exo":
+            by_op.setdefault(s.op, []).append(s.name)
+    for ins in INSTRUCTIONS.values():
+        if ins.unit == "runtime":
+            continue
+        params = ", ".join(p.name for p in ins.params)
+        names = ", ".join(dict.fromkeys(by_op.get(ins.op, [])))
+        lines.append(f"- {ins.op} [{ins.unit}]({params}): {ins.doc}" + (f" C: {names}" if names else ""))
+        if ins.unit in ("load", "execute", "store"):
+            for p in ins.params:
+                lines.append(f"    {p.name}: {p.doc}")
+    lines.append("")
+    lines.append("Hardware parameters (name = value: meaning) [source]:")
+    for name, _default, source, doc in GemminiConfig.describe():
+        lines.append(f"- {name} = {getattr(cfg, name)}: {doc} [{source}]")
+    return "\n".join(lines)
+
+
+_RELYING = re.compile(r'/\* relying on the following instruction\.\.\."\s*\n(.*?)\*/', re.S)
+
+
+def exo_instructions_in_c(c_source: str) -> list[str]:
+    """The Exo instruction procs a C file relies on and the C each lowers to
+    (from the comments Exo writes), one line each."""
+    out = []
+    for block in _RELYING.findall(c_source or ""):
+        parts = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+        if parts:
+            out.append(f"{parts[0]}  ->  {' '.join(parts[1:])}")
+    return out
+
+
+def brief_c(c_source: Optional[str], max_lines: int = 80) -> str:
+    """The entry function's C without comments, includes and blank lines, cut to max_lines."""
+    if not c_source:
+        return "(not available)"
+    src = re.sub(r"/\*.*?\*/", "", c_source, flags=re.S)
+    lines = []
+    for ln in src.splitlines():
+        s = ln.rstrip()
+        if not s.strip() or s.lstrip().startswith(("#include", "//")):
+            continue
+        lines.append(s)
+    if len(lines) > max_lines:
+        more = len(lines) - max_lines
+        lines = lines[:max_lines] + [f"... ({more} more lines)"]
+    return "\n".join(lines)
+
+
+def _pct(x: float, total: float) -> str:
+    return f"{100.0 * x / total:.1f}%" if total else "?"
+
+
+def hardware_feedback(m: Any, config: Any = None, bottleneck: Optional[str] = None) -> str:
+    """Cycles, utilization, per-unit busy and wait causes, local memory use, from a Measurement."""
+    from gemmini_isa.config import default
+
+    cfg = config or default()
+    if m is None:
+        return "(no measurement)"
+    if not getattr(m, "ok", False):
+        return f"the program failed at {m.stage}: {m.error}"
+    cyc = float(m.cycles or 0)
+    lines = []
+    if m.macs:
+        ideal = cfg.ideal_cycles(m.macs)
+        lines.append(f"cycles: {m.cycles:,} (the array alone would need {ideal:,.0f}: utilization "
+                     f"{100.0 * (m.utilization or ideal / cyc):.1f}%)")
+    else:
+        lines.append(f"cycles: {m.cycles:,}")
+    if m.units:
+        lines.append("units (busy cycles and their share of all cycles; then cycles by cause):")
+        for unit, d in m.units.items():
+            if not isinstance(d, dict):
+                continue
+            parts = []
+            if "busy" in d:
+                parts.append(f"busy {int(d['busy']):,} ({_pct(float(d['busy']), cyc)})")
+            if "commands" in d:
+                parts.append(f"{int(d['commands']):,} commands")
+            for k, v in d.items():
+                if k in ("busy", "idle", "commands"):
+                    continue
+                parts.append(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, (int, float)) else f"{k} {v}")
+            lines.append(f"  {unit}: " + ", ".join(parts))
+    if m.stalls:
+        lines.append("stall cycles by cause: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in m.stalls.items()))
+    if m.instructions:
+        lines.append("instructions: " + ", ".join(f"{k} {v:,}" for k, v in m.instructions.items()))
+    if m.sp_rows_used is not None:
+        lines.append(f"scratchpad rows used: {m.sp_rows_used:,} of {cfg.sp_rows:,}")
+    if m.acc_rows_used is not None:
+        lines.append(f"accumulator rows used: {m.acc_rows_used:,} of {cfg.acc_rows:,}")
+    if m.dram_bytes:
+        lines.append("DRAM bytes: " + ", ".join(f"{k} {v:,}" for k, v in m.dram_bytes.items()))
+    if bottleneck and bottleneck != "unknown":
+        lines.append(f"what limits it most (from the figures above): {bottleneck}")
+    return "\n".join(lines)
+
+
+def phase_text(iteration: Optional[int], iterations: Optional[int]) -> str:
+    if iteration is None:
+        return "This is one step of an iterative search; later steps can build on this one."
+    if iterations:
+        return (f"This is iteration {iteration} of {iterations} of the search. Early iterations suit large "
+                "structural changes (tiling, reuse, buffering); late ones fine-tuning (unrolling, hoisting).")
+    return (f"This is iteration {iteration} of the search (it runs until its sample budget is used); later "
+            "iterations can build on this one.")
+
+
+# --------------------------------------------------------------------------- #
+# Scheduling ops
+# --------------------------------------------------------------------------- #
+
+def _encoding_doc() -> str:
+    """How Exo objects, cursors and gaps are written, from the schedule module's own doc."""
+    from .. import schedule as S
+
+    doc = S.__doc__ or ""
+    m = re.search(r"(Exo objects are \*named\*.*?)(?:\n\s*\n\s*Applying never)", doc, re.S)
+    if not m:
+        return ""
+    text = re.sub(r"\s*\(EXO\.md[^)]*\)", "", m.group(1).strip())
+    return text.replace("``", "`")
+
+
+def op_reference(ops: Optional[Sequence[str]] = None) -> str:
+    """Every whitelisted op with its signature, doc and example; the argument kinds."""
+    from ..schedule import describe_ops
+
+    return describe_ops(ops)
+
+
+def names_reference() -> str:
+    from ..schedule import CONFIGS, INSTRUCTIONS, MEMORIES
+
+    return "\n".join([
+        f"memories ({{\"mem\": ...}}): {', '.join(MEMORIES)}",
+        f"configs ({{\"config\": ...}}): {', '.join(CONFIGS)}",
+        f"instructions ({{\"instr\": ...}}): {', '.join(INSTRUCTIONS)}",
+    ])
+
+
+STEP_FORMAT = """Answer with one JSON object and nothing else (a ```json fence around it is fine):
+{"steps": [{"op": "<op name>", "args": [<positional arguments>], "kwargs": {<keyword arguments>}}, ...]}
+The steps are applied in order to the proc shown, after everything already applied. Arguments are JSON
+values only: strings for patterns and Exo expressions, integers, true/false, null, lists, and the tagged
+objects above for memories, instructions, configs, cursors and gaps."""
+
+
+# --------------------------------------------------------------------------- #
+# Messages
+# --------------------------------------------------------------------------- #
+
+def _section(title: str, body: str) -> str:
+    return f"## {title}\n{body.strip()}\n"
+
+
+def allowed_ops(allow_unsafe: bool = False) -> list[str]:
+    """The whitelisted ops offered to the model (without the unchecked ones unless allowed)."""
+    from ..schedule import OPS, WHITELIST
+
+    return [n for n in WHITELIST if allow_unsafe or "*" not in OPS[n].unsafe]
+
+
+def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, menu: Sequence[Any],
+                  iteration: Optional[int] = None, iterations: Optional[int] = None, config: Any = None,
+                  bottleneck: Optional[str] = None, c_lines: int = 80, workload: Optional[str] = None,
+                  allow_unsafe: bool = False) -> list[dict]:
+    from ..menu import describe
+
+    parts = [
+        _section("Gemmini", isa_summary(config)),
+        _section("Current program: the Exo proc" + (f" for {workload}" if workload else ""), proc_text or "(not available)"),
+    ]
+    instrs = exo_instructions_in_c(c_source or "")
+    if instrs:
+        parts.append(_section("Exo instructions it uses and the Gemmini C they lower to", "\n".join(instrs)))
+    parts.append(_section("Its Gemmini C (brief)", brief_c(c_source, c_lines)))
+    parts.append(_section("Hardware feedback from the simulator", hardware_feedback(measurement, config, bottleneck)))
+    parts.append(_section("Optimization menu (options available now)", describe(menu)))
+    parts.append(_section("Rules", "\n".join([
+        "- Choose exactly one option of the menu above and describe one transformation of this proc.",
+        "- It must be expressible with Exo's scheduling ops: " + ", ".join(allowed_ops(allow_unsafe)) + ".",
+        "- The program must stay correct (bit-exact output); Exo checks each step.",
+        "- Local buffers must fit the scratchpad and accumulator sizes above.",
+        "- Do not introduce % or / into buffer indices (Exo 1.0.0 prints them wrongly); split loops instead.",
+        "- Name loops, buffers and calls as they appear in the proc.",
+    ])))
+    parts.append(_section(PLAN_MARK[3:], "\n".join([
+        phase_text(iteration, iterations),
+        "Answer in this form:",
+        "OPTION: <the key of one menu option, e.g. " + (getattr(menu[0], "key", "unroll") if menu else "unroll") + ">",
+        "PLAN: <what to change in the proc and why it is faster, in a few sentences>",
+    ])))
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, proc_text: str,
+                       ops: Optional[Sequence[str]] = None, allow_unsafe: bool = False,
+                       workload: Optional[str] = None) -> list[dict]:
+    rules = [
+        "- Write the fewest steps that carry out the plan; each must apply to the proc as it is after the previous ones.",
+        "- Loop names change when you split or rename loops: later steps must use the new names.",
+        '- "name #n" picks the n-th match (0-based); use it when a pattern matches several statements.',
+        "- Do not introduce % or / into buffer indices.",
+    ]
+    if not allow_unsafe:
+        rules.append("- Do not use unsafe flags (unsafe_disable_check(s)) or add_unsafe_guard: they are rejected.")
+    enc = _encoding_doc()
+    parts = [
+        _section("Plan", f"option: {plan_option} ({plan_title})\n{plan_text or '(no details)'}"),
+        _section("Current program: the Exo proc" + (f" for {workload}" if workload else ""), proc_text or "(not available)"),
+        _section("Scheduling ops you may use (nothing else is accepted)",
+                 op_reference(ops or allowed_ops(allow_unsafe))),
+    ]
+    if enc:
+        parts.append(_section("How arguments are written", enc))
+    parts.append(_section("Names you may use", names_reference()))
+    parts.append(_section("Rules", "\n".join(rules)))
+    parts.append(_section(IMPLEMENT_MARK[3:], STEP_FORMAT))
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def fix_messages(messages: list[dict], answer: str, error: str, max_answer: int = 4000) -> list[dict]:
+    ans = answer if len(answer) <= max_answer else answer[:max_answer] + "\n... (cut)"
+    return list(messages) + [
+        {"role": "assistant", "content": ans},
+        {"role": "user", "content": f"{FIX_MARK}\n{error.strip()}\n\nWrite a corrected answer in the same JSON "
+                                    "format, for the same plan and the same proc."},
+    ]
