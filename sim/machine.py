@@ -123,20 +123,7 @@ def _compute_method(name: str, preloaded: bool) -> Any:
                 arow = a & ROWMASK
                 crow = c & ROWMASK
                 self.out = None
-                q = self.q
-                q.append((arow, w, crow, c & 0x40000000))
-                self.macs += d * d * d
-                sb = self.q_sp_blocks
-                # 16-row blocks the entry reads / writes (the range spans one or two)
-                sb.add(arow >> 4)
-                sb.add((arow + d - 1) >> 4)
-                sb.add(w >> 4)
-                sb.add((w + d - 1) >> 4)
-                ab = self.q_acc_blocks
-                ab.add(crow >> 4)
-                ab.add((crow + d - 1) >> 4)
-                if len(q) >= 1024:
-                    self._run_queue()
+                self._enqueue(arow, w, crow, c & 0x40000000)
                 if tm is not None:
                     tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, False, False)
                 return 0
@@ -224,6 +211,25 @@ class Machine:
                 self.pend = 0
             if ops:
                 tm.cpu(ops)
+
+    def _enqueue(self, arow: int, w: int, crow: int, accumulate: int) -> None:
+        """Queue one full-block WS compute (A rows, weight rows, C rows in the
+        accumulator) and mark the 16-row blocks it reads and writes."""
+        d = self.dim
+        q = self.q
+        q.append((arow, w, crow, accumulate))
+        self.macs += d * d * d
+        if arow != self._q_last_a:
+            self._q_last_a = arow
+            self.q_sp_blocks.update((arow >> 4, (arow + d - 1) >> 4))
+        if w != self._q_last_w:
+            self._q_last_w = w
+            self.q_sp_blocks.update((w >> 4, (w + d - 1) >> 4))
+        if crow != self._q_last_c:
+            self._q_last_c = crow
+            self.q_acc_blocks.update((crow >> 4, (crow + d - 1) >> 4))
+        if len(q) >= 1024:
+            self._run_queue()
 
     def _barrier(self) -> None:
         """Run the queued computes (before anything that must see their results
@@ -340,7 +346,6 @@ class Machine:
     def finish(self) -> None:
         self._barrier()
         counts = self.counts
-        self.macs += (self.n_pairs_pre + self.n_pairs_acc) * self.dim ** 3
         for name, n in (("preload", self.n_pairs_pre + self.n_pairs_acc), ("compute_preloaded", self.n_pairs_pre),
                         ("compute_accumulated", self.n_pairs_acc)):
             if n:
@@ -689,25 +694,7 @@ class Machine:
                     self.n_pairs_acc += 1
                 self.w_row = w
                 self.out = None
-                q = self.q
-                q.append((arow, w, crow, c & 0x40000000))
-                if arow != self._q_last_a:
-                    self._q_last_a = arow
-                    sb = self.q_sp_blocks
-                    sb.add(arow >> 4)
-                    sb.add((arow + d - 1) >> 4)
-                if w != self._q_last_w:
-                    self._q_last_w = w
-                    sb = self.q_sp_blocks
-                    sb.add(w >> 4)
-                    sb.add((w + d - 1) >> 4)
-                if crow != self._q_last_c:
-                    self._q_last_c = crow
-                    ab = self.q_acc_blocks
-                    ab.add(crow >> 4)
-                    ab.add((crow + d - 1) >> 4)
-                if len(q) >= 1024:
-                    self._run_queue()
+                self._enqueue(arow, w, crow, c & 0x40000000)
                 tm = self.tm
                 if tm is not None:
                     if self.pend:
@@ -721,62 +708,23 @@ class Machine:
                                ((0, arow, arow + d),), (), 0, d, d, False, False)
                 return 0
         d = self.dim
-        return self.preload_compute(ops, b, c, d, d, d, d, ops2, a, GARBAGE_ADDR, d, d, d, d, preloaded)
+        return self._pair_one_by_one(ops, b, c, d, d, d, d, ops2, a, GARBAGE_ADDR, d, d, d, d, preloaded)
 
     def preload_compute(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int,
                         ops2: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,
                         preloaded: int) -> int:
         """A preload immediately followed by a compute (the compiler fuses the
-        pair into one call). Full 16x16 WS blocks take the queued fast path."""
+        pair into one call) whose sizes are only known at run time."""
         d = self.dim
-        b &= 0xFFFFFFFF
-        c &= 0xFFFFFFFF
-        a &= 0xFFFFFFFF
-        n = self.n + 2
-        if (n <= self.budget and b_cols == d and b_rows == d and c_cols == d and c_rows == d
-                and a_cols == d and a_rows == d and self.dataflow == 1 and self.a_stride == 1
-                and (dd & 0xFFFFFFFF) == GARBAGE_ADDR and c >> 31 and c != GARBAGE_ADDR and not a >> 31):
-            if b == GARBAGE_ADDR:
-                w = self.w_row
-            elif not b >> 31:
-                w = b & ROWMASK
-            else:
-                w = None
-            arow = a & ROWMASK
-            crow = c & ROWMASK
-            if (w is not None and w + d <= self.sp_rows and arow + d <= self.sp_rows
-                    and crow + d <= self.acc_rows):
-                self.n = n
-                name = "compute_preloaded" if preloaded else "compute_accumulated"
-                counts = self.counts
-                counts["preload"] = counts.get("preload", 0) + 1
-                counts[name] = counts.get(name, 0) + 1
-                self.w_row = w
-                self.out = None
-                q = self.q
-                q.append((arow, w, crow, c & 0x40000000))
-                self.macs += d * d * d
-                sb = self.q_sp_blocks
-                sb.add(arow >> 4)
-                sb.add((arow + d - 1) >> 4)
-                sb.add(w >> 4)
-                sb.add((w + d - 1) >> 4)
-                ab = self.q_acc_blocks
-                ab.add(crow >> 4)
-                ab.add((crow + d - 1) >> 4)
-                if len(q) >= 1024:
-                    self._run_queue()
-                tm = self.tm
-                if tm is not None:
-                    if self.pend:
-                        ops += self.pend
-                        self.pend = 0
-                    tm.cpu(ops)
-                    tm.command("preload", "execute", () if b == GARBAGE_ADDR else ((0, w, w + d),),
-                               ((1, crow, crow + d),), 0, 0 if b == GARBAGE_ADDR else d, d, False)
-                    tm.cpu(ops2)
-                    tm.command(name, "execute", ((0, arow, arow + d),), (), 0, d, d, False, False)
-                return 0
+        if (b_cols == d and b_rows == d and c_cols == d and c_rows == d and a_cols == d and a_rows == d
+                and (dd & 0xFFFFFFFF) == GARBAGE_ADDR):
+            return self.block_pair(ops, b & 0xFFFFFFFF, c & 0xFFFFFFFF, ops2, a & 0xFFFFFFFF, preloaded)
+        return self._pair_one_by_one(ops, b, c, b_cols, b_rows, c_cols, c_rows, ops2, a, dd, a_cols, a_rows,
+                                     d_cols, d_rows, preloaded)
+
+    def _pair_one_by_one(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int,
+                         ops2: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int, d_rows: int,
+                         preloaded: int) -> int:
         self.preload(ops, b, c, b_cols, b_rows, c_cols, c_rows)
         try:
             if preloaded:
