@@ -101,17 +101,8 @@ def _compute_method(name: str, preloaded: bool) -> Any:
 
     def method(self: "Machine", ops: int, a: int, dd: int, a_cols: int, a_rows: int, d_cols: int,
                d_rows: int) -> int:
-        n = self.n = self.n + 1
-        if n > self.budget:
-            self._count(name, ops)  # raises
-        counts = self.counts
-        counts[name] = counts.get(name, 0) + 1
+        self._count(name, ops)
         tm = self.tm
-        if tm is not None:
-            if self.pend:
-                ops += self.pend
-                self.pend = 0
-            tm.cpu(ops)
         out = self.out
         w = self.w_row
         d = self.dim
@@ -574,17 +565,7 @@ class Machine:
 
     # ---- execute ---------------------------------------------------------
     def preload(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int) -> int:
-        n = self.n = self.n + 1
-        if n > self.budget:
-            self._count("preload", ops)  # raises
-        counts = self.counts
-        counts["preload"] = counts.get("preload", 0) + 1
-        tm = self.tm
-        if tm is not None:
-            if self.pend:
-                ops += self.pend
-                self.pend = 0
-            tm.cpu(ops)
+        self._count("preload", ops)
         d = self.dim
         if b_cols == d and b_rows == d and c_cols == d and c_rows == d and self.dataflow == 1:
             # fast path: a full block of weights from the scratchpad (or kept), full output
