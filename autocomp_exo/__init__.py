@@ -21,6 +21,7 @@ _EXPORTS = {
     "menu": None, "search": None, "runs": None, "agents": None,
     "optimize": "optimize", "Result": "optimize", "OfflineAgent": "agents", "Agent": "agents",
     "Candidate": "agents", "Plan": "agents", "SearchSettings": "search", "RunDir": "runs",
+    "library": None, "Library": "library", "Record": "library", "transfer": None,
 }
 
 __all__ = list(_EXPORTS)

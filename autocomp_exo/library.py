@@ -1,0 +1,637 @@
+"""The schedule library: one versioned JSON record per (workload, hardware).
+
+A library is a directory of JSON files, one per workload signature and
+hardware configuration (``gemm_512x512x512__<fingerprint>.json``).  Each file
+holds one *record* (format ``autocomp_exo.library/1``)::
+
+    {
+      "format": "autocomp_exo.library/1",
+      "workload": {"kind": "gemm", "M": 512, "N": 512, "K": 512, "relu": false,
+                   "dtype": "int8", "acc": "int32"},       # GemmWorkload.signature()
+      "hardware": "a2fbee3ee1234434",                      # GemminiConfig.fingerprint()
+      "schedule": [{"op": ..., "args": [...], "kwargs": {...}, "menu": "unroll"}, ...],
+      "menu": ["exo-unopt", "tiling", "unroll", ...],      # distinct menu options, in order
+      "cycles": 889209,                                    # simulated, eval seed below
+      "baseline": "exo-unopt", "baseline_cycles": 1352751,
+      "speedup": 1.52, "utilization": 0.59, "eval_seed": 0,
+      "provenance": {"source": "search" | "hand-written" | "transfer" | ...,
+                     "package": "autocomp_exo 0.1.0", "exo": "exo-lang 1.0.0",
+                     "agent": "offline", "models": [], "seed": 0, "samples": 120,
+                     "date": "2026-11-25T11:30:00+00:00", "note": "..."}
+    }
+
+Rules:
+
+- ``add(result_or_record)`` keeps the best (fewest cycles) record per
+  signature and hardware: a record that is not strictly faster than the one
+  stored is not written, so a better record is never lost.
+- Writes hold a lock on the library (``filelock``), write a temporary file in
+  the same directory and ``os.replace`` it over the target: readers never see a
+  half-written file, and several processes may add at once.
+- A file that cannot be read or is not a valid record is skipped with a
+  warning naming the file (``LibraryWarning``); it never stops a search.  When
+  ``add`` meets a corrupt file for its own key it moves it aside
+  (``*.corrupt-<time>``) before writing.
+- ``export(path)`` writes every record into one JSON file
+  (``{"format": "autocomp_exo.library-export/1", "records": [...]}``);
+  ``import_(path)`` merges such a file (or a single record, or another
+  library directory) by the same rule as ``add``.
+
+Numbers in a record come from a simulation run by whoever added it; the
+``provenance`` says by what.  ``verify(record)`` replays and simulates it
+again (see `autocomp_exo.transfer` and `optimize`'s ``library=``), and a
+record that no longer replays or no longer gives its cycles is reported as
+stale (`StaleRecord`), not trusted.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+__all__ = [
+    "FORMAT", "EXPORT_FORMAT", "Record", "Library", "LibraryWarning", "RecordError", "StaleRecord",
+    "record_from_result", "signature_of", "hardware_fingerprint", "verify", "builtin",
+]
+
+FORMAT = "autocomp_exo.library/1"
+EXPORT_FORMAT = "autocomp_exo.library-export/1"
+LOCK_NAME = ".library.lock"
+
+#: the shipped library (project root /schedules)
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "schedules"
+
+
+class LibraryWarning(UserWarning):
+    """A library file was skipped (unreadable, corrupt, or of an unknown format)."""
+
+
+class RecordError(ValueError):
+    """Data that is not a valid library record (the message says what is wrong)."""
+
+
+class StaleRecord(RuntimeError):
+    """A record that no longer replays, or no longer simulates to its cycles."""
+
+    def __init__(self, record: "Record", reason: str, measured: Optional[int] = None):
+        self.record = record
+        self.reason = reason
+        self.measured = measured
+        super().__init__(f"stale library record for {record.name} ({record.cycles:,} cycles recorded): {reason}")
+
+
+# --------------------------------------------------------------------------- #
+# Records
+# --------------------------------------------------------------------------- #
+
+
+def hardware_fingerprint(config: Any = None) -> str:
+    """The fingerprint of a GemminiConfig (the default design when None)."""
+    if config is None:
+        import gemmini_isa
+
+        config = gemmini_isa.default()
+    if isinstance(config, str):
+        return config
+    return config.fingerprint()
+
+
+def signature_of(x: Any, relu: Optional[bool] = None) -> dict:
+    """The workload signature of a GemmWorkload, an Exo GEMM proc, a Record or a signature dict."""
+    if isinstance(x, Record):
+        return dict(x.workload)
+    if isinstance(x, dict):
+        from .workloads import GemmWorkload
+
+        return GemmWorkload.from_signature(x).signature()
+    if hasattr(x, "signature") and callable(x.signature):
+        return x.signature()
+    from .workloads import workload_of
+
+    return workload_of(x, relu=bool(relu)).signature()
+
+
+def _sig_name(sig: dict) -> str:
+    name = f"{sig.get('kind', 'gemm')}_{sig['M']}x{sig['N']}x{sig['K']}"
+    if sig.get("relu"):
+        name += "_relu"
+    if sig.get("dtype", "int8") != "int8" or sig.get("acc", "int32") != "int32":
+        name += f"_{sig.get('dtype')}_{sig.get('acc')}"
+    return name
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    from . import __version__
+
+    try:
+        exo_v = md.version("exo-lang")
+    except Exception:  # pragma: no cover
+        exo_v = "unknown"
+    return {"package": f"autocomp_exo {__version__}", "exo": f"exo-lang {exo_v}"}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class Record:
+    """One library record (see the module doc for the JSON form)."""
+
+    workload: dict
+    hardware: str
+    schedule: Any                 # autocomp_exo.Schedule
+    cycles: int
+    baseline_cycles: Optional[int] = None
+    baseline: Optional[str] = "exo-unopt"
+    utilization: Optional[float] = None
+    eval_seed: int = 0
+    provenance: dict = field(default_factory=dict)
+    path: Optional[str] = None    # the file it was read from (not serialised)
+
+    # -- derived -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return _sig_name(self.workload)
+
+    @property
+    def key(self) -> tuple:
+        return (json.dumps(self.workload, sort_keys=True), self.hardware)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}__{self.hardware}.json"
+
+    @property
+    def M(self) -> int:
+        return int(self.workload["M"])
+
+    @property
+    def N(self) -> int:
+        return int(self.workload["N"])
+
+    @property
+    def K(self) -> int:
+        return int(self.workload["K"])
+
+    @property
+    def speedup(self) -> Optional[float]:
+        return self.baseline_cycles / self.cycles if self.baseline_cycles and self.cycles else None
+
+    @property
+    def menu(self) -> list[str]:
+        """The distinct menu options of the schedule's steps, in order of first use."""
+        return list(dict.fromkeys(s.menu for s in self.schedule.steps if s.menu))
+
+    @property
+    def source(self) -> str:
+        return str(self.provenance.get("source", "unknown"))
+
+    def gemm_workload(self):
+        from .workloads import GemmWorkload
+
+        return GemmWorkload.from_signature(self.workload)
+
+    def better_than(self, other: Optional["Record"]) -> bool:
+        """Strictly fewer cycles than ``other`` (None: always better)."""
+        return other is None or self.cycles < other.cycles
+
+    # -- JSON --------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "workload": dict(self.workload),
+            "hardware": self.hardware,
+            "schedule": self.schedule.to_list(),
+            "menu": self.menu,
+            "cycles": int(self.cycles),
+            "baseline": self.baseline,
+            "baseline_cycles": None if self.baseline_cycles is None else int(self.baseline_cycles),
+            "speedup": self.speedup,
+            "utilization": self.utilization,
+            "eval_seed": int(self.eval_seed),
+            "provenance": dict(self.provenance),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Optional[str] = None) -> "Record":
+        from .schedule import Schedule, ScheduleError
+
+        if not isinstance(d, dict):
+            raise RecordError(f"a record is a JSON object, got {type(d).__name__}")
+        fmt = d.get("format")
+        if fmt != FORMAT:
+            raise RecordError(f"unknown record format {fmt!r} (this version reads {FORMAT!r})")
+        for k in ("workload", "hardware", "schedule", "cycles"):
+            if k not in d:
+                raise RecordError(f"record has no {k!r}")
+        try:
+            sig = signature_of(d["workload"])
+        except Exception as e:
+            raise RecordError(f"bad workload signature {d['workload']!r}: {e}") from None
+        if not isinstance(d["hardware"], str) or not d["hardware"]:
+            raise RecordError(f"bad hardware fingerprint {d['hardware']!r}")
+        cyc = d["cycles"]
+        if not isinstance(cyc, int) or isinstance(cyc, bool) or cyc <= 0:
+            raise RecordError(f"bad cycles {cyc!r}")
+        try:
+            sched = Schedule.from_json(d["schedule"])
+        except ScheduleError as e:
+            raise RecordError(f"bad schedule: {e}") from None
+        bc = d.get("baseline_cycles")
+        if bc is not None and (not isinstance(bc, int) or isinstance(bc, bool) or bc <= 0):
+            raise RecordError(f"bad baseline_cycles {bc!r}")
+        prov = d.get("provenance") or {}
+        if not isinstance(prov, dict):
+            raise RecordError("provenance must be an object")
+        return cls(workload=sig, hardware=d["hardware"], schedule=sched, cycles=cyc, baseline_cycles=bc,
+                   baseline=d.get("baseline"), utilization=d.get("utilization"),
+                   eval_seed=int(d.get("eval_seed", 0) or 0), provenance=dict(prov), path=path)
+
+    @classmethod
+    def from_json(cls, text: str, path: Optional[str] = None) -> "Record":
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise RecordError(f"invalid JSON: {e}") from None
+        return cls.from_dict(d, path)
+
+    def summary(self) -> str:
+        sp = f", {self.speedup:.2f}x over {self.baseline}" if self.speedup else ""
+        ut = f", {100 * self.utilization:.1f}% utilization" if self.utilization else ""
+        return f"{self.name}: {self.cycles:,} cycles{sp}{ut} [{self.source}]"
+
+
+def record_from_result(result: Any, *, config: Any = None, agent: Any = None, models: Any = None,
+                       seed: Optional[int] = None, source: str = "search", note: Optional[str] = None,
+                       baseline: Optional[str] = None, eval_seed: int = 0) -> Record:
+    """A Record from an `optimize` Result (or a Record / record dict, returned as a Record)."""
+    from .schedule import Schedule
+
+    if isinstance(result, Record):
+        return result
+    if isinstance(result, dict):
+        return Record.from_dict(result)
+    w = getattr(result, "workload", None)
+    if w is None:
+        raise RecordError("the result has no workload")
+    sched = result.schedule if isinstance(result.schedule, Schedule) else Schedule.from_json(result.schedule)
+    prov = {"source": source, **_versions(), "date": _now()}
+    if agent is not None or getattr(result, "search", None) is not None:
+        a = agent
+        prov["agent"] = a if isinstance(a, str) or a is None else getattr(a, "name", type(a).__name__)
+        ms = models if models is not None else getattr(a, "models", None)
+        prov["models"] = list(ms) if ms else []
+    if seed is not None:
+        prov["seed"] = seed
+    prov["samples"] = getattr(result, "samples_used", None)
+    if getattr(result, "run_dir", None):
+        prov["run_dir"] = str(result.run_dir)
+    if note:
+        prov["note"] = note
+    util = getattr(result, "utilization", None)
+    if util is not None and util != util:  # NaN
+        util = None
+    return Record(workload=w.signature(), hardware=hardware_fingerprint(config), schedule=sched,
+                  cycles=int(result.cycles), baseline_cycles=getattr(result, "baseline_cycles", None),
+                  baseline=baseline or "exo-unopt", utilization=util, eval_seed=eval_seed, provenance=prov)
+
+
+# --------------------------------------------------------------------------- #
+# The library
+# --------------------------------------------------------------------------- #
+
+
+def _warn(msg: str) -> None:
+    warnings.warn(msg, LibraryWarning, stacklevel=3)
+
+
+class Library:
+    """A directory of records (created on first write). See the module doc."""
+
+    def __init__(self, path: str | os.PathLike, *, lock_timeout: float = 60.0):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Library({str(self.path)!r})"
+
+    # -- locking / atomic files ------------------------------------------------
+    def _lock(self):
+        from filelock import FileLock
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path / LOCK_NAME), timeout=self.lock_timeout)
+
+    def _write_atomic(self, target: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix="." + target.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # -- reading ---------------------------------------------------------------
+    def _files(self) -> list[Path]:
+        if not self.path.is_dir():
+            return []
+        return sorted(p for p in self.path.glob("*.json") if not p.name.startswith("."))
+
+    @staticmethod
+    def _read(p: Path, warn: bool = True) -> Optional[Record]:
+        try:
+            text = p.read_text()
+            return Record.from_json(text, str(p))
+        except (OSError, UnicodeDecodeError, RecordError) as e:
+            if warn:
+                _warn(f"skipping library record {p}: {e}")
+            return None
+
+    def records(self, *, hardware: Optional[str] = None) -> list[Record]:
+        """Every readable record (corrupt files skipped with a LibraryWarning)."""
+        out = []
+        for p in self._files():
+            r = self._read(p)
+            if r is not None and (hardware is None or r.hardware == hardware):
+                out.append(r)
+        return out
+
+    def __iter__(self):
+        return iter(self.records())
+
+    def __len__(self) -> int:
+        return len(self.records())
+
+    def get(self, workload: Any, config: Any = None) -> Optional[Record]:
+        return self.best(workload, config=config)
+
+    def best(self, proc_or_workload: Any, *, config: Any = None, relu: Optional[bool] = None) -> Optional[Record]:
+        """The stored record for this workload (GemmWorkload, GEMM proc, signature) and hardware, or None."""
+        sig = signature_of(proc_or_workload, relu)
+        hw = hardware_fingerprint(config)
+        p = self.path / Record(sig, hw, None, 1).filename
+        if p.exists():
+            r = self._read(p)
+            if r is not None and r.workload == sig and r.hardware == hw:
+                return r
+        # a record stored under another file name (copied by hand): scan
+        best = None
+        for r in self.records(hardware=hw):
+            if r.workload == sig and r.better_than(best):
+                best = r
+        return best
+
+    # -- writing ---------------------------------------------------------------
+    def add(self, result_or_record: Any, **kw) -> bool:
+        """Store the record if it is strictly faster than the stored one for its
+        signature and hardware. Returns True when written. ``kw`` go to
+        `record_from_result` when a Result is given."""
+        rec = record_from_result(result_or_record, **kw) if not isinstance(result_or_record, Record) \
+            else result_or_record
+        target = self.path / rec.filename
+        with self._lock():
+            old = None
+            if target.exists():
+                old = self._read(target, warn=False)
+                if old is None:
+                    aside = target.with_name(f"{target.name}.corrupt-{int(time.time() * 1000)}")
+                    _warn(f"library record {target} is unreadable; moved aside to {aside.name}")
+                    try:
+                        os.replace(target, aside)
+                    except OSError:  # pragma: no cover
+                        pass
+            if old is not None and not rec.better_than(old):
+                return False
+            self._write_atomic(target, rec.to_json())
+            return True
+
+    def remove(self, workload: Any, config: Any = None) -> bool:
+        sig = signature_of(workload)
+        target = self.path / Record(sig, hardware_fingerprint(config), None, 1).filename
+        with self._lock():
+            if target.exists():
+                target.unlink()
+                return True
+        return False
+
+    # -- export / import ---------------------------------------------------------
+    def export(self, path: str | os.PathLike) -> int:
+        """Write every record to one JSON file. Returns the number of records."""
+        recs = self.records()
+        doc = {"format": EXPORT_FORMAT, "exported": _now(), **_versions(),
+               "records": [r.to_dict() for r in recs]}
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(target, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        return len(recs)
+
+    def import_(self, path: str | os.PathLike) -> dict:
+        """Merge an export file, a single record file or a library directory by
+        the rule of `add`. Returns counts {"added", "kept", "skipped"}."""
+        src = Path(path)
+        counts = {"added": 0, "kept": 0, "skipped": 0}
+        recs: list[Record] = []
+        if src.is_dir():
+            recs = Library(src).records()
+        else:
+            try:
+                doc = json.loads(src.read_text())
+            except (OSError, ValueError, UnicodeDecodeError) as e:
+                raise RecordError(f"cannot read {src}: {e}") from None
+            items = doc.get("records") if isinstance(doc, dict) and doc.get("format") == EXPORT_FORMAT else [doc]
+            if not isinstance(items, list):
+                raise RecordError(f"{src}: 'records' is not a list")
+            for i, d in enumerate(items):
+                try:
+                    recs.append(Record.from_dict(d, f"{src}#{i}"))
+                except RecordError as e:
+                    _warn(f"skipping record {i} of {src}: {e}")
+                    counts["skipped"] += 1
+        for r in recs:
+            r.path = None
+            if self.add(r):
+                counts["added"] += 1
+            else:
+                counts["kept"] += 1
+        return counts
+
+    # alias for people who type it
+    import_from = import_
+
+
+def builtin() -> Library:
+    """The project's shipped library (``schedules/``)."""
+    return Library(BUILTIN_DIR)
+
+
+# --------------------------------------------------------------------------- #
+# Re-verification
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Verification:
+    record: Record
+    ok: bool
+    measured: Optional[int]
+    reason: str = ""
+    measurement: Any = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measurement: Any = None) -> Verification:
+    """Replay the record's schedule, simulate it, check it bit-exact and compare
+    the cycles with the record's (within ``tolerance``, a fraction). The
+    hardware fingerprint must match ``config``'s. Never raises for a bad record:
+    ``Verification.ok`` is False with the reason."""
+    from .evaluate import evaluate
+
+    hw = hardware_fingerprint(config)
+    if record.hardware != hw:
+        return Verification(record, False, None, f"recorded for hardware {record.hardware}, this is {hw}")
+    try:
+        w = record.gemm_workload()
+    except Exception as e:
+        return Verification(record, False, None, f"bad workload: {e}")
+    m = measurement if measurement is not None else evaluate(w, record.schedule, config=config,
+                                                              seed=record.eval_seed)
+    if not m.ok:
+        msg = (m.error or "").strip().splitlines()
+        return Verification(record, False, m.cycles, f"no longer {'replays' if m.stage == 'schedule' else 'runs'}: "
+                            f"{m.stage}: {msg[0] if msg else ''}", m)
+    if abs(m.cycles - record.cycles) > tolerance * record.cycles:
+        return Verification(record, False, m.cycles,
+                            f"simulates to {m.cycles:,} cycles, the record says {record.cycles:,}", m)
+    return Verification(record, True, m.cycles, "", m)
+
+
+# --------------------------------------------------------------------------- #
+# CLI: `autocomp-exo library list|show|best|export|import`
+# --------------------------------------------------------------------------- #
+
+
+def _default_path() -> str:
+    return os.environ.get("AUTOCOMP_EXO_LIBRARY") or str(BUILTIN_DIR)
+
+
+def add_library_parser(subparsers):
+    p = subparsers.add_parser(
+        "library", help="list, show, export and import schedule library records",
+        description="The schedule library: one JSON record per GEMM shape and hardware configuration. "
+                    "Default library: $AUTOCOMP_EXO_LIBRARY or the shipped schedules/.")
+    sub = p.add_subparsers(dest="library_command", metavar="ACTION")
+    sub.required = True
+
+    def common(q):
+        q.add_argument("--library", default=None, help="library directory (default: $AUTOCOMP_EXO_LIBRARY "
+                                                       "or the shipped schedules/)")
+        return q
+
+    def shape(q):
+        q.add_argument("kind", choices=("gemm",))
+        q.add_argument("M", type=int)
+        q.add_argument("N", type=int)
+        q.add_argument("K", type=int)
+        q.add_argument("--relu", action="store_true")
+        return q
+
+    common(sub.add_parser("list", help="one line per record"))
+    q = shape(common(sub.add_parser("show", help="a record in full (schedule with menu options)")))
+    q.add_argument("--json", action="store_true", help="the record's JSON")
+    shape(common(sub.add_parser("best", help="the best record for a shape (exit 1 if none)")))
+    q = common(sub.add_parser("export", help="write every record to one JSON file"))
+    q.add_argument("file")
+    q = common(sub.add_parser("import", help="merge an export file, a record file or a library directory "
+                                             "(a record is kept only if faster)"))
+    q.add_argument("file")
+    p.set_defaults(func=run_library, handler=run_library)
+    return p
+
+
+def run_library(args) -> int:
+    import sys
+
+    lib = Library(args.library or _default_path())
+    cmd = args.library_command
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LibraryWarning)
+        warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
+        if cmd == "list":
+            rs = lib.records()
+            if not rs:
+                print(f"no records in {lib.path}")
+                return 0
+            rows = [("workload", "cycles", "baseline", "speedup", "util", "source", "date")]
+            for r in sorted(rs, key=lambda r: (r.M * r.N * r.K, r.name)):
+                rows.append((r.name, f"{r.cycles:,}", f"{r.baseline_cycles:,}" if r.baseline_cycles else "-",
+                             f"{r.speedup:.2f}x" if r.speedup else "-",
+                             f"{100 * r.utilization:.1f}%" if r.utilization else "-", r.source,
+                             str(r.provenance.get("date", "-"))[:10]))
+            wd = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
+            for x in rows:
+                print("  ".join(c.ljust(wd[i]) if i in (0, 5, 6) else c.rjust(wd[i]) for i, c in enumerate(x)))
+            print(f"{len(rs)} records in {lib.path}")
+            return 0
+        if cmd in ("show", "best"):
+            from .workloads import GemmWorkload, WorkloadError
+
+            try:
+                w = GemmWorkload(args.M, args.N, args.K, args.relu)
+            except WorkloadError as e:
+                print(f"autocomp-exo: error: {e}", file=sys.stderr)
+                return 2
+            r = lib.best(w)
+            if r is None:
+                print(f"no record for {w.name} in {lib.path}")
+                return 1
+            if cmd == "best":
+                print(r.summary())
+                return 0
+            if args.json:
+                print(r.to_json(), end="")
+                return 0
+            print(r.summary())
+            for k, v in sorted(r.provenance.items()):
+                print(f"  {k}: {v}")
+            print(f"  menu options: {', '.join(r.menu)}")
+            print(f"  schedule ({len(r.schedule)} steps):")
+            for i, s in enumerate(r.schedule.steps):
+                args_ = json.dumps(s.args)[1:-1]
+                kw = "".join(f", {k}={json.dumps(v)}" for k, v in s.kwargs.items())
+                print(f"  {i:4d} [{s.menu}] {s.op}({args_}{kw})")
+            return 0
+        if cmd == "export":
+            n = lib.export(args.file)
+            print(f"exported {n} records to {args.file}")
+            return 0
+        if cmd == "import":
+            try:
+                c = lib.import_(args.file)
+            except RecordError as e:
+                print(f"autocomp-exo: error: {e}", file=sys.stderr)
+                return 2
+            print(f"{c['added']} added, {c['kept']} kept (not faster than the stored record), "
+                  f"{c['skipped']} skipped; library {lib.path}")
+            return 0
+    return 2  # pragma: no cover

@@ -1,0 +1,576 @@
+"""Transfer recorded schedules to new GEMM shapes.
+
+``transfer(record, proc, budget=...)`` starts a search for ``proc`` from one or
+more library records of *similar* shapes, in three phases:
+
+1. **Adapted replay.** Each record's schedule is replayed on the new shape with
+   its shape-dependent parameters adapted (see `adapt`).  Every distinct
+   adapted schedule that Exo accepts is evaluated (simulated, checked
+   bit-exact): one sample each.
+2. **Guided phase.** From the best so far, the record's menu options (the
+   ``menu`` label of its steps, in order of first use) are applied one at a
+   time: a small beam search (`search.beam_search`, 2 iterations, beam 2)
+   whose agent only gets that one option.
+3. **Full search** for the rest of the budget (`search.beam_search` with the
+   usual menu and dropout) from the best so far.
+
+Similar shapes (`similarity`): the same signature apart from M, N, K, and
+either two of M, N, K equal, or the same aspect ratio (M:N:K proportional).
+
+How shape-dependent parameters are found.  A schedule step does not say which
+of its numbers depend on the shape, so `adapt` *infers* it by replaying the
+record's schedule on its own shape and on the new shape in lockstep and
+looking at the loops the steps name:
+
+- the Exo standard mapping prefix (steps labelled ``exo-unopt``) is rebuilt
+  for the new shape with `baselines.exo_unopt.schedule` (its tile widths
+  depend on N and K);
+- ``divide_loop(loop, q)``: with the loop's extent E on the record's shape and
+  E' on the new one, ``q`` is kept when it divides E' (policy ``keep``) or
+  scaled by E'/E (policy ``scale``), then snapped to the nearest divisor of E';
+  a split by the whole extent (q = E) becomes a split by E';
+- ``unroll_loop(loop)`` is dropped when the unrolled code on the new shape
+  would exceed the straight-line cap of the offline agent (700 calls);
+- ``autolift_alloc(..., size=n)`` / ``divide_dim(..., q)`` numbers equal to
+  the extent of a record-shape dimension are left as they are (Exo checks
+  them); any step Exo refuses on the new shape is dropped and noted.
+
+The result is only trusted after simulation: each adapted schedule is
+evaluated like any other candidate.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
+
+__all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "TransferResult",
+           "OptionAgent", "optimize_with_library", "StaleRecordWarning", "GUIDE_SKIP"]
+
+#: menu labels that are not options of the search (the baselines' steps)
+GUIDE_SKIP = ("exo-unopt", "exo-opt", None, "")
+MAX_CALLS = 700
+
+
+class StaleRecordWarning(UserWarning):
+    """A library record that no longer replays or no longer gives its cycles (not used)."""
+
+
+# --------------------------------------------------------------------------- #
+# Similar shapes
+# --------------------------------------------------------------------------- #
+
+
+def similarity(a: dict, b: dict) -> Optional[tuple]:
+    """How ``b`` (a record's signature) is similar to ``a`` (the new one).
+
+    Returns None when not similar, else a sort key ``(rule, distance)``:
+    rule 0 for the same shape, 1 for two shared dimensions, 2 for the same
+    aspect ratio; distance is |log(volume ratio)|.
+    """
+    for k in ("kind", "dtype", "acc"):
+        if a.get(k) != b.get(k):
+            return None
+    A = (int(a["M"]), int(a["N"]), int(a["K"]))
+    B = (int(b["M"]), int(b["N"]), int(b["K"]))
+    dist = abs(math.log((B[0] * B[1] * B[2]) / (A[0] * A[1] * A[2])))
+    if A == B:
+        return (0, 0.0)
+    shared = sum(x == y for x, y in zip(A, B))
+    if shared >= 2:
+        return (1, dist)
+    if A[0] * B[1] == B[0] * A[1] and A[0] * B[2] == B[0] * A[2]:
+        return (2, dist)
+    return None
+
+
+def similar_records(source: Any, workload: Any, *, config: Any = None, include_same: bool = False,
+                    limit: Optional[int] = None) -> list[Record]:
+    """Records of ``source`` (a Library, path, or iterable of Records) similar to ``workload``,
+    closest first, for the same hardware."""
+    from .library import signature_of
+
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        source = Library(source)
+    recs = source.records() if isinstance(source, Library) else list(source)
+    sig = signature_of(workload)
+    hw = hardware_fingerprint(config)
+    scored = []
+    for r in recs:
+        if r.hardware != hw:
+            continue
+        s = similarity(sig, r.workload)
+        if s is None or (s[0] == 0 and not include_same):
+            continue
+        scored.append((s, r.cycles, r.name, r))
+    scored.sort(key=lambda x: x[:3])
+    out = [x[3] for x in scored]
+    return out[:limit] if limit else out
+
+
+# --------------------------------------------------------------------------- #
+# Phase 1: adapting a schedule to a new shape
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Adapted:
+    schedule: Any                     # Schedule for the new workload
+    policy: str
+    source: Record
+    notes: list = field(default_factory=list)   # what was changed or dropped
+
+    def __repr__(self) -> str:
+        return f"Adapted({self.source.name} -> {len(self.schedule)} steps, {self.policy}, {len(self.notes)} notes)"
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _nearest_divisor(n: int, target: float) -> int:
+    ds = _divisors(n)
+    proper = [d for d in ds if d > 1] or ds
+    return min(proper, key=lambda d: (abs(math.log(d / max(target, 1e-9))), d))
+
+
+def _loop_cursor(p, v):
+    from .schedule import _resolve_cursor_tag
+
+    try:
+        if isinstance(v, str):
+            c = p.find_loop(v)
+        else:
+            c = _resolve_cursor_tag(p, v)
+        h = c.hi()
+        return c, int(h.value())
+    except Exception:
+        return None, None
+
+
+def _count_calls(node) -> int:
+    from exo.core.LoopIR import LoopIR
+
+    n = 0
+    stack = [node]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, LoopIR.Call):
+            n += 1
+        for attr in ("body", "orelse"):
+            b = getattr(s, attr, None)
+            if b:
+                stack.extend(b)
+    return n
+
+
+def _total_calls(p) -> int:
+    return sum(_count_calls(s) for s in p._loopir_proc.body)
+
+
+def _loop_calls(cursor) -> int:
+    try:
+        return _count_calls(cursor._impl._node)
+    except Exception:
+        return 0
+
+
+def _unopt_prefix_len(record: Record) -> int:
+    """Number of leading steps that are Exo's standard mapping of the record's shape (0 if not)."""
+    from .baselines import exo_unopt
+
+    steps = record.schedule.steps
+    if not steps or steps[0].menu != exo_unopt.MENU:
+        return 0
+    try:
+        pre = exo_unopt.schedule(record.gemm_workload())
+    except Exception:
+        return 0
+    if pre.is_prefix_of(record.schedule):
+        return len(pre)
+    return 0
+
+
+def _old_facts(record: Record, start: int) -> dict:
+    """Replay the record on its own shape; per step index the extent of the loop it names."""
+    from .schedule import Schedule, ScheduleError, _apply_step
+
+    w = record.gemm_workload()
+    p = Schedule(record.schedule.steps[:start]).apply(w.proc)
+    facts = {}
+    for i in range(start, len(record.schedule)):
+        s = record.schedule.steps[i]
+        if s.op in ("divide_loop", "unroll_loop") and s.args:
+            facts[i] = _loop_cursor(p, s.args[0])[1]
+        try:
+            p = _apply_step(p, s, i)
+        except ScheduleError:
+            facts.setdefault("failed", []).append(i)
+    return facts
+
+
+def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "scale"),
+          max_calls: int = MAX_CALLS) -> list[Adapted]:
+    """The record's schedule rewritten for ``workload`` (one per policy, distinct schedules only).
+
+    Applies every step with Exo while it rewrites, so each returned schedule
+    replays on the new shape (it is not yet simulated)."""
+    from .baselines import exo_unopt
+    from .schedule import Schedule, ScheduleError, Step, _apply_step
+    from .workloads import GemmWorkload, workload_of
+
+    if not isinstance(workload, GemmWorkload):
+        workload = workload_of(workload)
+    n_pre = _unopt_prefix_len(record)
+    facts = _old_facts(record, n_pre)
+    new_pre = exo_unopt.schedule(workload) if n_pre else Schedule([])
+    base = new_pre.apply(workload.proc)
+    out: list[Adapted] = []
+    seen = set()
+    for policy in policies:
+        notes: list[str] = []
+        if n_pre and record.gemm_workload() != workload:
+            notes.append(f"steps 0-{n_pre - 1}: Exo's standard mapping rebuilt for {workload.name}")
+        p = base
+        kept: list[Step] = []
+        for i in range(n_pre, len(record.schedule)):
+            s = record.schedule.steps[i]
+            s2 = s
+            if s.op == "divide_loop" and i in facts and facts[i]:
+                e_old = facts[i]
+                _, e_new = _loop_cursor(p, s.args[0])
+                q = s.args[1] if len(s.args) > 1 else s.kwargs.get("div_const")
+                if e_new and isinstance(q, int) and e_new != e_old:
+                    if q == e_old:
+                        q2 = e_new
+                    elif policy == "keep":
+                        q2 = q if e_new % q == 0 and q <= e_new else _nearest_divisor(e_new, q)
+                    else:
+                        q2 = _nearest_divisor(e_new, q * e_new / e_old)
+                    if q2 != q:
+                        args = list(s.args)
+                        args[1] = q2
+                        s2 = Step(s.op, args, s.kwargs, s.menu)
+                        notes.append(f"step {i} divide_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
+                                     f"factor {q} -> {q2}")
+            elif s.op == "unroll_loop":
+                c, e_new = _loop_cursor(p, s.args[0])
+                e_old = facts.get(i)
+                if c is not None and e_new and e_old and e_new > e_old:
+                    grow = _loop_calls(c) * (e_new - 1)
+                    if _total_calls(p) + grow > max_calls:
+                        notes.append(f"step {i} unroll_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
+                                     f"dropped (would exceed {max_calls} calls)")
+                        continue
+            try:
+                p = _apply_step(p, s2, len(new_pre) + len(kept))
+            except ScheduleError as e:
+                notes.append(f"step {i} {s.op}: dropped ({e.message.splitlines()[0][:160]})")
+                continue
+            kept.append(s2)
+        sched = new_pre.extend(kept)
+        key = sched.canonical()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Adapted(sched, policy, record, notes))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Phases 2-3: the search's API
+# --------------------------------------------------------------------------- #
+
+
+class OptionAgent:
+    """Wraps an agent so that every plan uses one fixed menu option."""
+
+    def __init__(self, agent: Any, option: str):
+        from .menu import option as _opt
+
+        self.agent = agent
+        self.option = _opt(option)
+        self.name = f"{getattr(agent, 'name', type(agent).__name__)}[{option}]"
+
+    def plan(self, candidate, menu, n, rng):
+        return self.agent.plan(candidate, [self.option], n, rng)
+
+    def implement(self, candidate, plan, k, rng):
+        return self.agent.implement(candidate, plan, k, rng)
+
+
+@dataclass
+class TransferResult:
+    """Like `optimize.Result`, plus what the transfer did."""
+
+    proc: Any
+    c_code: str
+    schedule: Any
+    cycles: int
+    baseline_cycles: int          # Exo's standard mapping of the new shape
+    speedup: float
+    utilization: float
+    samples_used: int
+    run_dir: Optional[str] = None
+    workload: Any = None
+    search: Any = None            # the last SearchResult
+    sources: list = field(default_factory=list)     # records used
+    adapted: list = field(default_factory=list)     # [(Adapted, Measurement)]
+    phases: dict = field(default_factory=dict)      # phase -> {"samples", "best_cycles"}
+    history: list = field(default_factory=list)     # per sample: cycles (None if failed), in order
+    notes: list = field(default_factory=list)
+    start: str = "transfer"
+
+    def best_after(self, n: int) -> Optional[int]:
+        """Fewest cycles among the first ``n`` samples (None if none was correct)."""
+        ok = [c for c in self.history[:n] if c]
+        return min(ok) if ok else None
+
+    def summary(self) -> str:
+        return (f"{getattr(self.workload, 'name', 'gemm')}: baseline {self.baseline_cycles:,} cycles -> best "
+                f"{self.cycles:,} cycles, {self.speedup:.2f}x, {100 * self.utilization:.1f}% utilization, "
+                f"{self.samples_used} samples (from {', '.join(r.name for r in self.sources) or '-'})")
+
+
+def _menu_options(records: Iterable[Record]) -> list[str]:
+    from .menu import KEYS
+
+    out = []
+    for r in records:
+        for m in r.menu:
+            if m not in GUIDE_SKIP and m in KEYS and m not in out:
+                out.append(m)
+    return out
+
+
+def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, beam: int = 4, plans: int = 3,
+             impls: int = 2, dropout: float = 0.7, seed: int = 0, workers: Optional[int] = None,
+             timeout: Optional[float] = 600.0, config: Any = None, relu: bool = False, eval_seed: int = 0,
+             max_sources: int = 2, guided_beam: int = 2, guided_budget: Optional[int] = None,
+             pool: Any = None, progress: Optional[Callable[[dict], None]] = None,
+             baseline_cycles: Optional[int] = None) -> TransferResult:
+    """Search for ``proc`` (GEMM proc or GemmWorkload) starting from ``record``.
+
+    ``record`` is a Record, a list of Records, or a Library (its records
+    similar to ``proc`` are used, closest first, at most ``max_sources``).
+    ``budget`` counts evaluated candidates across the three phases.
+    """
+    from .agents.offline import OfflineAgent
+    from .baselines import exo_unopt
+    from .measurement import Measurement
+    from .schedule import Schedule
+    from .search import SearchSettings, beam_search
+    from .workers import WorkerPool
+    from .workloads import GemmWorkload, workload_of
+
+    w = proc if isinstance(proc, GemmWorkload) else workload_of(proc, relu=relu)
+    if isinstance(record, Record):
+        sources = [record]
+    elif isinstance(record, Library) or isinstance(record, (str, bytes)) or hasattr(record, "__fspath__"):
+        sources = similar_records(record, w, config=config, limit=max_sources)
+    else:
+        sources = list(record)[:max_sources]
+    agent = agent or OfflineAgent()
+    own_pool = pool is None
+    pool = pool or WorkerPool(workers, timeout)
+    history: list = []
+    notes: list = []
+    phases: dict = {}
+    extra = {} if config is None else {"config": config.to_dict()}
+
+    def task(s: Schedule, bc=None) -> dict:
+        t = {"M": w.M, "N": w.N, "K": w.K, "relu": w.relu, "schedule": s.to_list(), "seed": eval_seed,
+             "baseline_cycles": bc}
+        t.update(extra)
+        return t
+
+    try:
+        # the baseline (Exo's standard mapping of the new shape; not a sample)
+        if baseline_cycles is None:
+            r0 = pool.run([task(exo_unopt.schedule(w))])[0]
+            m0 = Measurement.from_dict(r0["measurement"])
+            if not m0.ok:
+                raise RuntimeError(f"the baseline failed: {m0.stage}: {m0.error}")
+            baseline_cycles = m0.cycles
+        best_sched, best_cycles, best_m = exo_unopt.schedule(w), baseline_cycles, None
+
+        # ---- phase 1: adapted replay ------------------------------------------
+        adapted_all: list = []
+        t1 = time.perf_counter()
+        for r in sources:
+            try:
+                ads = adapt(r, w)
+            except Exception as e:  # a record that cannot even be replayed on its own shape
+                notes.append(f"{r.name}: cannot adapt ({type(e).__name__}: {e})")
+                continue
+            for a in ads:
+                if len(history) >= budget:
+                    break
+                adapted_all.append(a)
+        res = pool.run([task(a.schedule, baseline_cycles) for a in adapted_all])
+        adapted = []
+        for a, rr in zip(adapted_all, res):
+            m = Measurement.from_dict(rr["measurement"])
+            adapted.append((a, m))
+            history.append(m.cycles if m.ok else None)
+            if progress:
+                progress({"event": "candidate", "phase": 1, "ok": m.ok, "cycles": m.cycles})
+            if m.ok and m.cycles < best_cycles:
+                best_sched, best_cycles, best_m = a.schedule, m.cycles, m
+            elif not m.ok:
+                notes.append(f"adapted {a.source.name} ({a.policy}) failed at {m.stage}: "
+                             f"{(m.error or '').splitlines()[0][:160] if m.error else ''}")
+        phases["replay"] = {"samples": len(adapted), "best_cycles": best_cycles,
+                            "seconds": time.perf_counter() - t1}
+
+        def run_search(base: Schedule, ag: Any, settings: SearchSettings, phase: int):
+            def prog(ev: dict) -> None:
+                if ev.get("event") == "candidate":
+                    history.append(ev.get("cycles") if ev.get("ok") else None)
+                if progress:
+                    progress({**ev, "phase": phase})
+
+            return beam_search(w, base, ag, settings, pool=pool, task_extra=extra, progress=prog)
+
+        # ---- phase 2: the records' menu options, one at a time -----------------
+        t2 = time.perf_counter()
+        sr = None
+        options = _menu_options(sources)
+        left = budget - len(history)
+        g_budget = guided_budget if guided_budget is not None else min(left // 2, 6 * len(options))
+        used2 = 0
+        for k, opt in enumerate(options):
+            per = (g_budget - used2) // (len(options) - k)
+            if per <= 0:
+                continue
+            st = SearchSettings(beam=guided_beam, plans=2, impls=1, iterations=2, dropout=0.0, budget=per,
+                                seed=seed * 1000 + k, eval_seed=eval_seed, max_idle=1)
+            try:
+                sr = run_search(best_sched, OptionAgent(agent, opt), st, 2)
+            except RuntimeError as e:
+                notes.append(f"guided {opt}: {e}")
+                continue
+            used2 += sr.samples_used
+            if sr.best.ok and sr.best.cycles < best_cycles:
+                best_sched, best_cycles, best_m = sr.best.schedule, sr.best.cycles, sr.best.measurement
+        phases["guided"] = {"samples": used2, "options": options, "best_cycles": best_cycles,
+                            "seconds": time.perf_counter() - t2}
+
+        # ---- phase 3: the full search --------------------------------------------
+        t3 = time.perf_counter()
+        left = budget - len(history)
+        used3 = 0
+        if left > 0:
+            st = SearchSettings(beam=beam, plans=plans, impls=impls, dropout=dropout, budget=left, seed=seed,
+                                eval_seed=eval_seed)
+            sr = run_search(best_sched, agent, st, 3)
+            used3 = sr.samples_used
+            if sr.best.ok and sr.best.cycles < best_cycles:
+                best_sched, best_cycles, best_m = sr.best.schedule, sr.best.cycles, sr.best.measurement
+        phases["search"] = {"samples": used3, "best_cycles": best_cycles, "seconds": time.perf_counter() - t3}
+    finally:
+        if own_pool:
+            pool.close()
+
+    sp, c_code = None, ""
+    try:
+        sp = best_sched.apply(w.proc)
+        from .exo_compile import to_c
+
+        c_code = to_c(sp)[0]
+    except Exception:
+        pass
+    util = best_m.utilization if best_m is not None and best_m.utilization is not None else \
+        w.macs / 256 / best_cycles
+    return TransferResult(proc=sp, c_code=c_code, schedule=best_sched, cycles=best_cycles,
+                          baseline_cycles=baseline_cycles, speedup=baseline_cycles / best_cycles,
+                          utilization=util, samples_used=len(history), workload=w, search=sr,
+                          sources=sources, adapted=adapted, phases=phases, history=history, notes=notes)
+
+
+# --------------------------------------------------------------------------- #
+# optimize with a library (what `optimize(..., library=, reuse=)` does)
+# --------------------------------------------------------------------------- #
+
+
+def _as_library(x: Any) -> Optional[Library]:
+    if x is None or x is False:
+        return None
+    if isinstance(x, Library):
+        return x
+    return Library(x)
+
+
+def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, budget: int = 120,
+                          agent: Any = None, seed: int = 0, config: Any = None, relu: bool = False,
+                          save: bool = True, report: Optional[Callable[[str], None]] = None,
+                          **kw) -> Any:
+    """`optimize` with a schedule library.
+
+    - ``library``: when it holds a record for the same signature and hardware,
+      the record is re-verified (replayed, simulated, checked, cycles compared);
+      a verified record is the search's starting point, a stale one is
+      reported (``StaleRecordWarning`` and ``report``) and not trusted.  The
+      winner is saved to ``library`` (kept only if faster).
+    - ``reuse``: a library (or path) of records of similar shapes: when there
+      is no usable record for this shape, the search is a `transfer` from them.
+    """
+    from .optimize import optimize
+    from .workloads import GemmWorkload, workload_of
+
+    lib = _as_library(library)
+    reuse_lib = _as_library(reuse)
+    w = proc if isinstance(proc, GemmWorkload) else workload_of(proc, relu=relu)
+    say = report or (lambda s: None)
+    start_record = None
+    stale = None
+    if lib is not None:
+        rec = lib.best(w, config=config)
+        if rec is not None:
+            v = verify(rec, config=config)
+            if v.ok:
+                start_record = rec
+                say(f"starting from the library record for {rec.name} ({rec.cycles:,} cycles, verified)")
+            else:
+                stale = StaleRecord(rec, v.reason, v.measured)
+                warnings.warn(str(stale), StaleRecordWarning, stacklevel=2)
+                say(str(stale))
+    result = None
+    if start_record is not None:
+        from .baselines import exo_unopt
+
+        result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, baseline=start_record.schedule,
+                          **kw)
+        # speedup over Exo's standard mapping, as everywhere else in the library
+        if start_record.baseline_cycles:
+            result.baseline_cycles = start_record.baseline_cycles
+            result.speedup = result.baseline_cycles / result.cycles
+    elif reuse_lib is not None and similar_records(reuse_lib, w, config=config):
+        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed")
+                if k in kw}
+        result = transfer(reuse_lib, w, budget=budget, agent=agent, seed=seed, config=config, **keep)
+    else:
+        result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, **kw)
+    result.stale_record = stale
+    if lib is not None and save:
+        source = "search" if start_record is None else "search (from library record)"
+        if isinstance(result, TransferResult):
+            source = "transfer from " + ", ".join(r.name for r in result.sources)
+        rec = record_from_result(result, config=config, agent=agent or "offline", seed=seed, source=source)
+        lib.add(rec)
+    return result
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """`autocomp_exo.transfer` is both this module and the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TransferResult:
+        return transfer(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

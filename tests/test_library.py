@@ -1,0 +1,301 @@
+"""The schedule library: records, best kept, merge, atomic concurrent writes,
+corrupt files skipped, stale records reported, the CLI, the shipped records.
+
+Replaying shipped records is slow (Exo + simulator, ~10 s each): by default
+one shipped record (the smallest) is replayed; set AUTOCOMP_EXO_ALL_RECORDS=1
+to replay every record in schedules/.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import warnings
+
+import pytest
+
+from autocomp_exo.library import (EXPORT_FORMAT, FORMAT, Library, LibraryWarning, Record, RecordError,
+                                  StaleRecord, builtin, hardware_fingerprint, verify)
+from autocomp_exo.schedule import Schedule
+from autocomp_exo.workloads import GemmWorkload
+
+HW = hardware_fingerprint()
+
+
+def rec(M=64, N=64, K=64, cycles=1000, steps=None, source="test", hw=HW) -> Record:
+    w = GemmWorkload(M, N, K)
+    sched = Schedule(steps if steps is not None else [{"op": "simplify", "menu": "simplify"}])
+    return Record(w.signature(), hw, sched, cycles, 2000, "exo-unopt", 0.5, 0,
+                  {"source": source, "date": "2026-11-25"})
+
+
+def test_record_round_trip_and_format():
+    r = rec()
+    d = r.to_dict()
+    assert d["format"] == FORMAT
+    assert d["workload"] == {"kind": "gemm", "M": 64, "N": 64, "K": 64, "relu": False, "dtype": "int8",
+                             "acc": "int32"}
+    assert d["menu"] == ["simplify"] and d["schedule"][0]["menu"] == "simplify"
+    assert d["speedup"] == 2.0
+    r2 = Record.from_json(r.to_json())
+    assert r2.to_dict() == d and r2.cycles == 1000 and r2.schedule == r.schedule
+    for bad in ({**d, "format": "other/9"}, {**d, "cycles": -3}, {**d, "schedule": [{"op": "nope"}]},
+                {k: v for k, v in d.items() if k != "workload"}, [1, 2]):
+        with pytest.raises(RecordError):
+            Record.from_dict(bad)
+
+
+def test_best_is_kept(tmp_path):
+    lib = Library(tmp_path / "lib")
+    assert lib.best(GemmWorkload(64, 64, 64)) is None
+    assert lib.add(rec(cycles=1000))
+    assert not lib.add(rec(cycles=1200, source="worse"))      # slower: not written
+    assert not lib.add(rec(cycles=1000, source="tie"))        # not strictly faster: kept
+    assert lib.best(GemmWorkload(64, 64, 64)).source == "test"
+    assert lib.add(rec(cycles=900, source="better"))
+    b = lib.best(GemmWorkload(64, 64, 64))
+    assert (b.cycles, b.source) == (900, "better")
+    # by proc, by signature; other shapes and other hardware are separate
+    from autocomp_exo.workloads import gemm
+
+    assert lib.best(gemm(64, 64, 64)).cycles == 900
+    assert lib.best(GemmWorkload(64, 64, 64).signature()).cycles == 900
+    assert lib.best(GemmWorkload(64, 64, 128)) is None
+    assert lib.add(rec(cycles=5000, hw="0123456789abcdef"))
+    assert lib.best(GemmWorkload(64, 64, 64)).cycles == 900
+    assert lib.best(GemmWorkload(64, 64, 64), config="0123456789abcdef").cycles == 5000
+    assert len(lib.records()) == 2
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "lib").iterdir())
+
+
+def test_export_import_merge(tmp_path):
+    a, b = Library(tmp_path / "a"), Library(tmp_path / "b")
+    a.add(rec(64, 64, 64, cycles=1000, source="a"))
+    a.add(rec(128, 64, 64, cycles=3000, source="a"))
+    b.add(rec(64, 64, 64, cycles=800, source="b"))        # better than a's
+    b.add(rec(128, 64, 64, cycles=3500, source="b"))      # worse than a's
+    b.add(rec(64, 128, 64, cycles=2000, source="b"))      # new
+    out = tmp_path / "b.json"
+    assert b.export(out) == 3
+    doc = json.loads(out.read_text())
+    assert doc["format"] == EXPORT_FORMAT and len(doc["records"]) == 3
+    counts = a.import_(out)
+    assert counts == {"added": 2, "kept": 1, "skipped": 0}
+    got = {(r.M, r.N, r.K): (r.cycles, r.source) for r in a.records()}
+    assert got == {(64, 64, 64): (800, "b"), (128, 64, 64): (3000, "a"), (64, 128, 64): (2000, "b")}
+    # importing again changes nothing; a directory and a single record file import too
+    assert a.import_(out) == {"added": 0, "kept": 3, "skipped": 0}
+    c = Library(tmp_path / "c")
+    assert c.import_(tmp_path / "a")["added"] == 3
+    single = tmp_path / "one.json"
+    single.write_text(rec(64, 64, 64, cycles=700, source="single").to_json())
+    assert c.import_(single) == {"added": 1, "kept": 0, "skipped": 0}
+    # a bad entry of an export file is skipped with a warning
+    doc["records"].append({"format": FORMAT, "cycles": "many"})
+    out.write_text(json.dumps(doc))
+    with pytest.warns(LibraryWarning, match="record 3 of"):
+        assert c.import_(out)["skipped"] == 1
+
+
+def test_corrupt_record_skipped_with_warning(tmp_path):
+    lib = Library(tmp_path)
+    lib.add(rec(64, 64, 64, cycles=1000))
+    good = tmp_path / rec(64, 64, 64).filename
+    bad = tmp_path / "gemm_128x64x64__broken.json"
+    bad.write_text('{"format": "autocomp_exo.library/1", "workload": ')   # truncated
+    (tmp_path / "gemm_64x128x64__x.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.warns(LibraryWarning) as ws:
+        rs = lib.records()
+    assert [r.cycles for r in rs] == [1000]
+    msgs = " ".join(str(w.message) for w in ws)
+    assert str(bad) in msgs and "gemm_64x128x64__x.json" in msgs
+    # a corrupt file in the place of a record: best() warns and returns None, add() replaces it
+    good.write_text("not json")
+    with pytest.warns(LibraryWarning, match=good.name):
+        assert lib.best(GemmWorkload(64, 64, 64)) is None
+    with pytest.warns(LibraryWarning, match="moved aside"):
+        assert lib.add(rec(64, 64, 64, cycles=1500))
+    assert Record.from_json(good.read_text()).cycles == 1500
+    assert any(p.name.startswith(good.name + ".corrupt-") for p in tmp_path.iterdir())
+
+
+def _writer(path: str, seed: int, n: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    lib = Library(path)
+    for i in range(n):
+        shape = rng.choice([(64, 64, 64), (128, 64, 64)])
+        lib.add(rec(*shape, cycles=rng.randrange(1000, 100000), source=f"w{seed}-{i}"))
+
+
+def test_atomic_writes_with_concurrent_processes(tmp_path):
+    import random
+
+    path = str(tmp_path / "lib")
+    n, procs = 40, 4
+    ctx = mp.get_context("fork")
+    ps = [ctx.Process(target=_writer, args=(path, s, n)) for s in range(procs)]
+    # a reader in this process meanwhile: never sees a half-written record
+    for p in ps:
+        p.start()
+    lib = Library(path)
+    seen = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LibraryWarning)   # a torn read would warn: fail
+        while any(p.is_alive() for p in ps):
+            seen += len(lib.records())
+    for p in ps:
+        p.join()
+        assert p.exitcode == 0
+    # the best of everything written is what is stored
+    want = {}
+    for s in range(procs):
+        rng = random.Random(s)
+        for i in range(n):
+            shape = rng.choice([(64, 64, 64), (128, 64, 64)])
+            c = rng.randrange(1000, 100000)
+            want[shape] = min(want.get(shape, c), c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LibraryWarning)
+        got = {(r.M, r.N, r.K): r.cycles for r in lib.records()}
+    assert got == want
+    assert sorted(p.name for p in (tmp_path / "lib").iterdir() if not p.name.startswith(".")) == \
+        sorted(rec(*s).filename for s in want)
+
+
+# --------------------------------------------------------------------------- #
+# Re-verification (Exo + simulator)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def small_record():
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+
+    w = GemmWorkload(64, 64, 64)
+    s = exo_unopt.schedule(w).extend([{"op": "unroll_loop", "args": [{"parent": "do_matmul_acc_i8(_)"}],
+                                       "menu": "unroll"}, {"op": "simplify", "menu": "unroll"}])
+    m = evaluate(w, s)
+    assert m.ok
+    return Record(w.signature(), HW, s, m.cycles, None, "exo-unopt", m.utilization, 0, {"source": "test"})
+
+
+def test_verify_and_stale_records(small_record):
+    v = verify(small_record)
+    assert v.ok and v.measured == small_record.cycles
+    # cycles that no longer match
+    r = Record.from_dict({**small_record.to_dict(), "cycles": small_record.cycles - 100})
+    v = verify(r)
+    assert not v.ok and "simulates to" in v.reason and v.measured == small_record.cycles
+    # a schedule that no longer replays
+    d = small_record.to_dict()
+    d["schedule"] = d["schedule"] + [{"op": "unroll_loop", "args": ["no_such_loop"], "kwargs": {}, "menu": "unroll"}]
+    v = verify(Record.from_dict(d))
+    assert not v.ok and "no longer replays" in v.reason
+    # other hardware
+    v = verify(Record.from_dict({**small_record.to_dict(), "hardware": "ffffffffffffffff"}))
+    assert not v.ok and "hardware" in v.reason
+    assert "stale library record" in str(StaleRecord(r, v.reason))
+
+
+def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monkeypatch):
+    """A stale record is reported and not used as the starting point."""
+    import autocomp_exo.optimize as opt_mod
+    from autocomp_exo import transfer as tr
+
+    calls = []
+
+    class FakeResult:
+        def __init__(self, w):
+            self.workload, self.schedule, self.cycles, self.baseline_cycles = w, small_record.schedule, 5000, 9000
+            self.speedup, self.utilization, self.samples_used, self.run_dir, self.search = 1.8, 0.1, 3, None, None
+
+    def fake_optimize(w, **kw):
+        calls.append(kw)
+        return FakeResult(w)
+
+    monkeypatch.setattr(opt_mod, "optimize", fake_optimize)
+    lib = Library(tmp_path)
+    stale = Record.from_dict({**small_record.to_dict(), "cycles": 10})   # claims 10 cycles
+    lib.add(stale)
+    said = []
+    with pytest.warns(tr.StaleRecordWarning, match="stale library record"):
+        r = tr.optimize_with_library(GemmWorkload(64, 64, 64), library=lib, budget=3, report=said.append)
+    assert r.stale_record is not None and "simulates to" in r.stale_record.reason
+    assert said and "stale" in said[0]
+    assert "baseline" not in calls[0] or calls[0]["baseline"] is None     # did not start from it
+    # the stale (unbeatable 10-cycle) record is not replaced by a slower result: never lose a record
+    assert lib.best(GemmWorkload(64, 64, 64)).cycles == 10
+    # a verified record is the starting point
+    lib2 = Library(tmp_path / "two")
+    lib2.add(small_record)
+    r = tr.optimize_with_library(GemmWorkload(64, 64, 64), library=lib2, budget=3, report=said.append)
+    assert calls[-1]["baseline"] == small_record.schedule and r.stale_record is None
+    assert "verified" in said[-1]
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+
+
+def test_cli(tmp_path, capsys):
+    from autocomp_exo.cli import main
+
+    lib = Library(tmp_path / "lib")
+    lib.add(rec(64, 64, 64, cycles=1000))
+    lib.add(rec(128, 64, 64, cycles=3000))
+    assert main(["library", "list", "--library", str(lib.path)]) == 0
+    out = capsys.readouterr().out
+    assert "gemm_64x64x64" in out and "gemm_128x64x64" in out and "1,000" in out
+    assert main(["library", "best", "gemm", "64", "64", "64", "--library", str(lib.path)]) == 0
+    assert "1,000" in capsys.readouterr().out
+    assert main(["library", "best", "gemm", "16", "16", "16", "--library", str(lib.path)]) == 1
+    capsys.readouterr()
+    assert main(["library", "show", "gemm", "64", "64", "64", "--library", str(lib.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cycles"] == 1000
+    exp = tmp_path / "e.json"
+    assert main(["library", "export", str(exp), "--library", str(lib.path)]) == 0
+    assert main(["library", "import", str(exp), "--library", str(tmp_path / "other")]) == 0
+    assert "2 added" in capsys.readouterr().out
+    assert len(Library(tmp_path / "other").records()) == 2
+
+
+# --------------------------------------------------------------------------- #
+# The shipped library
+# --------------------------------------------------------------------------- #
+
+
+def _shipped():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LibraryWarning)   # a shipped record must parse
+        return builtin().records()
+
+
+def test_shipped_records_are_well_formed():
+    rs = _shipped()
+    assert rs, "schedules/ has no records"
+    for r in rs:
+        assert r.hardware == HW
+        assert r.baseline_cycles and r.cycles < r.baseline_cycles
+        assert r.provenance.get("source") in ("hand-written", "search") or \
+            str(r.provenance.get("source", "")).startswith(("search", "transfer"))
+        for k in ("package", "exo", "date"):
+            assert r.provenance.get(k), (r.name, k)
+        assert all(s.menu for s in r.schedule.steps)
+
+
+_ALL = os.environ.get("AUTOCOMP_EXO_ALL_RECORDS") == "1"
+
+
+def _replay_set():
+    rs = sorted(_shipped(), key=lambda r: r.M * r.N * r.K)
+    return rs if _ALL else rs[:1]
+
+
+@pytest.mark.parametrize("record", _replay_set(), ids=lambda r: r.name)
+def test_shipped_record_replays_to_its_cycles(record):
+    v = verify(record)
+    assert v.ok, v.reason
