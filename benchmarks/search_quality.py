@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--beam", type=int, default=3)
-    ap.add_argument("--plans", type=int, default=2)
+    ap.add_argument("--plans", type=int, default=3)
     ap.add_argument("--impls", type=int, default=2)
     ap.add_argument("--run-root", default="runs/search_quality")
     ap.add_argument("--json", action="store_true")

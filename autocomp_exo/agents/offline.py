@@ -41,7 +41,7 @@ __all__ = ["OfflineAgent", "MOVES", "OPTION_MOVES"]
 
 SP_ROWS = 16384
 ACC_ROWS = 1024
-MAX_CALLS = 700          # straight-line code cap (statements the simulator parses)
+MAX_CALLS = 320          # straight-line code cap (statements the simulator parses)
 
 LDA = "do_ld_i8_block_id1"
 LDB = "do_ld_i8_block_id2"
@@ -429,9 +429,12 @@ def _zero_target(c: Ctx):
         return None
     sib = zl.parent.body
     i = sib.index(zl)
-    if i + 1 >= len(sib):
+    skip = 0
+    while i + 1 + skip < len(sib) and sib[i + 1 + skip].kind == "alloc":
+        skip += 1   # allocations between the zeroing and the computes: moved past
+    if i + 1 + skip >= len(sib):
         return None
-    l1 = sib[i + 1]
+    l1 = sib[i + 1 + skip]
     if l1.kind != "for" or mm not in list(l1.walk()):
         return None
     chain = []
@@ -444,11 +447,13 @@ def _zero_target(c: Ctx):
     chain.reverse()  # l1 ... mm.parent
     if len(mm.parent.body) != 1 or mm.parent.extent != zl.extent:
         return None
+    if any(len(lp.body) != 1 for lp in chain):   # the compute nest alone (no loads inside)
+        return None
     bz = _args_buffers(z)
     bm = _args_buffers(mm)
     if len(bz) != 1 or len(bm) != 3 or bz[0] != bm[2]:
         return None
-    return z, mm, chain, bz[0], bm
+    return z, mm, chain, bz[0], bm, skip
 
 
 def _zero_ok(c: Ctx) -> bool:
@@ -456,7 +461,7 @@ def _zero_ok(c: Ctx) -> bool:
 
 
 def _zero_sample(c: Ctx, rng):
-    z, mm, chain, bz, (ba, bb, bc) = _zero_target(c)
+    z, mm, chain, bz, (ba, bb, bc), skip = _zero_target(c)
     P = _pat(MM)
     steps = []
     q = len(chain)
@@ -467,6 +472,7 @@ def _zero_sample(c: Ctx, rng):
         steps.append(_s("unroll_loop", _up(P, d)))
     Z = _pat(ZERO)
     zs = f"{bz}[_] = 0.0"
+    steps += [_s("reorder_stmts", {"block": _up(Z), "expand": [0, 1]}) for _ in range(skip)]
     steps += [
         _s("fuse", _up(Z), {"next": _up(Z)}),
         _s("inline", Z),
@@ -510,21 +516,21 @@ def _reorder_sample(c: Ctx, rng):
 
 
 MOVES: dict[str, Move] = {m.name: m for m in [
-    Move("tile_rows", "split the 16-row i loop into io blocks of ii row tiles", _tile_ok, _tile_sample, 3.0),
+    Move("tile_rows", "split the 16-row i loop into io blocks of ii row tiles", _tile_ok, _tile_sample, 1.0),
     Move("resident_b", "keep all of B resident in the scratchpad (loaded once); load each A strip once per "
-         "row tile; double-buffer the A strip and the accumulator tile over ii", _resident_ok, _resident_sample, 3.0),
+         "row tile; double-buffer the A strip and the accumulator tile over ii", _resident_ok, _resident_sample, 6.0),
     Move("blocked", "put j outside the row tiles of an i block; keep the block's A strips resident; load "
-         "each B strip once per (block, j)", _blocked_ok, _blocked_sample, 3.0),
+         "each B strip once per (block, j)", _blocked_ok, _blocked_sample, 6.0),
     Move("hoist_load", "move an mvin out of the loops whose counters it does not use (load once, reuse)",
-         _hoist_ok, _hoist_sample, 1.5),
+         _hoist_ok, _hoist_sample, 0.7),
     Move("double_buffer", "give a local buffer a dimension for the inner half of its loop so consecutive "
-         "tiles use distinct rows", _db_ok, _db_sample, 1.0),
+         "tiles use distinct rows", _db_ok, _db_sample, 0.5),
     Move("unroll", "fully unroll the innermost loop around an instruction call, then simplify",
-         _unroll_ok, _unroll_sample, 2.0),
-    Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.3),
+         _unroll_ok, _unroll_sample, 2.5),
+    Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.2),
     Move("zero_into_compute", "peel the first k step of every output tile and let its compute overwrite the "
          "accumulator (matmul without accumulate) instead of zeroing it first: one command less per tile",
-         _zero_ok, _zero_sample, 2.0),
+         _zero_ok, _zero_sample, 3.0),
 ]}
 
 #: menu option -> the moves that realize it
@@ -550,7 +556,7 @@ OPTION_MOVES: dict[str, tuple[str, ...]] = {
 
 #: bottleneck -> move weight multipliers
 BIAS = {
-    "cpu": {"zero_into_compute": 2.0, "unroll": 3.0, "hoist_load": 1.5, "resident_b": 2.0, "blocked": 1.5, "tile_rows": 2.0},
+    "cpu": {"zero_into_compute": 2.0, "unroll": 2.0, "resident_b": 2.0, "blocked": 2.0},
     "load": {"resident_b": 3.0, "blocked": 3.0, "hoist_load": 3.0, "tile_rows": 2.0, "double_buffer": 1.5},
     "dependency": {"double_buffer": 4.0, "resident_b": 2.0, "tile_rows": 1.5},
     "execute": {},
