@@ -125,14 +125,19 @@ class FakeOpenAIServer:
                 req["_auth"] = self.headers.get("Authorization")
                 with outer._lock:
                     outer.requests.append(req)
-                a = outer._next(req)
+                try:
+                    a = outer._next(req)
+                except Exception as e:  # a broken script is a 500 with the reason
+                    a = Action(status=500, usage=None)
+                    a.text = f"{type(e).__name__}: {e}"
                 if a.delay:
                     time.sleep(a.delay)
                 if a.raw is not None:
                     self._send(a.status, a.raw, a.headers)
                     return
                 if a.status != 200:
-                    body = {"error": {"message": f"scripted {a.status}", "type": "server_error", "code": a.status}}
+                    body = {"error": {"message": a.text or f"scripted {a.status}", "type": "server_error",
+                                      "code": a.status}}
                     self._send(a.status, json.dumps(body).encode(), a.headers)
                     return
                 out: dict[str, Any] = {
