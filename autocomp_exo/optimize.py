@@ -190,6 +190,10 @@ def add_optimize_parser(subparsers):
     p.add_argument("--show-c", action="store_true", help="print the best C")
     p.add_argument("--show-proc", action="store_true", help="print the best Exo proc")
     _add_search_args(p, DEFAULTS["budget"])
+    # ---- LLM agent options (--llm MODEL ..., issue 6: autocomp_exo/agents/llm.py) ----
+    from .agents.llm import add_llm_args
+
+    add_llm_args(p)
     p.set_defaults(func=run_optimize, handler=run_optimize)
     return p
 
@@ -264,14 +268,27 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
         kw.update(beam=6, plans=6, impls=2, iterations=15)
     if hasattr(args, "_demo"):
         kw.update(args._demo)
+    # ---- LLM agent (issue 6): --llm MODEL replaces the offline agent ----
+    agent = None
+    if getattr(args, "llm", None):
+        from .agents.llm import LLMConfigError, agent_from_args
+
+        try:
+            agent = agent_from_args(args, run_dir=args.run_dir, iterations=kw["iterations"])
+        except (LLMConfigError, ValueError) as e:
+            print(f"autocomp-exo: error: {e}", file=sys.stderr)
+            return 2, None
     bar = _Bar(kw["budget"], args.quiet)
     try:
         r = optimize(w, seed=args.seed, workers=args.workers, run_dir=args.run_dir,
                      baseline=None if start == "exo-unopt" else start,
-                     timeout=getattr(args, "timeout", 600.0), progress=bar, **kw)
+                     timeout=getattr(args, "timeout", 600.0),
+                     progress=bar if agent is None else agent.progress(bar), agent=agent, **kw)
     finally:
         bar.close()
     print(_table(r))
+    if agent is not None:
+        print(agent.finish(quiet=True))
     return 0, r
 
 

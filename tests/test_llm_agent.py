@@ -454,3 +454,22 @@ def test_a_search_with_a_hostile_model_goes_on(srv, tmp_path):
     for c in r.search.candidates:   # whatever reached the search failed in Exo, with its message
         assert not c.ok and c.measurement.stage == "schedule" and c.measurement.error
     assert not os.path.exists(CANARY)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_optimize_cli_with_llm(srv, tmp_path, capsys, monkeypatch):
+    from autocomp_exo.cli import main
+
+    args = ["optimize", "gemm", "64", "64", "64", "--budget", "2", "--beam", "1", "--plans", "1", "--impls", "2",
+            "--workers", "0", "--quiet", "--seed", "5", "--run-dir", str(tmp_path / "run"),
+            "--llm", srv.model_url("m1"), "--llm", srv.model_url("m2"), "--llm-cache", str(tmp_path / "cache"),
+            "--llm-price", f"{srv.model_url('m1')}=1,2", "--llm-price", f"{srv.model_url('m2')}=1,2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "best found" in out and "LLM usage" in out and "total" in out
+    usage = json.loads((tmp_path / "run" / "llm_usage.json").read_text())
+    assert usage["total"]["calls"] == srv.hits() > 0 and usage["total"]["cost_usd"] > 0
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["optimize", "gemm", "64", "64", "64", "--llm", "gpt-4o", "--quiet"]) == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err

@@ -349,6 +349,14 @@ class LLMAgent(Agent):
         except Exception:  # noqa: BLE001 - progress must never break the search
             pass
 
+    def progress(self, other: Optional[Callable[[dict], None]] = None) -> Callable[[dict], None]:
+        """A progress callback for `optimize` that feeds `observe` and then ``other``."""
+        def cb(event: dict) -> None:
+            self.observe(event)
+            if other is not None:
+                other(event)
+        return cb
+
     def begin_iteration(self, iteration: int, iterations: Optional[int] = None) -> None:
         self._iteration = iteration
         if iterations is not None:
@@ -641,7 +649,7 @@ def add_llm_args(p) -> None:
     g.add_argument("--llm-allow-unsafe", action="store_true", help="accept steps that skip Exo's checks")
 
 
-def agent_from_args(args, run_dir: Optional[str] = None) -> Optional[LLMAgent]:
+def agent_from_args(args, run_dir: Optional[str] = None, iterations: Optional[int] = None) -> Optional[LLMAgent]:
     """An LLMAgent from the CLI options, or None when no --llm was given."""
     models = getattr(args, "llm", None)
     if not models:
@@ -653,4 +661,4 @@ def agent_from_args(args, run_dir: Optional[str] = None) -> Optional[LLMAgent]:
     return LLMAgent(models, cache_dir=cache, log_dir=run_dir, prices=prices, retries=args.llm_retries,
                     check=args.llm_check, allow_unsafe=args.llm_allow_unsafe, temperature=args.llm_temperature,
                     max_tokens=args.llm_max_tokens, timeout=args.llm_timeout, attempts=args.llm_attempts,
-                    iterations=getattr(args, "iterations", None))
+                    iterations=iterations if iterations is not None else getattr(args, "iterations", None))
