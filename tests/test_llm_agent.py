@@ -259,6 +259,16 @@ def test_failed_answer_is_retried_once_with_the_error(srv, base64, tmp_path):
     assert out == [[{"op": "unroll_loop", "args": ["no_such_loop"], "kwargs": {}, "menu": "unroll"}]]
 
 
+def test_check_evaluate_catches_what_exo_accepts(srv, base64):
+    # Exo accepts moving the accumulator tile to DRAM; compiling it fails: the retry hears why
+    srv.queue("m1", '{"steps": [{"op": "set_memory", "args": ["res", {"mem": "DRAM"}]}]}')
+    a = make_agent(srv, models=("m1",), check="evaluate")
+    out = a.implement(base64, Plan("other", "llm", "x"), 1, random.Random(0))
+    assert out and out[0][0]["op"] == "unroll_loop" and srv.hits() == 2
+    assert "the program failed at compile" in srv.requests[1]["messages"][-1]["content"]
+    assert a.rejections[0]["stage"] == "evaluate"
+
+
 def test_plan_answers(srv, base64):
     menu = [option("unroll"), option("tiling"), option("hoist")]
     assert parse_plan("OPTION: unroll\nPLAN: do it", menu) == ("unroll", "do it")

@@ -103,26 +103,44 @@ def _const_hook(s: str):
     raise AnswerError(f"{s} is not a JSON value")
 
 
+def _steps_like(v: Any) -> bool:
+    return (isinstance(v, dict) and "steps" in v) or (isinstance(v, list) and bool(v)
+                                                       and all(isinstance(x, dict) for x in v))
+
+
 def extract_json(text: str, limits: Limits) -> Any:
-    """The first JSON object or array in ``text`` (inside a code fence if there is one)."""
+    """The first JSON object (or list of objects) in ``text``, preferring code fences.
+
+    Tries successive ``{`` / ``[`` positions (at most 40), so prose such as
+    "[unroll]" before the JSON does not hide it."""
     if len(text) > limits.max_chars:
         raise AnswerError(f"the answer is too long ({len(text)} characters, at most {limits.max_chars})")
     dec = json.JSONDecoder(parse_int=_int_hook(limits), parse_float=_float_hook, parse_constant=_const_hook)
     chunks = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     first_err = None
+    other = None   # a JSON value that is not steps-shaped (reported only if nothing better)
+    tries = 0
     for chunk in chunks:
-        starts = [i for i in (chunk.find("{"), chunk.find("[")) if i >= 0]
-        if not starts:
-            continue
-        try:
-            value, _end = dec.raw_decode(chunk, min(starts))
-            return value
-        except AnswerError:
-            raise
-        except RecursionError:
-            raise AnswerError("invalid JSON: nested too deeply") from None
-        except ValueError as e:  # json.JSONDecodeError, int conversion limits
-            first_err = first_err or f"invalid JSON: {e}"
+        starts = [i for i, ch in enumerate(chunk) if ch in "{["]
+        for st in starts:
+            tries += 1
+            if tries > 40:
+                break
+            try:
+                value, _end = dec.raw_decode(chunk, st)
+            except AnswerError:
+                raise
+            except RecursionError:
+                raise AnswerError("invalid JSON: nested too deeply") from None
+            except ValueError as e:  # json.JSONDecodeError, int conversion limits
+                first_err = first_err or f"invalid JSON: {e}"
+                continue
+            if _steps_like(value):
+                return value
+            if other is None and isinstance(value, (dict, list)):
+                other = value
+    if first_err is None and other is not None:
+        return other
     raise AnswerError(first_err or "the answer contains no JSON object (expected {\"steps\": [...]})")
 
 
@@ -203,8 +221,8 @@ def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_u
     return out
 
 
-_OPTION_LINE = re.compile(r"^[\s*#>-]*option[\s*]*[:=]\s*(.+?)\s*$", re.I | re.M)
-_PLAN_LINE = re.compile(r"^[\s*#>-]*plan[\s*]*[:=]\s*", re.I | re.M)
+_OPTION_LINE = re.compile(r"^[ \t*#>-]*option[ \t*]*[:=][ \t]*(.+?)[ \t]*$", re.I | re.M)
+_PLAN_LINE = re.compile(r"^[ \t*#>-]*plan[ \t*]*[:=][ \t]*", re.I | re.M)
 
 
 def _norm(s: str) -> str:
@@ -274,6 +292,17 @@ def _excerpt(s: Optional[str], n: int = 2000) -> str:
     return s if len(s) <= n else s[:n] + f"... ({len(s) - n} more characters)"
 
 
+def _shape(proc_text: str) -> list:
+    """Loops, allocations and calls by name (stable across processes, unlike index term order)."""
+    from .proctext import parse
+
+    try:
+        f = parse(proc_text)
+    except Exception:  # noqa: BLE001
+        return []
+    return [(n.kind, n.name, n.depth) for n in f.nodes if n.kind in ("for", "alloc", "call")]
+
+
 class LLMAgent(Agent):
     """An ensemble of OpenAI-compatible chat models as a search agent (see the module doc)."""
 
@@ -287,7 +316,7 @@ class LLMAgent(Agent):
                  attempts: int = 4, backoff: float = 1.0, backoff_max: float = 30.0, drop_after: int = 2,
                  config: Any = None, iterations: Optional[int] = None, base_proc: Any = None,
                  show_c: bool = True, c_lines: int = 80, limits: Optional[Limits] = None,
-                 return_failed: bool = True, send_seed: bool = True,
+                 return_failed: bool = True, send_seed: bool = True, parallel: int = 8,
                  warn: Optional[Callable[[str], None]] = None, sleep: Optional[Callable[[float], None]] = None):
         if check not in ("schema", "exo", "evaluate"):
             raise ValueError(f"check must be 'schema', 'exo' or 'evaluate', got {check!r}")
@@ -315,6 +344,7 @@ class LLMAgent(Agent):
         self.c_lines = c_lines
         self.limits = limits or Limits()
         self.return_failed = return_failed
+        self.parallel = max(1, int(parallel))
         self.log_dir: Optional[Path] = None
         self._plan_n = 0
         self._impl_n = 0
@@ -324,6 +354,8 @@ class LLMAgent(Agent):
         self._told_no_exo = False
         self._c_cache: "OrderedDict[str, tuple[Optional[str], Optional[str]]]" = OrderedDict()
         self._lock = threading.RLock()
+        self._exo_lock = threading.RLock()   # Exo is not thread-safe: one proc operation at a time
+        self._procs: "OrderedDict[str, Any]" = OrderedDict()   # parent schedule -> its proc (or None)
         self.answers: list[dict] = []      # every parsed answer (accepted or not)
         self.rejections: list[dict] = []   # the ones not accepted, with the reason
         if log_dir:
@@ -421,6 +453,15 @@ class LLMAgent(Agent):
             self._none_left()
         return None, None
 
+    def _map(self, fn, jobs: list) -> list:
+        """fn over jobs, in threads when there are several (results in job order)."""
+        if len(jobs) <= 1 or self.parallel <= 1:
+            return [fn(j) for j in jobs]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(jobs))) as ex:
+            return list(ex.map(fn, jobs))
+
     # -- context of a candidate -----------------------------------------------------
     def _base(self, candidate: Candidate):
         if self.base_proc is not None:
@@ -430,13 +471,28 @@ class LLMAgent(Agent):
 
     def _applied(self, candidate: Candidate):
         """The parent's scheduled proc in this process (None if it cannot be rebuilt here)."""
+        key = candidate.schedule.canonical()
+        with self._exo_lock:
+            if key in self._procs:
+                self._procs.move_to_end(key)
+                return self._procs[key]
+            p = self._applied_locked(candidate)
+            self._procs[key] = p
+            while len(self._procs) > 32:
+                self._procs.popitem(last=False)
+            return p
+
+    def _applied_locked(self, candidate: Candidate):
         base = self._base(candidate)
         if base is None:
             return None
         try:
-            return candidate.schedule.apply(base)
+            p = candidate.schedule.apply(base)
         except Exception:  # noqa: BLE001
             return None
+        if candidate.proc_text and _shape(str(p)) != _shape(candidate.proc_text):
+            return None   # not the proc the search evaluated (e.g. a mapped baseline proc): no Exo check
+        return p
 
     def _context(self, candidate: Candidate) -> tuple[Optional[str], Optional[str]]:
         """(proc text, C source) of the parent, cached by its schedule."""
@@ -456,7 +512,8 @@ class LLMAgent(Agent):
                     try:
                         from ..exo_compile import to_c
 
-                        c = to_c(p)[0]
+                        with self._exo_lock:
+                            c = to_c(p)[0]
                     except Exception:  # noqa: BLE001
                         c = None
         with self._lock:
@@ -492,16 +549,12 @@ class LLMAgent(Agent):
             iteration=self._iteration_now(candidate), iterations=self.iterations, config=self.config,
             bottleneck=candidate.bottleneck(), c_lines=self.c_lines,
             workload=wname if isinstance(wname, str) else None, allow_unsafe=self.allow_unsafe)
-        out = []
-        for _ in range(n):
-            with self._lock:
-                j = self._plan_n
-                self._plan_n += 1
-            sample = rng.getrandbits(32)
-            got = self._one_plan(candidate, menu, msgs, j, sample)
-            if got is not None:
-                out.append(got)
-        return out
+        with self._lock:
+            j0 = self._plan_n
+            self._plan_n += n
+        jobs = [(j0 + t, rng.getrandbits(32)) for t in range(n)]
+        got = self._map(lambda js: self._one_plan(candidate, menu, msgs, js[0], js[1]), jobs)
+        return [p for p in got if p is not None]
 
     def _one_plan(self, candidate, menu, msgs, j, sample) -> Optional[Plan]:
         phase = "plan"
@@ -547,16 +600,12 @@ class LLMAgent(Agent):
         base_msgs = prompts.implement_messages(
             plan_option=plan.option, plan_title=title, plan_text=plan.text, proc_text=proc_text or "",
             allow_unsafe=self.allow_unsafe, workload=wname if isinstance(wname, str) else None)
-        out = []
-        for _ in range(k):
-            with self._lock:
-                j = self._impl_n
-                self._impl_n += 1
-            sample = rng.getrandbits(32)
-            steps = self._one_impl(candidate, plan, base_msgs, j, sample)
-            if steps:
-                out.append(steps)
-        return out
+        with self._lock:
+            j0 = self._impl_n
+            self._impl_n += k
+        jobs = [(j0 + t, rng.getrandbits(32)) for t in range(k)]
+        got = self._map(lambda js: self._one_impl(candidate, plan, base_msgs, js[0], js[1]), jobs)
+        return [s for s in got if s]
 
     def _one_impl(self, candidate, plan, msgs, j, sample) -> Optional[list[dict]]:
         phase = "implement"
@@ -589,6 +638,10 @@ class LLMAgent(Agent):
         """None if the steps pass the configured check, else the reason."""
         if self.check == "schema":
             return None
+        with self._exo_lock:
+            return self._check_locked(candidate, steps)
+
+    def _check_locked(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
         from ..schedule import ScheduleError
 
         base = self._base(candidate)
@@ -600,20 +653,19 @@ class LLMAgent(Agent):
             return None
         sched = candidate.schedule.extend(steps)
         n0 = len(candidate.schedule)
+        try:
+            p = sched.apply(base)
+        except ScheduleError as e:
+            idx = None if e.index is None else e.index - n0
+            where = f"step {idx}" if idx is not None else "a step"
+            return f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
+        except Exception as e:  # noqa: BLE001
+            return f"Exo failed: {type(e).__name__}: {_excerpt(str(e), 1200)}"
         if self.check == "exo":
-            try:
-                sched.apply(base)
-            except ScheduleError as e:
-                idx = None if e.index is None else e.index - n0
-                where = f"step {idx}" if idx is not None else "a step"
-                return f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
-            except Exception as e:  # noqa: BLE001
-                return f"Exo failed: {type(e).__name__}: {_excerpt(str(e), 1200)}"
             return None
         from ..evaluate import evaluate
 
-        w = candidate.workload
-        m = evaluate(w, sched, config=self.config)
+        m = evaluate(candidate.workload, None, proc=p, config=self.config)
         if m.ok:
             return None
         return f"the program failed at {m.stage}: {_excerpt(m.error, 1200)}"

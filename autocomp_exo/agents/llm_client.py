@@ -154,10 +154,11 @@ class LLMClient:
 
     def _drop(self, i: int, reason: str) -> None:
         st = self.states[i]
-        if st.dropped:
-            return
-        st.dropped = True
-        st.reason = reason
+        with self._lock:
+            if st.dropped:
+                return
+            st.dropped = True
+            st.reason = reason
         left = [self.states[j].spec.name for j in self.alive]
         self.warn(f"dropping model {st.spec.name} for the rest of the run: {reason}; "
                   + (f"going on with {', '.join(left)}" if left else "no model is left"))
