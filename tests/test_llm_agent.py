@@ -302,6 +302,21 @@ def test_429_500_and_timeouts_are_retried_with_backoff(srv):
     assert c.alive == [0]
 
 
+def test_requests_adapt_to_reasoning_model_parameters(srv):
+    c = LLMClient([srv.model_url("o")], **FAST, warn=lambda m: None)
+    msg = ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+           "Use 'max_completion_tokens' instead.")
+    srv.queue("o", Action(msg, status=400), Action("Unsupported value: 'temperature' does not support 0.7", status=400),
+              "fine")
+    assert c.complete(0, [{"role": "user", "content": "x"}], phase="plan", sample=3).text == "fine"
+    last = srv.requests[-1]
+    assert "max_tokens" not in last and last["max_completion_tokens"] == 2048 and "temperature" not in last
+    # other 400s fail the call without retries
+    srv.queue("o", Action("bad request", status=400))
+    assert c.complete(0, [{"role": "user", "content": "y"}], phase="plan", sample=4) is None
+    assert srv.hits("o") == 4 and c.alive == [0]
+
+
 def test_a_failing_model_is_dropped_and_the_others_go_on(srv, base64):
     srv.responder = lambda req: status(500) if req["model"] == "bad" else good_model(req)
     a = make_agent(srv, models=("bad", "good"), attempts=2, drop_after=2)

@@ -95,6 +95,9 @@ class _State:
     dropped: bool = False
     reason: str = ""
     calls: int = 0
+    # request parameters a server refused (reasoning models want max_completion_tokens, no temperature)
+    token_param: str = "max_tokens"
+    omit: set = field(default_factory=set)
 
 
 def _default_warn(msg: str) -> None:
@@ -242,6 +245,10 @@ class LLMClient:
         kw = dict(model=st.spec.model, messages=messages, **settings)
         if self.send_seed:
             kw["seed"] = int(sample)
+        if st.token_param != "max_tokens" and "max_tokens" in kw:
+            kw[st.token_param] = kw.pop("max_tokens")
+        for k in st.omit:
+            kw.pop(k, None)
         try:
             resp = st.client.chat.completions.create(**kw)
         except openai.APITimeoutError as e:
@@ -253,6 +260,8 @@ class LLMClient:
             msg = f"HTTP {code}: {_short(e)}"
             if code in (408, 409, 429) or code >= 500:
                 raise _Retryable(msg, _retry_after(e)) from e
+            if code == 400 and self._adapt(st, str(e)):
+                raise _Retryable(f"{msg} (request adapted)", 0.0) from e
             raise _Fatal(msg, drop=code in (401, 403, 404)) from e
         except openai.OpenAIError as e:  # malformed responses and the like
             raise _Retryable(f"{type(e).__name__}: {_short(e)}") from e
@@ -274,6 +283,22 @@ class LLMClient:
             tin = sum(_estimate_tokens(str(m.get("content", ""))) for m in messages)
             tout = _estimate_tokens(text)
         return Reply(text, st.spec.name, int(tin), int(tout), estimated, finish_reason=finish)
+
+
+    @staticmethod
+    def _adapt(st: _State, message: str) -> bool:
+        """Adapt to a server that refuses a parameter (True if something changed)."""
+        m = message.lower()
+        with_ = "unsupported" in m or "not supported" in m or "unrecognized" in m or "unknown" in m
+        if "max_tokens" in m and "max_completion_tokens" in m and st.token_param == "max_tokens":
+            st.token_param = "max_completion_tokens"
+            return True
+        for param in ("temperature", "top_p", "seed"):
+            if with_ and f"'{param}'" in m or (with_ and f'"{param}"' in m):
+                if param not in st.omit:
+                    st.omit.add(param)
+                    return True
+        return False
 
 
 class _Retryable(Exception):
