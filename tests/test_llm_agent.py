@@ -78,8 +78,18 @@ def good_model(req):
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeOpenAIServer(good_model) as s:
-        yield s
+    saved = {k: os.environ.get(k) for k in ("NO_PROXY", "no_proxy")}
+    for k in saved:   # a proxy configured on the machine must not see the local test server
+        os.environ[k] = ",".join(x for x in (saved[k], "127.0.0.1", "localhost") if x)
+    try:
+        with FakeOpenAIServer(good_model) as s:
+            yield s
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture
