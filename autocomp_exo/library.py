@@ -64,6 +64,8 @@ __all__ = [
 FORMAT = "autocomp_exo.library/1"
 EXPORT_FORMAT = "autocomp_exo.library-export/1"
 LOCK_NAME = ".library.lock"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 #: the shipped library (project root /schedules)
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "schedules"
@@ -338,6 +340,7 @@ class Library:
     def _write_atomic(self, target: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix="." + target.name + ".", suffix=".tmp")
         try:
+            os.chmod(tmp, 0o666 & ~_UMASK)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
                 fh.flush()

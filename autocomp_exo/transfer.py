@@ -90,9 +90,11 @@ def similarity(a: dict, b: dict) -> Optional[tuple]:
 
 
 def similar_records(source: Any, workload: Any, *, config: Any = None, include_same: bool = False,
-                    limit: Optional[int] = None) -> list[Record]:
+                    limit: Optional[int] = None, other_hardware: bool = True) -> list[Record]:
     """Records of ``source`` (a Library, path, or iterable of Records) similar to ``workload``,
-    closest first, for the same hardware."""
+    closest first.  Records for this hardware come first; records made for
+    another hardware configuration follow (``other_hardware``): a transfer
+    re-measures everything it takes from them, so they are still useful starts."""
     from .library import signature_of
 
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
@@ -102,12 +104,12 @@ def similar_records(source: Any, workload: Any, *, config: Any = None, include_s
     hw = hardware_fingerprint(config)
     scored = []
     for r in recs:
-        if r.hardware != hw:
+        if r.hardware != hw and not other_hardware:
             continue
         s = similarity(sig, r.workload)
         if s is None or (s[0] == 0 and not include_same):
             continue
-        scored.append((s, r.cycles, r.name, r))
+        scored.append(((r.hardware != hw,) + s, r.cycles, r.name, r))
     scored.sort(key=lambda x: x[:3])
     out = [x[3] for x in scored]
     return out[:limit] if limit else out
@@ -178,6 +180,28 @@ def _loop_calls(cursor) -> int:
         return _count_calls(cursor._impl._node)
     except Exception:
         return 0
+
+
+#: steps that can make local buffers bigger (checked against the scratchpad / accumulator)
+_GROWS = ("autolift_alloc", "lift_alloc", "expand_dim", "resize_dim", "divide_loop", "stage_mem", "unroll_buffer",
+          "reorder_loops", "fuse", "sink_alloc")
+SP_ROWS, ACC_ROWS = 16384, 1024
+
+
+def _over_capacity(p) -> str:
+    """"" when the proc's local buffers (all of them at once: an upper bound) fit, else what overflows."""
+    from .agents.proctext import parse
+
+    try:
+        f = parse(str(p))
+    except Exception:  # pragma: no cover - the check is advisory
+        return ""
+    sp, acc = f.rows_used("GEMM_SCRATCH"), f.rows_used("GEMM_ACCUM")
+    if acc > ACC_ROWS:
+        return f"accumulator buffers need {acc} rows > {ACC_ROWS}"
+    if sp > SP_ROWS:
+        return f"scratchpad buffers need {sp} rows > {SP_ROWS}"
+    return ""
 
 
 def _unopt_prefix_len(record: Record) -> int:
@@ -268,10 +292,16 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
                                      f"dropped (would exceed {max_calls} calls)")
                         continue
             try:
-                p = _apply_step(p, s2, len(new_pre) + len(kept))
+                p2 = _apply_step(p, s2, len(new_pre) + len(kept))
             except ScheduleError as e:
                 notes.append(f"step {i} {s.op}: dropped ({e.message.splitlines()[0][:160]})")
                 continue
+            if s.op in _GROWS:
+                over = _over_capacity(p2)
+                if over and not _over_capacity(p):
+                    notes.append(f"step {i} {s.op}: dropped ({over} on {workload.name})")
+                    continue
+            p = p2
             kept.append(s2)
         sched = new_pre.extend(kept)
         key = sched.canonical()

@@ -47,7 +47,13 @@ def test_similar_records_order(tmp_path):
                    "gemm_64x64x64"]
     assert [r.name for r in similar_records(lib, GemmWorkload(512, 512, 512), include_same=True)][0] == \
         "gemm_512x512x512"
-    assert similar_records(lib, GemmWorkload(512, 512, 512), config="0000000000000000") == []
+    # records of another hardware configuration come after this hardware's (or not at all)
+    assert similar_records(lib, GemmWorkload(512, 512, 512), config="0000000000000000", other_hardware=False) == []
+    lib.add(_rec(512, 512, 256))
+    other = Record.from_dict({**_rec(512, 512, 64).to_dict(), "hardware": "0000000000000000"})
+    lib.add(other)
+    got = [r.name for r in similar_records(lib, GemmWorkload(512, 512, 512))]
+    assert "gemm_512x512x256" in got[:2] and got[-1] == "gemm_512x512x64"
 
 
 # a small "found" schedule: 64x64x64 with the i tiles split by 2 (tiling) and the
