@@ -46,25 +46,34 @@ class GemminiConfig:
     dma_max_request_bytes: int = _p(64, "Largest single memory request.", "sourced")
     dma_max_inflight: int = _p(16, "Memory requests in flight each way.", "sourced")
     dma_mvins_in_flight: int = _p(2, "mvin instructions the DMA works on at once.", "sourced")
-    dram_latency: int = _p(80, "Cycles from a DRAM request to its first data beat (40-150 seen).", "guessed")
+    dram_latency: int = _p(80, "Cycles from a DRAM request to its first data beat (40-150 seen).", "guessed")  # calibrate.py: no better value in range
 
     # ---- execute --------------------------------------------------------
     exec_rows_per_cycle: int = _p(1, "Rows the array streams per cycle; a dim^3 block takes dim cycles.", "sourced")
-    exec_latency: int = _p(40, "Cycles from the first A row to results landing in the accumulator.", "guessed")
-    bank_conflict_factor: float = _p(2.0, "Slowdown when A and B/D are read from the same scratchpad bank.", "guessed")
-    config_ex_cycles: int = _p(4, "Cycles of a config_ex after the array drained.", "guessed")
-    preload_garbage_cycles: int = _p(1, "Cycles of a preload whose B is GARBAGE (keeps the weights, only sets C).", "guessed")
+    exec_latency: int = _p(40, "Cycles from a compute's last A row to its results landing in the accumulator (GEMMINI.md: ~40 from the first row).", "guessed")  # calibrate.py: no better value in range
+    bank_conflict_factor: float = _p(2.0, "Slowdown when two operands are read from one scratchpad bank in the "
+                                     "same cycles (a compute's A and D; a preload's B while the previous "
+                                     "compute still streams its A). benchmarks/calibrate.py searched 1.5-2.0 "
+                                     "(above 2 the model is not monotone) and kept 2.0.", "calibrated")
+    config_ex_cycles: int = _p(4, "Cycles of a config_ex after the array drained.", "guessed")  # calibrate.py: no better value in range
+    preload_garbage_cycles: int = _p(1, "Cycles of a preload whose B is GARBAGE (keeps the weights, only sets C).", "guessed")  # calibrate.py: no better value in range
 
     # ---- store ----------------------------------------------------------
-    store_pipeline: int = _p(8, "Depth of the accumulator-read/scale pipeline feeding mvout.", "guessed")
+    store_pipeline: int = _p(8, "Depth of the accumulator-read/scale pipeline feeding mvout.", "guessed")  # calibrate.py: no better value in range
     store_rows_per_cycle: int = _p(1, "Accumulator rows read per cycle by mvout.", "sourced")
-    store_ack_latency: int = _p(20, "Cycles from an mvout's last write beat to its completion (write responses back); the next mvout need not wait for it.", "guessed")
-    config_unit_cycles: int = _p(1, "Cycles a config_ld / config_st occupies its unit.", "guessed")
+    store_ack_latency: int = _p(20, "Cycles from an mvout's last write beat to its completion (write responses back); the next mvout need not wait for it.", "guessed")  # calibrate.py: no better value in range
+    config_unit_cycles: int = _p(1, "Cycles a config_ld / config_st occupies its unit.", "guessed")  # calibrate.py: no better value in range
 
     # ---- CPU ------------------------------------------------------------
-    cpu_rocc_cycles: int = _p(6, "CPU cycles to issue one RoCC command (4-12 seen).", "guessed")
-    cpu_op_cycles: float = _p(1.0, "CPU cycles per scalar operation (loop control, address math, if).", "guessed")
-    fence_round_trip: int = _p(40, "Cycles a fence costs after everything drained (memory round trip).", "guessed")
+    cpu_rocc_cycles: int = _p(2, "CPU cycles to issue one RoCC command (the operand arithmetic is counted as "
+                              "scalar ops). Fitted by benchmarks/calibrate.py to the published FireSim speedups "
+                              "of the four baselines on the six GEMMs (range 2-12; GEMMINI.md guessed 4-12, "
+                              "4 leaves exo-opt on 512^3 at -30%).", "calibrated")
+    cpu_op_cycles: float = _p(1.6, "CPU cycles per scalar operation (loop control, address math, if): an "
+                              "in-order Rocket CPI with load-use and branch stalls. Fitted by "
+                              "benchmarks/calibrate.py with cpu_rocc_cycles (range 0.75-2.0; it sets the "
+                              "software library at ~16% utilization).", "calibrated")
+    fence_round_trip: int = _p(40, "Cycles a fence costs after everything drained (memory round trip).", "guessed")  # calibrate.py: no better value in range
     fsm_issue_cycles: int = _p(1, "Cycles between instructions the LOOP_WS FSM issues itself.", "sourced")
     fsm_setup_cycles: int = _p(8, "CPU commands the FSM needs to be configured (gemmini_loop_ws is several RoCC words).", "sourced")
 

@@ -49,9 +49,15 @@ Execute unit
     once the previous compute has started, so a preload overlaps the previous
     compute: a steady preload+compute stream costs ``dim`` cycles per block.
     A compute streams its A rows (one per cycle, times
-    ``bank_conflict_factor`` on a bank conflict) and lands its results in C
-    ``exec_latency`` cycles after its last row. config_ex waits for the array
-    to drain, then takes ``config_ex_cycles``.
+    ``bank_conflict_factor`` when the machine flags a conflict between its
+    own operands, A and D) and lands its results in C ``exec_latency``
+    cycles after its last row. Bank conflicts across the overlap: a preload
+    whose B rows are in a scratchpad bank (``row // sp_bank_rows``) that the
+    still-streaming previous compute reads its A from shares that bank's one
+    read port, so the overlapped part of the preload costs
+    ``bank_conflict_factor`` x (with 2.0 a stream of same-bank pairs runs at
+    2 x dim cycles per block; A and B in different banks keep dim). config_ex
+    waits for the array to drain, then takes ``config_ex_cycles``.
 Store unit
     mvout reads one local row per cycle through ``store_pipeline`` cycles and
     writes ``dma_beat_bytes`` per cycle; stores are serialized; each completes
@@ -80,6 +86,13 @@ Stall causes in the report:
 ``dependency``  cycles a unit was free, had its command, and waited for a
                 dependency (after the command arrived);
 ``fence``       CPU cycles spent in fences (waiting plus the round trip).
+Besides, ``units["execute"]["bank_conflict"]`` counts the execute cycles
+added by bank conflicts, and ``units["cpu"]`` splits the CPU's busy cycles
+into ``rocc`` (command issue) and ``scalar`` (scalar operations).
+
+The default parameters are calibrated (``benchmarks/calibrate.py``) so the
+four baselines reproduce the published FireSim speedups over the software
+library within 30% (``benchmarks/fidelity.py`` prints the table).
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import random
 import sys
 import time
@@ -245,7 +246,8 @@ def _tile_stream(tm, fsm, cpu_ops):
 def test_fsm_commands_cost_no_cpu_time():
     cpu = run(lambda tm: _tile_stream(tm, False, 6))
     fsm = run(lambda tm: _tile_stream(tm, True, 0))
-    assert fsm.cycles < 0.8 * cpu.cycles, (fsm.cycles, cpu.cycles)
+    # 6 scalar ops per command (the unrolled exo-opt code has 3-7, the library ~30)
+    assert fsm.cycles < 0.85 * cpu.cycles, (fsm.cycles, cpu.cycles)
     setup = CFG.fsm_setup_cycles * CFG.cpu_rocc_cycles
     assert fsm.units["cpu"]["busy"] == setup
     assert cpu.units["cpu"]["busy"] >= (2 + 32 * 19) * CFG.cpu_rocc_cycles
@@ -265,7 +267,7 @@ def test_fsm_run_setup_is_paid_per_run():
     tm.cpu(1)
     mvin(tm, 32, fsm=True)  # a new run starts automatically after CPU work
     setup = CFG.fsm_setup_cycles * CFG.cpu_rocc_cycles
-    assert tm.report().units["cpu"]["busy"] == 3 * setup + 1
+    assert tm.report().units["cpu"]["busy"] == math.ceil(3 * setup + CFG.cpu_op_cycles)
 
 
 # ---- further properties ------------------------------------------------------
@@ -372,3 +374,125 @@ def test_command_is_fast():
             command(op, unit, r, w, nb, rows, cols)
         best = min(best, (time.perf_counter() - t0) / len(cmds))
     assert best < 20e-6, f"{best * 1e6:.2f} us per command"
+
+
+# ---- the calibrated default, bank conflicts, real programs ------------------
+def test_default_config_is_the_calibrated_one():
+    """The properties above run with GemminiConfig() = the calibrated design
+    (benchmarks/calibrate.py); the CPU costs are the fitted values."""
+    src = {name: source for name, _, source, _ in GemminiConfig.describe()}
+    for name in ("cpu_rocc_cycles", "cpu_op_cycles", "bank_conflict_factor"):
+        assert src[name] == "calibrated", name
+    assert set(src.values()) <= {"sourced", "guessed", "calibrated", "derived"}
+
+
+def test_preload_reading_the_bank_the_running_compute_reads_serializes():
+    """In WS the next preload's B streams in while the current compute streams
+    its A: the same scratchpad bank for both costs up to bank_conflict_factor x."""
+    n = 128
+
+    def prog(tm, b_base):
+        for i in range(n):
+            pair(tm, b_base + (i * 16) % 2048, (i * 16) % 2048, (i * 16) % 1024)
+
+    split = run(lambda tm: prog(tm, 8192))      # A in bank 0, B in bank 2
+    same = run(lambda tm: prog(tm, 2048))       # both in bank 0
+    assert split.cycles <= n * 16 + 100, split.cycles
+    assert split.units["execute"]["bank_conflict"] == 0
+    assert same.cycles >= 0.9 * CFG.bank_conflict_factor * n * 16, same.cycles
+    assert same.units["execute"]["bank_conflict"] > 0
+    # a garbage B (weights kept) reads nothing: no conflict
+    def garbage(tm):
+        for i in range(n):
+            tm.command("preload", "execute", (), ((ACC, (i * 16) % 1024, (i * 16) % 1024 + 16),), 0, 0, 16)
+            tm.command("compute_accumulated", "execute", ((SP, (i * 16) % 2048, (i * 16) % 2048 + 16),), (),
+                       0, 16, 16)
+    assert run(garbage).units["execute"]["bank_conflict"] == 0
+    # monotone: a slower conflict never makes a program faster
+    for seed in range(6):
+        prog2 = lambda tm, s=seed: _random_program(tm, s)  # noqa: E731
+        cs = [run(prog2, CFG.replace(bank_conflict_factor=f)).cycles for f in (1.0, 1.5, 2.0)]
+        assert cs == sorted(cs), cs
+
+
+def _real(gen, M, N, K):
+    """(RunResult, trace words) of a baseline's C on random inputs."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    sim = pytest.importorskip("sim")
+    sim_run = sys.modules["sim.run"]
+    from autocomp_exo.reference import random_inputs
+    from sim.timing_fast import TraceRecorder
+
+    c, entry = gen.generate(SimpleNamespace(M=M, N=N, K=K), arrays="flat")
+    x = random_inputs(SimpleNamespace(M=M, N=N, K=K, relu=False), 0)
+    recs = []
+    orig = sim_run.make_timing_model
+
+    def make(config=None):
+        recs.append(TraceRecorder(config))
+        return recs[-1]
+
+    sim_run.make_timing_model = make
+    try:
+        r = sim.run(c, entry, {"A": x["A"].copy(), "B": x["B"].copy(), "C": x["C_init"].copy(),
+                               "scale": np.array([x["scale"]], dtype=np.float32), "act": False})
+    finally:
+        sim_run.make_timing_model = orig
+    return r, recs[0].words()
+
+
+@pytest.fixture(scope="module")
+def real_programs():
+    pytest.importorskip("sim")
+    from sim.timing_fast import KernelUnavailable, load_library
+    try:
+        load_library()
+    except KernelUnavailable as e:
+        pytest.skip(f"C timing kernel unavailable: {e}")
+    from autocomp_exo.baselines import fsm, swlib
+    shape = (128, 192, 256)
+    return {"swlib": _real(swlib, *shape), "fsm": _real(fsm, *shape)}
+
+
+def test_fsm_is_faster_than_the_same_tiled_loop_from_the_cpu(real_programs):
+    """gemmini_loop_ws issues the software library's tiled loop itself: same
+    instructions, no CPU cost, so it is faster (with the calibrated costs)."""
+    sw, _ = real_programs["swlib"]
+    hw, _ = real_programs["fsm"]
+    for op in ("mvin", "preload", "compute"):
+        n_sw = sum(v for k, v in sw.instructions.items() if k.startswith(op))
+        n_hw = sum(v for k, v in hw.instructions.items() if k.startswith("fsm_" + op))
+        assert n_sw == n_hw > 0, (op, sw.instructions, hw.instructions)
+    assert sw.units["execute"]["commands"] == hw.units["execute"]["commands"]
+    assert hw.cycles < 0.5 * sw.cycles, (hw.cycles, sw.cycles)
+    assert hw.units["cpu"]["busy"] < 0.1 * sw.units["cpu"]["busy"]
+    assert hw.units["execute"]["busy"] >= 0.8 * hw.cycles  # the FSM keeps the array busy
+
+
+def test_real_programs_more_bandwidth_or_cheaper_cpu_never_slower(real_programs):
+    from sim.timing_fast import replay_trace
+    for name, (r, words) in real_programs.items():
+        base = replay_trace(words, CFG)
+        assert base.cycles == r.cycles, name     # the replay is the run's own timing
+        for ch in (dict(dma_beat_bytes=32), dict(dram_latency=CFG.dram_latency // 2),
+                   dict(cpu_op_cycles=CFG.cpu_op_cycles / 2), dict(rs_load=16, rs_execute=32, rs_store=8)):
+            assert replay_trace(words, CFG.replace(**ch)).cycles <= base.cycles, (name, ch)
+
+
+def test_run_result_carries_the_feedback(real_programs):
+    r, _ = real_programs["swlib"]
+    assert r.cycles > 0
+    for u in ("cpu", "load", "execute", "store"):
+        assert r.units[u]["busy"] + r.units[u]["idle"] == r.cycles, u
+    assert set(r.stalls) == {"dependency", "rs_full", "cpu_issue", "fence"}
+    cpu = r.units["cpu"]
+    assert cpu["commands"] > 0 and cpu["rocc"] == math.ceil(cpu["commands"] * CFG.cpu_rocc_cycles)
+    assert cpu["rocc"] + cpu["scalar"] <= cpu["busy"] + 2
+    assert r.units["execute"]["bank_conflict"] == 0   # the library keeps A and B in different banks
+    assert r.dram_bytes["read"] > 0 and r.dram_bytes["written"] == 128 * 192
+    assert 0 < r.sp_rows_used <= r.sp_rows and 0 < r.acc_rows_used <= r.acc_rows
+    d = r.to_dict()
+    json.dumps(d)
+    assert d["units"]["cpu"]["scalar"] == cpu["scalar"]
