@@ -559,7 +559,7 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
     say = report or (lambda s: None)
     start_record = None
     stale = None
-    if lib is not None:
+    if lib is not None and kw.get("baseline") is None:   # an explicit starting point wins
         rec = lib.best(w, config=config)
         if rec is not None:
             v = verify(rec, config=config)
@@ -574,6 +574,7 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
     if start_record is not None:
         from .baselines import exo_unopt
 
+        kw.pop("baseline", None)
         result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, baseline=start_record.schedule,
                           **kw)
         # speedup over Exo's standard mapping, as everywhere else in the library
