@@ -489,6 +489,41 @@ def _zero_sample(c: Ctx, rng):
     return {"peeled": [l.name for l in chain]}, steps
 
 
+# ---- scratchpad banks: A and B operands in different banks ---------------------
+
+BANK_ROWS = 4096
+
+
+def _bank_targets(c: Ctx) -> list:
+    f = c.facts
+    out = []
+    names = []
+    for call in (f.first_call(LDA), f.first_call(LDB)):
+        b = _buffer_of(call) if call is not None else None
+        if b and b not in names:
+            names.append(b)
+    for b in names:
+        al = f.alloc(b)
+        if al is None or al.mem != "GEMM_SCRATCH":
+            continue
+        rows = f.rows(al)
+        if rows >= BANK_ROWS or rows <= 0:
+            continue
+        n = -(-BANK_ROWS // rows)
+        if f.rows_used("GEMM_SCRATCH") + rows * (n - 1) <= SP_ROWS:
+            out.append((b, n))
+    return out
+
+
+def _bank_ok(c: Ctx) -> bool:
+    return bool(_bank_targets(c))
+
+
+def _bank_sample(c: Ctx, rng):
+    b, n = rng.choice(_bank_targets(c))
+    return {"buffer": b, "copies": n}, [_s("expand_dim", b, n, "0")]
+
+
 # ---- loop reordering -------------------------------------------------------------
 
 def _reorder_targets(c: Ctx) -> list:
@@ -528,6 +563,8 @@ MOVES: dict[str, Move] = {m.name: m for m in [
     Move("unroll", "fully unroll the innermost loop around an instruction call, then simplify",
          _unroll_ok, _unroll_sample, 2.5),
     Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.2),
+    Move("bank_spread", "pad an operand buffer to a whole scratchpad bank (4096 rows) so the A and B "
+         "operands of a compute sit in different banks (no read-port conflict)", _bank_ok, _bank_sample, 2.0),
     Move("zero_into_compute", "peel the first k step of every output tile and let its compute overwrite the "
          "accumulator (matmul without accumulate) instead of zeroing it first: one command less per tile",
          _zero_ok, _zero_sample, 3.0),
@@ -544,12 +581,12 @@ OPTION_MOVES: dict[str, tuple[str, ...]] = {
     "unroll": ("unroll",),
     "double_buffer": ("double_buffer", "resident_b"),
     "scratchpad_reuse": ("resident_b", "blocked", "hoist_load"),
-    "spread": ("double_buffer", "resident_b"),
+    "spread": ("bank_spread", "double_buffer", "resident_b"),
     "guarded_loads": ("hoist_load", "resident_b", "blocked"),
     "hoist": ("hoist_load",),
-    "substitute": ("zero_into_compute",),
-    "pipeline": ("double_buffer", "resident_b"),
-    "min_data_movement": ("resident_b", "blocked", "hoist_load"),
+    "substitute": ("zero_into_compute", "bank_spread"),
+    "pipeline": ("double_buffer", "resident_b", "bank_spread"),
+    "min_data_movement": ("resident_b", "blocked", "hoist_load", "bank_spread"),
     "min_loop_overhead": ("unroll", "zero_into_compute"),
     "other": tuple(MOVES),
 }
