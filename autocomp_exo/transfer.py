@@ -555,6 +555,13 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
 
     lib = _as_library(library)
     reuse_lib = _as_library(reuse)
+    if proc is None:   # an already mapped proc given as baseline=: nothing to start from, only save
+        result = optimize(None, budget=budget, agent=agent, seed=seed, config=config, relu=relu, **kw)
+        result.stale_record = None
+        if lib is not None and save:
+            lib.add(record_from_result(result, config=config, agent=agent or "offline", seed=seed,
+                                       source="search (from a mapped proc)", baseline="mapped proc"))
+        return result
     w = proc if isinstance(proc, GemmWorkload) else workload_of(proc, relu=relu)
     say = report or (lambda s: None)
     start_record = None
@@ -582,7 +589,7 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
             result.baseline_cycles = start_record.baseline_cycles
             result.speedup = result.baseline_cycles / result.cycles
     elif reuse_lib is not None and similar_records(reuse_lib, w, config=config):
-        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed")
+        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed", "progress")
                 if k in kw}
         result = transfer(reuse_lib, w, budget=budget, agent=agent, seed=seed, config=config, **keep)
     else:

@@ -92,6 +92,8 @@ def run_pair(i, src, dst, a, lib, out):
         def prog(ev):
             if ev.get("event") == "candidate":
                 hist.append(ev.get("cycles") if ev.get("ok") else None)
+                if len(hist) % 10 == 0:
+                    print(f"[pair {i}] no reuse: {len(hist)} samples, best {_best_after(hist, len(hist))}", flush=True)
 
         t = time.time()
         r0 = optimize(wt, budget=a.noreuse_budget, seed=a.seed, workers=a.workers, progress=prog)
@@ -103,7 +105,17 @@ def run_pair(i, src, dst, a, lib, out):
         out(row)
     if a.reuse_budget > 0:
         t = time.time()
-        r1 = transfer(rec, wt, budget=a.reuse_budget, seed=a.seed, workers=a.workers, baseline_cycles=base)
+        n = [0]
+
+        def prog1(ev):
+            if ev.get("event") == "candidate":
+                n[0] += 1
+                if n[0] % 10 == 0 or ev.get("phase") == 1:
+                    print(f"[pair {i}] reuse: sample {n[0]} (phase {ev.get('phase')}): "
+                          f"{ev.get('cycles') if ev.get('ok') else 'failed'}", flush=True)
+
+        r1 = transfer(rec, wt, budget=a.reuse_budget, seed=a.seed, workers=a.workers, baseline_cycles=base,
+                      progress=prog1)
         base = base or r1.baseline_cycles
         row["reuse"] = {"budget": a.reuse_budget, "samples": r1.samples_used, "seconds": round(time.time() - t, 1),
                         "baseline_cycles": r1.baseline_cycles, "history": r1.history, "phases": r1.phases,
