@@ -395,6 +395,9 @@ def _unroll_targets(c: Ctx) -> list:
 
 
 def _unroll_ok(c: Ctx) -> bool:
+    # restructure first (flows need the standard loop nest), then unroll
+    if _resident_ok(c) or _blocked_ok(c):
+        return False
     return bool(_unroll_targets(c))
 
 
@@ -516,7 +519,8 @@ def _bank_targets(c: Ctx) -> list:
 
 
 def _bank_ok(c: Ctx) -> bool:
-    return bool(_bank_targets(c))
+    # before deep unrolling (expand_dim on long straight-line code hits Exo's recursion limit)
+    return c.facts.n_calls() <= 80 and bool(_bank_targets(c))
 
 
 def _bank_sample(c: Ctx, rng):
@@ -564,7 +568,7 @@ MOVES: dict[str, Move] = {m.name: m for m in [
          _unroll_ok, _unroll_sample, 2.5),
     Move("reorder", "swap two perfectly nested loops", _reorder_ok, _reorder_sample, 0.2),
     Move("bank_spread", "pad an operand buffer to a whole scratchpad bank (4096 rows) so the A and B "
-         "operands of a compute sit in different banks (no read-port conflict)", _bank_ok, _bank_sample, 2.0),
+         "operands of a compute sit in different banks (no read-port conflict)", _bank_ok, _bank_sample, 3.0),
     Move("zero_into_compute", "peel the first k step of every output tile and let its compute overwrite the "
          "accumulator (matmul without accumulate) instead of zeroing it first: one command less per tile",
          _zero_ok, _zero_sample, 3.0),
@@ -632,7 +636,10 @@ class OfflineAgent(Agent):
         if c is None:
             return []
         app = {n_: mv for n_, mv in self.moves.items() if mv.applicable(c)}
-        bias = BIAS.get(candidate.bottleneck(), {})
+        bias = dict(BIAS.get(candidate.bottleneck(), {}))
+        if "zero_into_compute" in app or "bank_spread" in app:
+            # these need the loop nests that unrolling takes apart: they go first
+            bias["unroll"] = bias.get("unroll", 1.0) * 0.25
         choices = []   # (option, move, weight)
         for opt in menu:
             ms = [m for m in self.option_moves.get(opt.key, ()) if m in app]
