@@ -367,13 +367,65 @@ class TransferResult:
                 f"{self.samples_used} samples (from {', '.join(r.name for r in self.sources) or '-'})")
 
 
+#: for steps without a search menu label (hand-written records): the option an op most likely served
+OP_OPTIONS = {
+    "divide_loop": "tiling", "reorder_loops": "reorder", "unroll_loop": "unroll", "lift_alloc": "scratchpad_reuse",
+    "autolift_alloc": "double_buffer", "remove_loop": "guarded_loads", "fission": "split", "fuse": "fuse",
+    "reorder_stmts": "reorder_stmts", "sink_alloc": "spread", "simplify": "simplify",
+}
+
+
+class _MemoPool:
+    """A WorkerPool that evaluates each distinct task once per transfer (the
+    phases re-evaluate their starting schedule; the beam searches of the
+    phases may propose the same schedule again)."""
+
+    def __init__(self, pool: Any):
+        import json as _json
+
+        self.pool, self.memo, self._dumps = pool, {}, _json.dumps
+
+    def run(self, tasks, on_done=None):
+        keys = [self._dumps(t, sort_keys=True) for t in tasks]
+        todo = [i for i, k in enumerate(keys) if k not in self.memo]
+        first = {}
+        for i in todo:
+            first.setdefault(keys[i], i)
+        uniq = sorted(first.values())
+
+        def done(j, res):
+            self.memo[keys[uniq[j]]] = res
+            if on_done:
+                for i, k in enumerate(keys):
+                    if k == keys[uniq[j]] and i in todo:
+                        on_done(i, res)
+
+        self.pool.run([tasks[i] for i in uniq], done)
+        out = [self.memo[k] for k in keys]
+        if on_done:
+            for i in range(len(tasks)):
+                if i not in todo:
+                    on_done(i, out[i])
+        return out
+
+    def close(self):
+        self.pool.close()
+
+
 def _menu_options(records: Iterable[Record]) -> list[str]:
+    """The records' menu options in order of first use; for steps labelled with
+    a baseline (``exo-opt``: hand-written), the option of the op (OP_OPTIONS)."""
     from .menu import KEYS
 
     out = []
     for r in records:
-        for m in r.menu:
-            if m not in GUIDE_SKIP and m in KEYS and m not in out:
+        for st in r.schedule.steps:
+            m = st.menu
+            if m in ("exo-unopt", None, ""):
+                continue
+            if m in GUIDE_SKIP or m not in KEYS:
+                m = OP_OPTIONS.get(st.op)
+            if m and m in KEYS and m not in out:
                 out.append(m)
     return out
 
@@ -407,7 +459,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         sources = list(record)[:max_sources]
     agent = agent or OfflineAgent()
     own_pool = pool is None
-    pool = pool or WorkerPool(workers, timeout)
+    pool = _MemoPool(pool or WorkerPool(workers, timeout))
     history: list = []
     notes: list = []
     phases: dict = {}
@@ -506,6 +558,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     finally:
         if own_pool:
             pool.close()
+        pool.memo.clear()
 
     sp, c_code = None, ""
     try:
