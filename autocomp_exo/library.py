@@ -378,11 +378,9 @@ class Library:
                 out.append(r)
         return out
 
-    def __iter__(self):
-        return iter(self.records())
-
-    def __len__(self) -> int:
-        return len(self.records())
+    def __bool__(self) -> bool:
+        # always true: truth tests (Exo inspects the ``self`` of caller frames) must not read the files
+        return True
 
     def get(self, workload: Any, config: Any = None) -> Optional[Record]:
         return self.best(workload, config=config)

@@ -263,6 +263,20 @@ def test_cli(tmp_path, capsys):
     assert len(Library(tmp_path / "other").records()) == 2
 
 
+def test_cli_fresh_process_reads_records_without_warnings(tmp_path):
+    """Regression: Exo inspects the ``self`` of caller frames while it is first
+    imported; a Library must not read its files when tested for truth."""
+    import subprocess
+    import sys
+
+    lib = Library(tmp_path)
+    lib.add(rec(64, 64, 64, cycles=1000))
+    p = subprocess.run([sys.executable, "-m", "autocomp_exo.cli", "library", "list", "--library", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "gemm_64x64x64" in p.stdout
+    assert "warning" not in p.stderr, p.stderr
+
+
 # --------------------------------------------------------------------------- #
 # The shipped library
 # --------------------------------------------------------------------------- #
