@@ -102,6 +102,11 @@ def run_pair(i, src, dst, a, lib, out):
                           "baseline_cycles": base, "history": hist,
                           "best": {n: _best_after(hist, n) for n in (30, 100, 300)}}
         print(f"[pair {i}] no reuse: {r0.summary()} ({row['noreuse']['seconds']} s)", flush=True)
+        if a.save_records:
+            wrote = lib.add(record_from_result(r0, agent="offline", seed=a.seed, source="search",
+                                               note=f"benchmarks/reuse.py pair {i}, no reuse"))
+            print(f"[pair {i}] no-reuse winner {'added to' if wrote else 'not faster than the record in'} "
+                  f"{lib.path}", flush=True)
         out(row)
     if a.reuse_budget > 0:
         t = time.time()
@@ -121,6 +126,12 @@ def run_pair(i, src, dst, a, lib, out):
                         "baseline_cycles": r1.baseline_cycles, "history": r1.history, "phases": r1.phases,
                         "notes": r1.notes, "best": {n: r1.best_after(n) for n in (1, 2, 30, 100)}}
         print(f"[pair {i}] reuse: {r1.summary()} ({row['reuse']['seconds']} s)", flush=True)
+        if a.save_records:
+            wrote = lib.add(record_from_result(r1, agent="offline", seed=a.seed,
+                                               source=f"transfer from {rec.name} ({rec.source})",
+                                               note=f"benchmarks/reuse.py pair {i}, with reuse"))
+            print(f"[pair {i}] reuse winner {'added to' if wrote else 'not faster than the record in'} "
+                  f"{lib.path}", flush=True)
     row["baseline_cycles"] = base
     out(row)
     return row
@@ -163,6 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", default="reuse_results.json")
+    ap.add_argument("--no-save-records", dest="save_records", action="store_false",
+                    help="do not add the winners to --library (by default they are, if faster)")
     a = ap.parse_args(argv)
     from autocomp_exo.library import Library
 
