@@ -159,7 +159,7 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
 # CLI: `autocomp-exo optimize gemm M N K ...` and `autocomp-exo demo`
 # --------------------------------------------------------------------------- #
 
-DEMO = dict(M=256, N=256, K=256, budget=48, beam=3, plans=3, impls=2)
+DEMO = dict(M=256, N=256, K=256, budget=30, beam=2, plans=3, impls=2)
 
 
 def _add_search_args(p, budget: int) -> None:
