@@ -110,14 +110,29 @@ def signature_of(x: Any, relu: Optional[bool] = None) -> dict:
     if isinstance(x, Record):
         return dict(x.workload)
     if isinstance(x, dict):
-        from .workloads import GemmWorkload
-
-        return GemmWorkload.from_signature(x).signature()
+        return _check_signature(x)
     if hasattr(x, "signature") and callable(x.signature):
         return x.signature()
     from .workloads import workload_of
 
     return workload_of(x, relu=bool(relu)).signature()
+
+
+def _check_signature(d: dict) -> dict:
+    """A GEMM signature dict, checked and normalised like GemmWorkload.signature()
+    (without importing Exo: listing a library stays fast)."""
+    if d.get("kind", "gemm") != "gemm":
+        raise RecordError(f"not a GEMM signature: {d!r}")
+    dims = {}
+    for k in ("M", "N", "K"):
+        v = d.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v % 16:
+            raise RecordError(f"{k}={v!r}: M, N, K must be positive multiples of 16")
+        dims[k] = v
+    relu = d.get("relu", False)
+    if not isinstance(relu, bool):
+        raise RecordError(f"relu must be a bool, got {relu!r}")
+    return {"kind": "gemm", **dims, "relu": relu, "dtype": d.get("dtype", "int8"), "acc": d.get("acc", "int32")}
 
 
 def _sig_name(sig: dict) -> str:
