@@ -188,7 +188,9 @@ def _resident_sample(c: Ctx, rng):
         _s("remove_loop", _up(_pat(LDB), 4)),
     ]
     if rng.random() < 0.5:
-        s.append(_s("simplify"))
+        s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
+        params["unrolled"] = 2
+    s.append(_s("simplify"))
     return params, s
 
 
@@ -228,8 +230,11 @@ def _blocked_sample(c: Ctx, rng):
         _s("remove_loop", _up(L, 3)),
         _s("autolift_alloc", "res", 1, "row", None, True),
         _s("lift_alloc", "res", 2),
-        _s("simplify"),
     ]
+    if rng.random() < 0.5:
+        s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
+        params["unrolled"] = 2
+    s.append(_s("simplify"))
     return params, s
 
 
@@ -395,9 +400,6 @@ def _unroll_targets(c: Ctx) -> list:
 
 
 def _unroll_ok(c: Ctx) -> bool:
-    # restructure first (flows need the standard loop nest), then unroll
-    if _resident_ok(c) or _blocked_ok(c):
-        return False
     return bool(_unroll_targets(c))
 
 
@@ -637,7 +639,7 @@ class OfflineAgent(Agent):
             return []
         app = {n_: mv for n_, mv in self.moves.items() if mv.applicable(c)}
         bias = dict(BIAS.get(candidate.bottleneck(), {}))
-        if "zero_into_compute" in app or "bank_spread" in app:
+        if any(m in app for m in ("zero_into_compute", "bank_spread", "resident_b", "blocked")):
             # these need the loop nests that unrolling takes apart: they go first
             bias["unroll"] = bias.get("unroll", 1.0) * 0.25
         choices = []   # (option, move, weight)
