@@ -163,6 +163,23 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                       "baseline_cycles": base_cycles, "speedup": base_cycles / best.cycles,
                       "iteration": it, **kw})
 
+    def reject(parent: Candidate, plan: Plan, stage: str, reason: str, steps: Any, where: tuple) -> None:
+        """A proposal refused before evaluation (an agent's answer that is not a
+        valid step list, a suffix the whitelist refuses) is a failed candidate
+        with its reason: recorded, never evaluated, not counted as a sample."""
+        nonlocal next_id
+        key = "rejected:" + ":".join(map(str, where))
+        m = Measurement(ok=False, stage=stage, error=reason or "refused",
+                        M=workload.M, N=workload.N, K=workload.K)
+        c = Candidate(next_id, parent.schedule, m, None, parent.id, plan, it, workload)
+        next_id += 1
+        children_all.append(c)
+        if run is not None and run.lookup(key) is None:
+            rec = record(c, {"measurement": m.to_dict()}, key)
+            rec["rejected_steps"] = steps if isinstance(steps, (list, dict, str)) else None
+            run.append(rec)
+        emit("rejected", stage=stage, reason=reason)
+
     emit("start")
     while samples < S.budget and (S.iterations is None or it < S.iterations):
         it += 1
@@ -182,13 +199,18 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                         r = derive_rng(S.seed, it, bi, pi, ki, retry)
                         try:
                             suffixes = agent.implement(parent, plan, 1, r)
-                        except Exception:  # an agent bug is a lost proposal, not a lost search
+                        except Exception as e:  # an agent bug is a lost proposal, not a lost search
                             suffixes = []
+                            reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
+                        for n_rej, rej in enumerate(_drain_rejections(agent)):
+                            reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
+                                   rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
                         if not suffixes:
                             break
                         try:
                             sched = parent.schedule.extend(suffixes[0])
-                        except Exception:
+                        except Exception as e:
+                            reject(parent, plan, "schedule", str(e), suffixes[0], (it, bi, pi, ki, retry))
                             break
                         key = schedule_key(sched)
                         if key in seen or key in pending:
@@ -252,6 +274,17 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         run.write_best(_best_record(best, baseline, samples, it, final=True))
     emit("end")
     return SearchResult(best, baseline, beam, children_all, samples, it, trace)
+
+
+def _drain_rejections(agent: Agent) -> list[dict]:
+    """The answers an agent refused since the last call (agents that keep a
+    `rejections` list, like the LLM agent, report them this way)."""
+    rej = getattr(agent, "rejections", None)
+    if not isinstance(rej, list) or not rej:
+        return []
+    out = list(rej)
+    rej.clear()
+    return out
 
 
 def _best_record(best: Candidate, baseline: Candidate, samples: int, it: int, final: bool = False) -> dict:
