@@ -77,8 +77,24 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
              baseline: Any = None, timeout: Optional[float] = 600.0, relu: bool = False,
              eval_seed: int = 0, config: Any = None,
              progress: Optional[Callable[[dict], None]] = None,
-             evaluate_fn: Optional[Callable[[dict], dict]] = None) -> Result:
-    """Search for a fast schedule of ``proc``; see the module doc."""
+             evaluate_fn: Optional[Callable[[dict], dict]] = None,
+             library: Any = None, reuse: Any = None) -> Result:
+    """Search for a fast schedule of ``proc``; see the module doc.
+
+    ``library`` (a `Library` or directory): start from its record for this
+    shape after re-verifying it (a stale record is reported, not used) and
+    save the winner there. ``reuse`` (a `Library` or directory): when there
+    is no record for this shape, start from records of similar shapes
+    (`autocomp_exo.transfer`). Both: `transfer.optimize_with_library`.
+    """
+    if library is not None or reuse is not None:
+        from .transfer import optimize_with_library
+
+        return optimize_with_library(
+            proc, library=library, reuse=reuse, budget=budget, agent=agent, seed=seed, config=config,
+            relu=relu, beam=beam, plans=plans, impls=impls, iterations=iterations, dropout=dropout,
+            workers=workers, run_dir=run_dir, baseline=baseline, timeout=timeout, eval_seed=eval_seed,
+            progress=progress, evaluate_fn=evaluate_fn)
     from exo.API import Procedure
 
     from .baselines import exo_unopt
