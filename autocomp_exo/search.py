@@ -163,6 +163,19 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                       "baseline_cycles": base_cycles, "speedup": base_cycles / best.cycles,
                       "iteration": it, **kw})
 
+    rejections_seen = 0
+
+    def new_rejections() -> list[dict]:
+        """The answers the agent refused since the last look (agents that keep a
+        `rejections` list, like the LLM agent, report them this way)."""
+        nonlocal rejections_seen
+        rej = getattr(agent, "rejections", None)
+        if not isinstance(rej, list) or len(rej) <= rejections_seen:
+            return []
+        out = rej[rejections_seen:]
+        rejections_seen = len(rej)
+        return out
+
     def reject(parent: Candidate, plan: Plan, stage: str, reason: str, steps: Any, where: tuple) -> None:
         """A proposal refused before evaluation (an agent's answer that is not a
         valid step list, a suffix the whitelist refuses) is a failed candidate
@@ -202,7 +215,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                         except Exception as e:  # an agent bug is a lost proposal, not a lost search
                             suffixes = []
                             reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
-                        for n_rej, rej in enumerate(_drain_rejections(agent)):
+                        for n_rej, rej in enumerate(new_rejections()):
                             reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
                                    rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
                         if not suffixes:
@@ -274,17 +287,6 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         run.write_best(_best_record(best, baseline, samples, it, final=True))
     emit("end")
     return SearchResult(best, baseline, beam, children_all, samples, it, trace)
-
-
-def _drain_rejections(agent: Agent) -> list[dict]:
-    """The answers an agent refused since the last call (agents that keep a
-    `rejections` list, like the LLM agent, report them this way)."""
-    rej = getattr(agent, "rejections", None)
-    if not isinstance(rej, list) or not rej:
-        return []
-    out = list(rej)
-    rej.clear()
-    return out
 
 
 def _best_record(best: Candidate, baseline: Candidate, samples: int, it: int, final: bool = False) -> dict:
