@@ -15,6 +15,7 @@ the ``rng`` they are given (the search derives every rng from the seed).
 """
 from __future__ import annotations
 
+import abc
 import random
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -98,15 +99,17 @@ class Plan:
         return cls(d.get("option", "other"), d.get("move", ""), d.get("text", ""), dict(d.get("params") or {}))
 
 
-class Agent:
+class Agent(abc.ABC):
     """Base class: subclasses implement plan and implement."""
 
     name = "agent"
 
+    @abc.abstractmethod
     def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
-             rng: random.Random) -> list[Plan]:  # pragma: no cover - interface
-        raise NotImplementedError
+             rng: random.Random) -> list[Plan]:
+        """`n` plans for `candidate`, each one option of `menu`."""
 
+    @abc.abstractmethod
     def implement(self, candidate: Candidate, plan: Plan, k: int,
-                  rng: random.Random) -> list[list[dict]]:  # pragma: no cover - interface
-        raise NotImplementedError
+                  rng: random.Random) -> list[list[dict]]:
+        """Up to `k` schedule suffixes (lists of step dicts) realizing `plan`."""
