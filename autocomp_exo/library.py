@@ -49,12 +49,13 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+from .atomic_write import write_atomic
 
 __all__ = [
     "FORMAT", "EXPORT_FORMAT", "Record", "Library", "LibraryWarning", "RecordError", "StaleRecord",
@@ -64,8 +65,6 @@ __all__ = [
 FORMAT = "autocomp_exo.library/1"
 EXPORT_FORMAT = "autocomp_exo.library-export/1"
 LOCK_NAME = ".library.lock"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 #: the shipped library (project root /schedules)
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "schedules"
@@ -352,22 +351,6 @@ class Library:
         self.path.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.path / LOCK_NAME), timeout=self.lock_timeout)
 
-    def _write_atomic(self, target: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix="." + target.name + ".", suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
     # -- reading ---------------------------------------------------------------
     def _files(self) -> list[Path]:
         if not self.path.is_dir():
@@ -437,7 +420,7 @@ class Library:
                         pass
             if old is not None and not rec.better_than(old):
                 return False
-            self._write_atomic(target, rec.to_json())
+            write_atomic(target, rec.to_json())
             return True
 
     def remove(self, workload: Any, config: Any = None) -> bool:
@@ -457,7 +440,7 @@ class Library:
                "records": [r.to_dict() for r in recs]}
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._write_atomic(target, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        write_atomic(target, json.dumps(doc, indent=1, sort_keys=True) + "\n")
         return len(recs)
 
     def import_(self, path: str | os.PathLike) -> dict:

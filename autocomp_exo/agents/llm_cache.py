@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from filelock import FileLock
+
+from ..atomic_write import write_atomic
 
 __all__ = ["ResponseCache", "cache_key"]
 
@@ -70,17 +71,7 @@ class ResponseCache:
             rec["meta"] = meta
         with self._lock:
             p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp.", suffix=".json")
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(rec, fh, sort_keys=True)
-                os.replace(tmp, p)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            write_atomic(p, json.dumps(rec, sort_keys=True))
         self.writes += 1
 
     def __len__(self) -> int:
