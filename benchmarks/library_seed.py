@@ -2,6 +2,7 @@
 
     python benchmarks/library_seed.py hand                 # exo_opt for the six ResNet-50 GEMMs
     python benchmarks/library_seed.py search --budget 40 --shapes 256x256x256,1024x1024x1024
+    python benchmarks/library_seed.py search --budget 200 --run-root runs/search_quality   # reuse those runs
 
 ``hand``: each hand-optimized Exo schedule (`baselines.exo_opt`) is evaluated
 (replayed, simulated, checked bit-exact) and stored with provenance
@@ -59,7 +60,7 @@ def hand(lib, shapes) -> None:
               f"{time.time() - t:.0f}s", flush=True)
 
 
-def search(lib, shapes, budget, seed, workers) -> None:
+def search(lib, shapes, budget, seed, workers, a=None) -> None:
     from autocomp_exo.library import record_from_result
     from autocomp_exo.optimize import optimize
     from autocomp_exo.workloads import GemmWorkload
@@ -67,7 +68,13 @@ def search(lib, shapes, budget, seed, workers) -> None:
     for M, N, K in shapes:
         w = GemmWorkload(M, N, K)
         t = time.time()
-        r = optimize(w, budget=budget, seed=seed, workers=workers)
+        kw = {}
+        if a is not None and a.run_root:
+            # the run directories of benchmarks/search_quality.py (same naming): a finished run is
+            # read back without evaluating anything again, an unfinished one resumes
+            kw = dict(beam=a.beam, plans=a.plans, impls=a.impls, timeout=a.timeout,
+                      run_dir=str(Path(a.run_root) / f"gemm_{M}x{N}x{K}_s{seed}_B{a.beam}N{a.plans}K{a.impls}"))
+        r = optimize(w, budget=budget, seed=seed, workers=workers, **kw)
         rec = record_from_result(r, agent="offline", seed=seed, source="search",
                                  note=f"benchmarks/library_seed.py search --budget {budget}")
         wrote = lib.add(rec)
@@ -84,6 +91,12 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--run-root", default=None, help="keep (and resume) the search runs under this directory, "
+                                                     "named as benchmarks/search_quality.py names them")
+    ap.add_argument("--beam", type=int, default=3)
+    ap.add_argument("--plans", type=int, default=3)
+    ap.add_argument("--impls", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate")
     a = ap.parse_args(argv)
     from autocomp_exo.library import Library
 
@@ -91,7 +104,7 @@ def main(argv=None) -> int:
     if a.what == "hand":
         hand(lib, _shapes(a.shapes) or RESNET)
     else:
-        search(lib, _shapes(a.shapes) or RESNET + REUSE, a.budget, a.seed, a.workers)
+        search(lib, _shapes(a.shapes) or RESNET + REUSE, a.budget, a.seed, a.workers, a)
     return 0
 
 

@@ -9,7 +9,7 @@ FSM's speed (FSM cycles / best cycles). Targets (issue 5): >= 0.90 of the FSM
 on every shape, >= 1.4x over hand-optimized Exo in geometric mean.
 
     python benchmarks/search_quality.py [--budget 300] [--shapes 512x512x512,...]
-        [--workers N] [--seed 0] [--run-root DIR] [--json]
+        [--workers N] [--seed 0] [--timeout 120] [--run-root DIR] [--json]
 
 Every number comes from simulations run by this script (or from the run
 directories under --run-root, which make it resumable).
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--beam", type=int, default=3)
     ap.add_argument("--plans", type=int, default=3)
     ap.add_argument("--impls", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (a slower one fails)")
     ap.add_argument("--run-root", default="runs/search_quality")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
                       flush=True)
 
         r = optimize(GemmWorkload(M, N, K), budget=a.budget, seed=a.seed, workers=a.workers,
-                     beam=a.beam, plans=a.plans, impls=a.impls, run_dir=str(run_dir), progress=progress)
+                     beam=a.beam, plans=a.plans, impls=a.impls, run_dir=str(run_dir), progress=progress,
+                     timeout=a.timeout)
         cyc = {b: (m.cycles if m.ok else None) for b, m in base.items()}
         row = {
             "M": M, "N": N, "K": K, "best_cycles": r.cycles, "samples": r.samples_used,

@@ -137,3 +137,45 @@ def test_moves_compose_and_stay_correct_in_the_simulator(seq):
     assert len(applied) >= 2
     m = evaluate(w, s)
     assert m.ok, m.error
+
+
+def test_blocked_pair_accumulators_and_raw_unroll_stay_correct():
+    """The 'pair' accumulator variant of the blocked flow (two tiles alternating
+    over pairs of row tiles) and an unroll without simplify: bit-exact, and the
+    unrolled accumulator operands no longer mention a loop counter."""
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+    from autocomp_exo.workloads import GemmWorkload
+
+    w = GemmWorkload(64, 128, 128)
+    s = exo_unopt.schedule(w)
+    p = s.apply(w.proc)
+    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
+    for seed in range(200):
+        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
+        if params["res"] == "pair" and "unrolled" not in params:
+            break
+    else:
+        pytest.fail("the blocked move never sampled the pair variant")
+    s = s.extend([dict(d, menu="tiling") for d in steps])
+    p = s.apply(w.proc)
+    assert parse(str(p)).alloc("res").dims[0] == 2
+    for seed in range(200):
+        ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
+        params, steps = O.MOVES["unroll"].sample(ctx, random.Random(seed))
+        if params["call"] == "do_matmul_acc_i8" and not params["simplify"] and params["levels"] == 3:
+            break
+    else:
+        pytest.fail("no raw 3-level unroll of the computes was sampled")
+    s = s.extend([dict(d, menu="unroll") for d in steps])
+    # the inner pair (iii) too: now the accumulator operand is a constant
+    s = s.extend([{"op": "unroll_loop", "args": [{"parent": "do_matmul_acc_i8(_)"}], "kwargs": {},
+                   "menu": "unroll"}])
+    m = evaluate(w, s)
+    assert m.ok, m.error
+    assert "simplify" not in [d.op for d in s.steps[-4:]]
+    import re
+    mm = [l for l in m.proc.__str__().splitlines() if "do_matmul_acc_i8" in l or "res[" in l]
+    assert not any(re.search(r"res\[iii", l) for l in mm)

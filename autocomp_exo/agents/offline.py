@@ -41,7 +41,9 @@ __all__ = ["OfflineAgent", "MOVES", "OPTION_MOVES"]
 
 SP_ROWS = 16384
 ACC_ROWS = 1024
-MAX_CALLS = 320          # straight-line code cap (statements the simulator parses)
+MAX_CALLS = 320          # straight-line code cap when the unrolled code is simplified
+MAX_CALLS_RAW = 800      # cap without simplify (Exo's simplify is what gets slow on long bodies;
+                         # the simulator folds the constant sub-expressions unrolling leaves)
 
 LDA = "do_ld_i8_block_id1"
 LDB = "do_ld_i8_block_id2"
@@ -228,9 +230,25 @@ def _blocked_sample(c: Ctx, rng):
         _s("reorder_stmts", {"block": _up(L, 2), "expand": [1, 0]}),
         _s("fission", _after(_up(L, 2))),
         _s("remove_loop", _up(L, 3)),
-        _s("autolift_alloc", "res", 1, "row", None, True),
-        _s("lift_alloc", "res", 2),
     ]
+    if params["factor"] % 2 == 0 and rng.random() < 0.5:
+        # two accumulator tiles alternating over pairs of row tiles: once the
+        # inner pair is unrolled, the accumulator operand is a constant and
+        # only the A operand still carries a loop counter (cheaper addresses)
+        params["res"] = "pair"
+        s += [
+            _s("divide_loop", _up("res : _"), 2, ["iio", "iii"], perfect=True),
+            _s("autolift_alloc", "res : _", 1, "row", None, True),
+            _s("lift_alloc", "res : _", 2),
+        ]
+    else:
+        # one accumulator tile per row tile of the block (no WAR between the
+        # stores of a tile and the zeroing of the next)
+        params["res"] = "per_tile"
+        s += [
+            _s("autolift_alloc", "res", 1, "row", None, True),
+            _s("lift_alloc", "res", 2),
+        ]
     if rng.random() < 0.5:
         s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
         params["unrolled"] = 2
@@ -367,7 +385,7 @@ def _db_sample(c: Ctx, rng):
 
 # ---- unrolling -------------------------------------------------------------------
 
-def _unroll_levels(c: Ctx, name: str) -> int:
+def _unroll_levels(c: Ctx, name: str, cap: int = MAX_CALLS) -> int:
     """How many loops around the first ``name`` call can be unrolled one after
     the other (innermost first) within the code-size cap."""
     f = c.facts
@@ -381,7 +399,7 @@ def _unroll_levels(c: Ctx, name: str) -> int:
     while lp is not None and lp.kind == "for" and lp.extent and lp.extent <= 64:
         body_calls = lp.count("call") + inner
         grow = body_calls * (lp.extent - 1)
-        if total + grow > MAX_CALLS:
+        if total + grow > cap:
             break
         total += grow
         inner += grow
@@ -390,29 +408,36 @@ def _unroll_levels(c: Ctx, name: str) -> int:
     return n
 
 
-def _unroll_targets(c: Ctx) -> list:
+def _unroll_targets(c: Ctx, cap: int = MAX_CALLS) -> list:
     out = []
     for name in CALLS:
-        n = _unroll_levels(c, name)
+        n = _unroll_levels(c, name, cap)
         if n:
             out.append((name, n))
     return out
 
 
 def _unroll_ok(c: Ctx) -> bool:
-    return bool(_unroll_targets(c))
+    return bool(_unroll_targets(c, MAX_CALLS_RAW))
 
 
 def _unroll_sample(c: Ctx, rng):
-    ts = _unroll_targets(c)
+    # without simplify the code may grow further (simplify is the slow part
+    # on long bodies; constants left by unrolling cost nothing at run time)
+    simplify = rng.random() < 0.5
+    ts = _unroll_targets(c, MAX_CALLS if simplify else MAX_CALLS_RAW)
+    if not ts:
+        simplify = False
+        ts = _unroll_targets(c, MAX_CALLS_RAW)
     # computes first: they are most of the commands
     w = [4.0 if t[0] in (MM, MM0) else 1.0 for t in ts]
     name, n = rng.choices(ts, weights=w)[0]
     levels = rng.choice([1, 1, 2, 3])
     levels = min(levels, n)
     steps = [_s("unroll_loop", _up(_pat(name))) for _ in range(levels)]
-    steps.append(_s("simplify"))
-    return {"call": name, "levels": levels}, steps
+    if simplify:
+        steps.append(_s("simplify"))
+    return {"call": name, "levels": levels, "simplify": simplify}, steps
 
 
 # ---- substitution: the first compute of a tile overwrites (no zeroing) ---------
