@@ -193,7 +193,9 @@ def _over_capacity(p) -> str:
     from .agents.proctext import parse
 
     try:
-        f = parse(str(p))
+        from .proc_text import proc_text
+
+        f = parse(proc_text(p))
     except Exception:  # pragma: no cover - the check is advisory
         return ""
     sp, acc = f.rows_used("GEMM_SCRATCH"), f.rows_used("GEMM_ACCUM")

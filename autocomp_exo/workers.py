@@ -85,7 +85,9 @@ def evaluate_task(task: dict) -> dict:
     proc_text = None
     if m.proc is not None:
         try:
-            proc_text = str(m.proc)
+            from .proc_text import proc_text as _text
+
+            proc_text = _text(m.proc)
         except Exception:  # pragma: no cover
             proc_text = None
     d = m.to_dict(include_source=False)

@@ -47,6 +47,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from ..proc_text import proc_text
 from ..menu import MENU, MenuOption
 from .accounting import Accounting, Prices, parse_price
 from .base import Agent, Candidate, Plan
@@ -490,7 +491,7 @@ class LLMAgent(Agent):
             p = candidate.schedule.apply(base)
         except Exception:  # noqa: BLE001
             return None
-        if candidate.proc_text and _shape(str(p)) != _shape(candidate.proc_text):
+        if candidate.proc_text and _shape(proc_text(p)) != _shape(candidate.proc_text):
             return None   # not the proc the search evaluated (e.g. a mapped baseline proc): no Exo check
         return p
 
@@ -507,7 +508,7 @@ class LLMAgent(Agent):
             p = self._applied(candidate)
             if p is not None:
                 if text is None:
-                    text = str(p)
+                    text = proc_text(p)
                 if self.show_c:
                     try:
                         from ..exo_compile import to_c

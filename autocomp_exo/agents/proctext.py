@@ -14,7 +14,7 @@ from typing import Optional
 __all__ = ["Node", "ProcFacts", "parse"]
 
 _FOR = re.compile(r"^for (\w+) in (?:seq|par)\((.+), (.+)\):$")
-_ALLOC = re.compile(r"^(\w+): (\w+)(?:\[([^\]]*)\])? @ (\w+)$")
+_ALLOC = re.compile(r"^(\w+)\s*:\s*(\w+)(?:\[([^\]]*)\])?\s*@\s*(\w+)$")
 _CALL = re.compile(r"^(\w+)\((.*)\)$", re.S)
 _INT = re.compile(r"^-?\d+$")
 
