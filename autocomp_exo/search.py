@@ -11,9 +11,14 @@ Children are deduplicated on their schedule key (canonical step JSON without
 menu labels) against everything seen in the run; the rest are evaluated in
 parallel (`autocomp_exo.workers`). A child enters the beam only if it is
 correct and faster than its parent; the new beam is the best ``B`` of the old
-beam plus the accepted children. The search stops when the sample budget
-(evaluated children) or the iterations are used up, or when the agent has
-nothing new to propose three iterations in a row.
+beam plus the accepted children. A beam entry the agent has nothing new for
+(every proposal already seen) is *exhausted*; when the whole beam is, the
+beam is refilled with the best correct candidates of the run that are not
+(backtracking: a greedy beam otherwise ends early in a local optimum, e.g.
+deep unrolling that leaves no loop nest for the structural moves, with most
+of the budget unused). The search stops when the sample budget (evaluated
+children) or the iterations are used up, or when every correct candidate is
+exhausted (three iterations in a row with nothing new).
 
 With a `RunDir`, every finished candidate is appended to the run as it
 finishes, and candidates already in the run are taken from it instead of
@@ -34,7 +39,7 @@ from .runs import RunDir, schedule_key
 from .schedule import Schedule
 from .workers import WorkerPool
 
-__all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam"]
+__all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam", "refill_beam"]
 
 
 @dataclass
@@ -102,6 +107,12 @@ def next_beam(beam: list, accepted: list, width: int) -> list:
     return sorted(pool.values(), key=_rank)[:width]
 
 
+def refill_beam(candidates: list, exhausted: set, width: int) -> list:
+    """The best ``width`` correct candidates not in ``exhausted`` (by cycles, then id)."""
+    live = {c.id: c for c in candidates if c.ok and c.id not in exhausted}
+    return sorted(live.values(), key=_rank)[:width]
+
+
 def _candidate_from_record(rec: dict, cid: int, schedule: Schedule, parent: Optional[int], plan: Optional[Plan],
                            iteration: int, workload: Any) -> Candidate:
     m = Measurement.from_dict(rec.get("measurement") or {"ok": False, "stage": "worker", "error": "no measurement"})
@@ -154,6 +165,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
     samples = 0
     next_id = 1
     idle = 0
+    exhausted: set[int] = set()   # ids of candidates the agent had nothing new for
     it = 0
     best = baseline
 
@@ -200,6 +212,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         proposals: list[tuple[Candidate, str]] = []
         pending: set[str] = set()
         for bi, parent in enumerate(beam):
+            n_before = len(proposals)
             for pi in range(S.plans):
                 rng = derive_rng(S.seed, it, bi, pi, "plan")
                 menu = menu_dropout(MENU, S.dropout, rng)
@@ -233,11 +246,17 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                         next_id += 1
                         proposals.append((c, key))
                         break
+            if len(proposals) == n_before:
+                exhausted.add(parent.id)
         room = S.budget - samples
         proposals = proposals[:room]
         if not proposals:
-            idle += 1
+            refill = refill_beam([baseline] + children_all, exhausted, S.beam)
             trace.append((it, [c.id for c in beam]))
+            if refill:
+                beam = refill   # every candidate gets exhausted at most once: this ends
+                continue
+            idle += 1
             if idle >= S.max_idle:
                 break
             continue

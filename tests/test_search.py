@@ -243,3 +243,44 @@ def test_optimize_small_gemm_finds_a_correct_faster_schedule(tmp_path):
     assert added and all(s.menu in KEYS for s in added)
     lines = (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == r.samples_used + 1
+
+
+# --------------------------------------------------------------------------- backtracking
+
+def test_exhausted_beam_is_refilled_from_the_run():
+    """A beam whose entries have nothing new to try continues from the best
+    other correct candidates (here: the slower sibling b leads to c, the best)."""
+    from autocomp_exo.agents.base import Agent, Plan
+    from autocomp_exo.search import refill_beam
+
+    table = {(): ["a", "b"], ("a",): [], ("b",): ["c"], ("b", "c"): []}
+    cycles = {(): 10_000, ("a",): 9_000, ("b",): 9_500, ("b", "c"): 8_000}
+
+    def names(sched):
+        return tuple(s["args"][0] for s in sched)
+
+    class Finite(Agent):
+        name = "finite"
+
+        def plan(self, candidate, menu, n, rng):
+            return [Plan(menu[0].key, "rename")] * n
+
+        def implement(self, candidate, plan, k, rng):
+            opts = table[names(candidate.schedule.to_list())]
+            return [[{"op": "rename", "args": [rng.choice(opts)], "kwargs": {}, "menu": plan.option}]] if opts else []
+
+    def ev(task):
+        c = cycles[names(task["schedule"])]
+        return {"measurement": {"ok": True, "cycles": c, "M": 64, "N": 64, "K": 64, "utilization": 0.5},
+                "proc_text": "p", "seconds": 0.0}
+
+    w = GemmWorkload(64, 64, 64)
+    s = SearchSettings(beam=1, plans=2, impls=2, budget=10, seed=0)
+    r = beam_search(w, Schedule([]), Finite(), s, pool=WorkerPool(0, fn=ev))
+    assert r.best.cycles == 8_000
+    assert r.samples_used == 3            # a, b, then c: nothing evaluated twice
+    assert [ids for _, ids in r.trace][1] == [next(c.id for c in r.candidates if c.cycles == 9_000)]
+    # refill_beam: best correct candidates that are not exhausted
+    cs = r.candidates
+    ids = [c.id for c in refill_beam(cs, {c.id for c in cs if c.cycles == 8_000}, 2)]
+    assert [next(c.cycles for c in cs if c.id == i) for i in ids] == [9_000, 9_500]

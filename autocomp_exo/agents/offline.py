@@ -41,6 +41,7 @@ __all__ = ["OfflineAgent", "MOVES", "OPTION_MOVES"]
 
 SP_ROWS = 16384
 ACC_ROWS = 1024
+BANK_ROWS = 4096         # scratchpad rows per bank (4 banks)
 MAX_CALLS = 320          # straight-line code cap when the unrolled code is simplified
 MAX_CALLS_RAW = 800      # cap without simplify (Exo's simplify is what gets slow on long bodies;
                          # the simulator folds the constant sub-expressions unrolling leaves)
@@ -189,11 +190,49 @@ def _resident_sample(c: Ctx, rng):
         _s("fission", _after(_up(_pat(LDB), 3))),
         _s("remove_loop", _up(_pat(LDB), 4)),
     ]
-    if rng.random() < 0.5:
+    f = params["factor"]
+    return params, s + _finish(c, rng, params, f * c.K, [4, 4, max(1, c.K // 64), max(1, c.N // 64), f])
+
+
+# ---- how a flow ends: bank spread and unrolling ----------------------------------
+
+RAW_UNROLL_CALLS = 700   # computes a flow may unroll into straight-line code (no simplify)
+
+
+def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
+    """The end of a structural flow, sampled: pad the A buffer (``a_rows``
+    rows) to a whole bank when the rest still fits (A and B operands in
+    different banks), then either nothing, two unrolled levels + simplify, or
+    the loops around the computes (extents ``chain``, innermost first)
+    unrolled as far as ``RAW_UNROLL_CALLS`` allows, simplified before but not
+    after (simplify is slow on long bodies), so that
+    the scratchpad and accumulator operands become constants."""
+    s = []
+    if 0 < a_rows < BANK_ROWS and rng.random() < 0.5:
+        n = -(-BANK_ROWS // a_rows)
+        if a_rows * n + c.N * c.K // 16 <= SP_ROWS or a_rows * n + 4 * c.K <= SP_ROWS:
+            s.append(_s("expand_dim", "a", n, "0"))
+            params["spread"] = n
+    r = rng.random()
+    if r < 0.5:
+        levels, calls = 0, 1
+        for e in chain:
+            if calls * e > RAW_UNROLL_CALLS:
+                break
+            calls *= e
+            levels += 1
+        if levels:
+            # simplify while the code is short (normal index forms), not after
+            s.append(_s("simplify"))
+            s += [_s("unroll_loop", _up(_pat(MM))) for _ in range(levels)]
+            params["unrolled"] = levels
+            params["simplify"] = False
+            return s
+    if r < 0.8:
         s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
         params["unrolled"] = 2
     s.append(_s("simplify"))
-    return params, s
+    return s
 
 
 # ---- blocked: j outside the row tiles of a block -----------------------------
@@ -249,11 +288,9 @@ def _blocked_sample(c: Ctx, rng):
             _s("autolift_alloc", "res", 1, "row", None, True),
             _s("lift_alloc", "res", 2),
         ]
-    if rng.random() < 0.5:
-        s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
-        params["unrolled"] = 2
-    s.append(_s("simplify"))
-    return params, s
+    bi = params["factor"]
+    chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
+    return params, s + _finish(c, rng, params, bi * c.K, chain)
 
 
 # ---- generic load hoisting ---------------------------------------------------
@@ -521,7 +558,6 @@ def _zero_sample(c: Ctx, rng):
 
 # ---- scratchpad banks: A and B operands in different banks ---------------------
 
-BANK_ROWS = 4096
 
 
 def _bank_targets(c: Ctx) -> list:
