@@ -113,7 +113,7 @@ def test_no_plan_without_proc_text():
 
 @pytest.mark.parametrize("seq", [
     ["resident_b", "zero_into_compute", "unroll"],
-    ["blocked", "hoist_load", "double_buffer"],
+    ["tile_rows", "hoist_load", "double_buffer"],
 ])
 def test_moves_compose_and_stay_correct_in_the_simulator(seq):
     from autocomp_exo.baselines import exo_unopt

@@ -326,8 +326,17 @@ def _hoist_target(c: Ctx, name: str):
     return x, chain, m, buf, al
 
 
+# Exo's fission / reorder / lift recurse over the statements of a block: on the
+# long straight-line bodies deep unrolling leaves they hit the recursion limit
+RESTRUCTURE_MAX_CALLS = 120
+
+
+def _short(c: Ctx) -> bool:
+    return c.facts.n_calls() <= RESTRUCTURE_MAX_CALLS
+
+
 def _hoist_ok(c: Ctx) -> bool:
-    return any(_hoist_target(c, n) is not None for n in LOADS)
+    return _short(c) and any(_hoist_target(c, n) is not None for n in LOADS)
 
 
 def _hoist_sample(c: Ctx, rng):
@@ -402,7 +411,7 @@ def _db_targets(c: Ctx) -> list:
 
 
 def _db_ok(c: Ctx) -> bool:
-    return bool(_db_targets(c))
+    return _short(c) and bool(_db_targets(c))
 
 
 def _db_sample(c: Ctx, rng):
@@ -609,7 +618,7 @@ def _reorder_targets(c: Ctx) -> list:
 
 
 def _reorder_ok(c: Ctx) -> bool:
-    return bool(_reorder_targets(c))
+    return _short(c) and bool(_reorder_targets(c))
 
 
 def _reorder_sample(c: Ctx, rng):
