@@ -208,13 +208,13 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
     after (simplify is slow on long bodies), so that
     the scratchpad and accumulator operands become constants."""
     s = []
-    if 0 < a_rows < BANK_ROWS and rng.random() < 0.5:
+    if 0 < a_rows < BANK_ROWS and rng.random() < 0.7:
         n = -(-BANK_ROWS // a_rows)
         if a_rows * n + c.N * c.K // 16 <= SP_ROWS or a_rows * n + 4 * c.K <= SP_ROWS:
             s.append(_s("expand_dim", "a", n, "0"))
             params["spread"] = n
     r = rng.random()
-    if r < 0.5:
+    if r < 0.7:
         levels, calls = 0, 1
         for e in chain:
             if calls * e > RAW_UNROLL_CALLS:
@@ -228,7 +228,7 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
             params["unrolled"] = levels
             params["simplify"] = False
             return s
-    if r < 0.8:
+    if r < 0.9:
         s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
         params["unrolled"] = 2
     s.append(_s("simplify"))
@@ -711,7 +711,7 @@ class OfflineAgent(Agent):
         bias = dict(BIAS.get(candidate.bottleneck(), {}))
         if any(m in app for m in ("zero_into_compute", "bank_spread", "resident_b", "blocked")):
             # these need the loop nests that unrolling takes apart: they go first
-            bias["unroll"] = bias.get("unroll", 1.0) * 0.25
+            bias["unroll"] = bias.get("unroll", 1.0) * 0.1
         choices = []   # (option, move, weight)
         for opt in menu:
             ms = [m for m in self.option_moves.get(opt.key, ()) if m in app]
