@@ -222,14 +222,21 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
             calls *= e
             levels += 1
         if levels:
-            # simplify while the code is short (normal index forms), not after
+            # simplify while the code is short (normal index forms: fewer
+            # scalar operations per address), not after the deep levels
+            first = min(levels, 2)
+            s += [_s("unroll_loop", _up(_pat(MM))) for _ in range(first)]
+            # the zeroing and store loops of a tile too: copied by the deep
+            # levels, a loop counter there costs more than its few commands
+            s += [_s("unroll_loop", _up(_pat(ZERO))), _s("unroll_loop", _up(_pat(ST)))]
             s.append(_s("simplify"))
-            s += [_s("unroll_loop", _up(_pat(MM))) for _ in range(levels)]
+            s += [_s("unroll_loop", _up(_pat(MM))) for _ in range(levels - first)]
             params["unrolled"] = levels
             params["simplify"] = False
             return s
     if r < 0.9:
-        s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]
+        s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM))),
+              _s("unroll_loop", _up(_pat(ZERO))), _s("unroll_loop", _up(_pat(ST)))]
         params["unrolled"] = 2
     s.append(_s("simplify"))
     return s
