@@ -179,3 +179,32 @@ def test_blocked_pair_accumulators_and_raw_unroll_stay_correct():
     import re
     mm = [l for l in m.proc.__str__().splitlines() if "do_matmul_acc_i8" in l or "res[" in l]
     assert not any(re.search(r"res\[iii", l) for l in mm)
+
+
+@pytest.mark.parametrize("move", ["resident_b", "blocked"])
+def test_flow_with_zero_folded_and_deep_unroll_is_bit_exact(move):
+    """The flows' ending that folds the zeroing into the first compute of each
+    tile and unrolls the tile: correct, no zeroing left, fewer commands."""
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+    from autocomp_exo.workloads import GemmWorkload
+
+    w = GemmWorkload(64, 128, 128)
+    s = exo_unopt.schedule(w)
+    p = s.apply(w.proc)
+    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
+    for seed in range(300):
+        params, steps = O.MOVES[move].sample(ctx, random.Random(seed))
+        if params.get("zero_into_compute"):
+            break
+    else:
+        pytest.fail("the zero-folding ending was never sampled")
+    m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
+    assert m.ok, m.error
+    base = evaluate(w, s)
+    zeroing = "gemmini_extended_mvin( 0,"          # Exo's zero-mvin of an accumulator tile
+    assert zeroing in base.c_source and zeroing not in m.c_source
+    assert m.instructions["total"] < base.instructions["total"]
+    assert m.cycles < base.cycles

@@ -214,6 +214,8 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
             s.append(_s("expand_dim", "a", n, "0"))
             params["spread"] = n
     r = rng.random()
+    if r < 0.35 and chain[:2] == [4, 4]:
+        return s + _zero_deep(params, chain)
     if r < 0.7:
         levels, calls = 0, 1
         for e in chain:
@@ -239,6 +241,30 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
               _s("unroll_loop", _up(_pat(ZERO))), _s("unroll_loop", _up(_pat(ST)))]
         params["unrolled"] = 2
     s.append(_s("simplify"))
+    return s
+
+
+def _zero_deep(params: dict, chain: list[int]) -> list:
+    """A flow's compute nest (j_in_o 4, k 4, ko ``chain[2]``) with the zeroing
+    folded into the first compute of each tile (`_zero_steps`), then every
+    loop of the tile unrolled, and the outer levels of ``chain`` as far as
+    ``RAW_UNROLL_CALLS`` allows (no simplify after)."""
+    eko = chain[2]
+    s = _zero_steps([(0, eko), (0, 4), (0, 4)], "res", "a", "b", "res")
+    s.append(_s("unroll_loop", _up(_pat(MM0))))                               # first k step
+    s += [_s("unroll_loop", _up(_pat(MM))), _s("unroll_loop", _up(_pat(MM)))]  # the rest of ko 0
+    if eko > 1:
+        rest = f"{MM}(_) #12"                                                  # ko 1.. after 12 computes
+        s += [_s("unroll_loop", _up(rest)) for _ in range(3)]
+    s.append(_s("unroll_loop", _up(_pat(ST))))
+    calls, levels = 16 * eko + 4, 0
+    for e in chain[3:]:
+        if calls * e > RAW_UNROLL_CALLS:
+            break
+        calls *= e
+        levels += 1
+    s += [_s("unroll_loop", _up(_pat(MM0))) for _ in range(levels)]
+    params.update(zero_into_compute=True, unrolled=3 + levels, simplify=False)
     return s
 
 
@@ -545,13 +571,21 @@ def _zero_ok(c: Ctx) -> bool:
 
 def _zero_sample(c: Ctx, rng):
     z, mm, chain, bz, (ba, bb, bc), skip = _zero_target(c)
+    steps = _zero_steps([(lp.lo, lp.extent) for lp in chain], bz, ba, bb, bc, skip)
+    return {"peeled": [l.name for l in chain]}, steps
+
+
+def _zero_steps(chain: list, bz: str, ba: str, bb: str, bc: str, skip: int = 0) -> list:
+    """Peel the first iteration of every loop of the compute nest (``chain``:
+    (lo, extent) outermost first) and turn the zeroing + first compute of each
+    accumulator tile into one overwriting compute (``do_matmul_i8``)."""
     P = _pat(MM)
     steps = []
     q = len(chain)
     for d in range(q, 1, -1):
-        lp = chain[q - d]
-        if lp.extent > 1:
-            steps.append(_s("cut_loop", _up(P, d), lp.lo + 1))
+        lo, ext = chain[q - d]
+        if ext > 1:
+            steps.append(_s("cut_loop", _up(P, d), lo + 1))
         steps.append(_s("unroll_loop", _up(P, d)))
     Z = _pat(ZERO)
     zs = f"{bz}[_] = 0.0"
@@ -569,7 +603,7 @@ def _zero_sample(c: Ctx, rng):
         _s("replace", _up(zs, 2), {"instr": "do_matmul_i8"}),
         _s("simplify"),
     ]
-    return {"peeled": [l.name for l in chain]}, steps
+    return steps
 
 
 # ---- scratchpad banks: A and B operands in different banks ---------------------
