@@ -322,8 +322,42 @@ def _blocked_sample(c: Ctx, rng):
             _s("lift_alloc", "res", 2),
         ]
     bi = params["factor"]
+    if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.5:
+        return params, s + _interleaved(c, rng, params, bi)
     chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
     return params, s + _finish(c, rng, params, bi * c.K, chain)
+
+
+def _interleaved(c: Ctx, rng, params: dict, bi: int) -> list:
+    """The blocked flow with the B strip's loads interleaved with the first
+    row tile's computes: the first tile of the block is peeled and its ko
+    loop fused with the ko loop of the B loads, so the CPU issues 4 loads,
+    16 computes, 4 loads, ... instead of the whole strip's loads in one burst
+    (which fills the 8-entry load queue and stalls the in-order CPU while the
+    array runs dry). Then a bank spread, and every loop unrolled by name
+    (j_in_o: zero/compute/store of the peeled and the other tiles; k; ko: the
+    A loads, the fused loop, the other tiles; ii: the A loads, the other
+    tiles when they fit ``RAW_UNROLL_CALLS``), without simplify after."""
+    B = _pat(LDB)
+    s = [
+        _s("cut_loop", _up(_pat(MM), 4), 1),
+        _s("unroll_loop", _up(_pat(MM), 4)),
+        _s("reorder_stmts", {"block": _up(B, 2), "expand": [0, 1]}),
+        _s("fuse", _up(B, 2), {"next": _up(B, 2)}),
+        _s("simplify"),
+    ]
+    a_rows = bi * c.K
+    if a_rows < BANK_ROWS and rng.random() < 0.7:
+        n = -(-BANK_ROWS // a_rows)
+        if a_rows * n + 4 * c.K <= SP_ROWS:
+            s.append(_s("expand_dim", "a", n, "0"))
+            params["spread"] = n
+    computes = bi * 16 * max(1, c.K // 64)
+    n_ii = 2 if computes + 8 * bi <= RAW_UNROLL_CALLS else 1
+    for name, n in (("j_in_o", 6), ("k", 3), ("ko", 3), ("ii", n_ii)):
+        s += [_s("unroll_loop", name) for _ in range(n)]
+    params.update(interleave=True, unrolled="all", simplify=False)
+    return s
 
 
 # ---- generic load hoisting ---------------------------------------------------
@@ -708,6 +742,9 @@ OPTION_MOVES: dict[str, tuple[str, ...]] = {
     "other": tuple(MOVES),
 }
 
+#: the structural flows (they need Exo's standard loop nest)
+FLOWS = ("resident_b", "blocked")
+
 #: bottleneck -> move weight multipliers
 BIAS = {
     "cpu": {"zero_into_compute": 2.0, "unroll": 2.0, "resident_b": 2.0, "blocked": 2.0},
@@ -758,6 +795,12 @@ class OfflineAgent(Agent):
             ms = [m for m in self.option_moves.get(opt.key, ()) if m in app]
             for m in ms:
                 choices.append((opt.key, m, app[m].weight * bias.get(m, 1.0) / len(ms)))
+        flows = [ch for ch in choices if ch[1] in FLOWS]
+        if flows:
+            # the flows apply only to the standard nest (the search's start):
+            # every plan there samples one (their parameters and endings vary
+            # most); the other moves refine what a flow produced
+            choices = flows
         plans = []
         if not choices:
             return plans
