@@ -1,7 +1,7 @@
 """Beam search: plan, then implement; keep the fastest correct candidates.
 
-Each iteration, for every beam entry ``b`` (the beam is sorted by cycles, then
-id) and plan index ``p < N``: the menu after dropout (each option dropped with
+The first beam is ``B`` copies of the start. Each iteration, for every beam
+entry ``b`` (the beam is sorted by cycles, then id) and plan index ``p < N``: the menu after dropout (each option dropped with
 probability ``dropout``, never empty), one plan from the agent, and ``K``
 implementations (schedule suffixes), each from its own rng. Every rng is
 derived from ``(seed, iteration, b, p[, k])`` only, so the same seed gives the
@@ -159,7 +159,10 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                            f"{baseline.measurement.error}")
     base_cycles = baseline.cycles
     seen: set[str] = {bkey}
-    beam = [baseline]
+    # the first iteration expands the start once per beam slot (own rngs,
+    # proposals deduplicated): B x N x K children of Exo's standard mapping,
+    # where the structural choices (flow, tiles, endings) are made
+    beam = [baseline] * max(1, S.beam)
     children_all: list[Candidate] = []
     trace = [(0, [0])]
     samples = 0
