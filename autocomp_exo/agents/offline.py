@@ -303,7 +303,7 @@ def _blocked_sample(c: Ctx, rng):
         _s("fission", _after(_up(L, 2))),
         _s("remove_loop", _up(L, 3)),
     ]
-    if params["factor"] % 2 == 0 and rng.random() < 0.5:
+    if params["factor"] % 2 == 0 and rng.random() < 0.3:
         # two accumulator tiles alternating over pairs of row tiles: once the
         # inner pair is unrolled, the accumulator operand is a constant and
         # only the A operand still carries a loop counter (cheaper addresses)
@@ -322,7 +322,7 @@ def _blocked_sample(c: Ctx, rng):
             _s("lift_alloc", "res", 2),
         ]
     bi = params["factor"]
-    if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.5:
+    if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.7:
         return params, s + _interleaved(c, rng, params, bi)
     chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
     return params, s + _finish(c, rng, params, bi * c.K, chain)
