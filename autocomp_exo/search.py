@@ -1,8 +1,9 @@
 """Beam search: plan, then implement; keep the fastest correct candidates.
 
 The first beam is ``B`` copies of the start. Each iteration, for every beam
-entry ``b`` (the beam is sorted by cycles, then id) and plan index ``p < N``: the menu after dropout (each option dropped with
-probability ``dropout``, never empty), one plan from the agent, and ``K``
+entry ``b`` (the beam is sorted by cycles, then id) and plan index ``p < N``:
+the menu after dropout (each option dropped with probability ``dropout``,
+never empty), one plan from the agent, and ``K``
 implementations (schedule suffixes), each from its own rng. Every rng is
 derived from ``(seed, iteration, b, p[, k])`` only, so the same seed gives the
 same trace whatever order the workers finish in.
