@@ -208,3 +208,31 @@ def test_flow_with_zero_folded_and_deep_unroll_is_bit_exact(move):
     assert zeroing in base.c_source and zeroing not in m.c_source
     assert m.instructions["total"] < base.instructions["total"]
     assert m.cycles < base.cycles
+
+
+def test_blocked_flow_with_interleaved_b_loads_is_bit_exact():
+    """The blocked flow's ending that peels the first row tile and fuses its ko
+    loop with the B-strip loads: correct, and the loads of a strip are no
+    longer one burst (computes follow the first loads directly)."""
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+    from autocomp_exo.workloads import GemmWorkload
+
+    w = GemmWorkload(64, 128, 256)
+    s = exo_unopt.schedule(w)
+    p = s.apply(w.proc)
+    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 256)
+    for seed in range(300):
+        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
+        if params.get("interleave"):
+            break
+    else:
+        pytest.fail("the interleaved ending was never sampled")
+    m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
+    assert m.ok, m.error
+    body = m.c_source[m.c_source.index("gemmini_extended_mvin3( &B"):]
+    first_compute = body.index("gemmini_extended_compute_preloaded(")
+    assert body[:first_compute].count("gemmini_extended_mvin3( &B") == 4   # one k group of B, then computes
+    assert m.cycles < evaluate(w, s).cycles
