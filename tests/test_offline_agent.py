@@ -139,26 +139,35 @@ def test_moves_compose_and_stay_correct_in_the_simulator(seq):
     assert m.ok, m.error
 
 
+def _sample_flow(shape, move, want, seeds=300):
+    """(workload, exo_unopt schedule, params, steps) of the first sample of a
+    flow move on Exo's standard mapping whose params satisfy ``want``."""
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.workloads import GemmWorkload
+
+    w = GemmWorkload(*shape)
+    s = exo_unopt.schedule(w)
+    p = s.apply(w.proc)
+    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), *shape)
+    for seed in range(seeds):
+        params, steps = O.MOVES[move].sample(ctx, random.Random(seed))
+        if want(params):
+            return w, s, params, steps
+    pytest.fail(f"{move} never sampled the wanted variant")
+
+
 def test_blocked_pair_accumulators_and_raw_unroll_stay_correct():
     """The 'pair' accumulator variant of the blocked flow (two tiles alternating
     over pairs of row tiles) and an unroll without simplify: bit-exact, and the
     unrolled accumulator operands no longer mention a loop counter."""
     from autocomp_exo.agents import offline as O
     from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.baselines import exo_unopt
     from autocomp_exo.evaluate import evaluate
-    from autocomp_exo.workloads import GemmWorkload
 
-    w = GemmWorkload(64, 128, 128)
-    s = exo_unopt.schedule(w)
-    p = s.apply(w.proc)
-    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
-    for seed in range(200):
-        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
-        if params["res"] == "pair" and "unrolled" not in params:
-            break
-    else:
-        pytest.fail("the blocked move never sampled the pair variant")
+    w, s, params, steps = _sample_flow((64, 128, 128), "blocked",
+                                       lambda q: q["res"] == "pair" and "unrolled" not in q)
     s = s.extend([dict(d, menu="tiling") for d in steps])
     p = s.apply(w.proc)
     assert parse(str(p)).alloc("res").dims[0] == 2
@@ -185,22 +194,9 @@ def test_blocked_pair_accumulators_and_raw_unroll_stay_correct():
 def test_flow_with_zero_folded_and_deep_unroll_is_bit_exact(move):
     """The flows' ending that folds the zeroing into the first compute of each
     tile and unrolls the tile: correct, no zeroing left, fewer commands."""
-    from autocomp_exo.agents import offline as O
-    from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.baselines import exo_unopt
     from autocomp_exo.evaluate import evaluate
-    from autocomp_exo.workloads import GemmWorkload
 
-    w = GemmWorkload(64, 128, 128)
-    s = exo_unopt.schedule(w)
-    p = s.apply(w.proc)
-    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
-    for seed in range(300):
-        params, steps = O.MOVES[move].sample(ctx, random.Random(seed))
-        if params.get("zero_into_compute"):
-            break
-    else:
-        pytest.fail("the zero-folding ending was never sampled")
+    w, s, params, steps = _sample_flow((64, 128, 128), move, lambda q: q.get("zero_into_compute"))
     m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
     assert m.ok, m.error
     base = evaluate(w, s)
@@ -214,22 +210,9 @@ def test_blocked_flow_with_interleaved_b_loads_is_bit_exact():
     """The blocked flow's ending that peels the first row tile and fuses its ko
     loop with the B-strip loads: correct, and the loads of a strip are no
     longer one burst (computes follow the first loads directly)."""
-    from autocomp_exo.agents import offline as O
-    from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.baselines import exo_unopt
     from autocomp_exo.evaluate import evaluate
-    from autocomp_exo.workloads import GemmWorkload
 
-    w = GemmWorkload(64, 128, 256)
-    s = exo_unopt.schedule(w)
-    p = s.apply(w.proc)
-    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 256)
-    for seed in range(300):
-        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
-        if params.get("interleave"):
-            break
-    else:
-        pytest.fail("the interleaved ending was never sampled")
+    w, s, params, steps = _sample_flow((64, 128, 256), "blocked", lambda q: q.get("interleave"))
     m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
     assert m.ok, m.error
     body = m.c_source[m.c_source.index("gemmini_extended_mvin3( &B"):]

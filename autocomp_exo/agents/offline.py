@@ -191,7 +191,8 @@ def _resident_sample(c: Ctx, rng):
         _s("remove_loop", _up(_pat(LDB), 4)),
     ]
     f = params["factor"]
-    return params, s + _finish(c, rng, params, f * c.K, [4, 4, max(1, c.K // 64), max(1, c.N // 64), f])
+    chain = [4, 4, max(1, c.K // 64), max(1, c.N // 64), f]
+    return params, s + _finish(c, rng, params, f * c.K, c.N * c.K // 16, chain)
 
 
 # ---- how a flow ends: bank spread and unrolling ----------------------------------
@@ -199,20 +200,27 @@ def _resident_sample(c: Ctx, rng):
 RAW_UNROLL_CALLS = 700   # computes a flow may unroll into straight-line code (no simplify)
 
 
-def _finish(c: Ctx, rng, params: dict, a_rows: int, chain: list[int]) -> list:
-    """The end of a structural flow, sampled: pad the A buffer (``a_rows``
-    rows) to a whole bank when the rest still fits (A and B operands in
-    different banks), then either nothing, two unrolled levels + simplify, or
+def _spread(rng, params: dict, a_rows: int, b_rows: int) -> list:
+    """Sampled: pad the A buffer (``a_rows`` rows) to a whole bank when it
+    still fits beside the B buffer (``b_rows``), so A and B operands of a
+    compute sit in different banks."""
+    if not 0 < a_rows < BANK_ROWS or rng.random() >= 0.7:
+        return []
+    n = -(-BANK_ROWS // a_rows)
+    if a_rows * n + b_rows > SP_ROWS:
+        return []
+    params["spread"] = n
+    return [_s("expand_dim", "a", n, "0")]
+
+
+def _finish(c: Ctx, rng, params: dict, a_rows: int, b_rows: int, chain: list[int]) -> list:
+    """The end of a structural flow, sampled: `_spread`, then either
+    nothing, two unrolled levels + simplify, or
     the loops around the computes (extents ``chain``, innermost first)
     unrolled as far as ``RAW_UNROLL_CALLS`` allows, simplified before but not
     after (simplify is slow on long bodies), so that
     the scratchpad and accumulator operands become constants."""
-    s = []
-    if 0 < a_rows < BANK_ROWS and rng.random() < 0.7:
-        n = -(-BANK_ROWS // a_rows)
-        if a_rows * n + c.N * c.K // 16 <= SP_ROWS or a_rows * n + 4 * c.K <= SP_ROWS:
-            s.append(_s("expand_dim", "a", n, "0"))
-            params["spread"] = n
+    s = _spread(rng, params, a_rows, b_rows)
     r = rng.random()
     if r < 0.35 and chain[:2] == [4, 4]:
         return s + _zero_deep(params, chain)
@@ -325,7 +333,7 @@ def _blocked_sample(c: Ctx, rng):
     if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.7:
         return params, s + _interleaved(c, rng, params, bi)
     chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
-    return params, s + _finish(c, rng, params, bi * c.K, chain)
+    return params, s + _finish(c, rng, params, bi * c.K, 4 * c.K, chain)
 
 
 def _interleaved(c: Ctx, rng, params: dict, bi: int) -> list:
@@ -346,12 +354,7 @@ def _interleaved(c: Ctx, rng, params: dict, bi: int) -> list:
         _s("fuse", _up(B, 2), {"next": _up(B, 2)}),
         _s("simplify"),
     ]
-    a_rows = bi * c.K
-    if a_rows < BANK_ROWS and rng.random() < 0.7:
-        n = -(-BANK_ROWS // a_rows)
-        if a_rows * n + 4 * c.K <= SP_ROWS:
-            s.append(_s("expand_dim", "a", n, "0"))
-            params["spread"] = n
+    s += _spread(rng, params, bi * c.K, 4 * c.K)
     computes = bi * 16 * max(1, c.K // 64)
     n_ii = 2 if computes + 8 * bi <= RAW_UNROLL_CALLS else 1
     for name, n in (("j_in_o", 6), ("k", 3), ("ko", 3), ("ii", n_ii)):
