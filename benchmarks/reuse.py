@@ -47,6 +47,19 @@ def _best_after(hist, n):
     return min(ok) if ok else None
 
 
+def _history_of_run(path: Path) -> list:
+    """Cycles (None when failed) of a run's evaluated candidates in the order
+    they finished: the baseline and refused proposals are not samples."""
+    hist = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        rec = json.loads(line)
+        if rec.get("id") == 0 or str(rec.get("key", "")).startswith("rejected:"):
+            continue
+        m = rec.get("measurement") or {}
+        hist.append(m.get("cycles") if m.get("ok") else None)
+    return hist
+
+
 def _name(s):
     return "x".join(map(str, s))
 
@@ -96,7 +109,13 @@ def run_pair(i, src, dst, a, lib, out):
                     print(f"[pair {i}] no reuse: {len(hist)} samples, best {_best_after(hist, len(hist))}", flush=True)
 
         t = time.time()
-        r0 = optimize(wt, budget=a.noreuse_budget, seed=a.seed, workers=a.workers, progress=prog)
+        run_dir = None
+        if a.run_root:   # pairs with the same target share (and resume) one run
+            run_dir = Path(a.run_root) / f"noreuse_{_name(dst)}_s{a.seed}_b{a.noreuse_budget}"
+        r0 = optimize(wt, budget=a.noreuse_budget, seed=a.seed, workers=a.workers, progress=prog,
+                      run_dir=str(run_dir) if run_dir else None)
+        if run_dir is not None:   # finished order from the run file (resumed candidates emit no event)
+            hist = _history_of_run(run_dir / "candidates.jsonl")
         base = r0.baseline_cycles
         row["noreuse"] = {"budget": a.noreuse_budget, "samples": len(hist), "seconds": round(time.time() - t, 1),
                           "baseline_cycles": base, "history": hist,
@@ -174,6 +193,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", default="reuse_results.json")
+    ap.add_argument("--run-root", default=None,
+                    help="keep the no-reuse searches as run directories here: resumable, and shared by the "
+                         "pairs with the same target (1 and 4 both target 512^3)")
     ap.add_argument("--no-save-records", dest="save_records", action="store_false",
                     help="do not add the winners to --library (by default they are, if faster)")
     a = ap.parse_args(argv)

@@ -219,3 +219,21 @@ def test_blocked_flow_with_interleaved_b_loads_is_bit_exact():
     first_compute = body.index("gemmini_extended_compute_preloaded(")
     assert body[:first_compute].count("gemmini_extended_mvin3( &B") == 4   # one k group of B, then computes
     assert m.cycles < evaluate(w, s).cycles
+
+
+def test_blocked_flow_with_prefetched_b_loads_is_bit_exact():
+    """The blocked flow's software-pipelined ending: the B loads of step ko+1
+    come before the computes of step ko, so a strip's first computes are
+    preceded by two steps of loads (not one); correct, fully unrolled, and
+    faster than Exo's standard mapping."""
+    from autocomp_exo.evaluate import evaluate
+
+    w, s, params, steps = _sample_flow((128, 128, 256), "blocked",
+                                       lambda q: q.get("prefetch") and q["factor"] == 4)
+    m = evaluate(w, s.extend([dict(d, menu="pipeline") for d in steps]))
+    assert m.ok, m.error
+    body = m.c_source[m.c_source.index("for (int_fast32_t j = 0;"):]
+    first_compute = body.index("gemmini_extended_compute_preloaded(")
+    assert body[:first_compute].count("gemmini_extended_mvin3( &B") == 8   # steps 0 and 1 of the strip
+    assert [l.split("=")[0].split()[-1] for l in m.c_source.splitlines() if "for (int_fast32_t" in l] == ["io", "j"]
+    assert m.cycles < evaluate(w, s).cycles

@@ -330,7 +330,10 @@ def _blocked_sample(c: Ctx, rng):
             _s("lift_alloc", "res", 2),
         ]
     bi = params["factor"]
-    if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.7:
+    r = rng.random()
+    if params["res"] == "per_tile" and _prefetch_ok(c, bi) and r < 0.4:
+        return params, s + _prefetched(c, rng, params, bi)
+    if params["res"] == "per_tile" and bi > 1 and r < 0.8:
         return params, s + _interleaved(c, rng, params, bi)
     chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
     return params, s + _finish(c, rng, params, bi * c.K, 4 * c.K, chain)
@@ -360,6 +363,53 @@ def _interleaved(c: Ctx, rng, params: dict, bi: int) -> list:
     for name, n in (("j_in_o", 6), ("k", 3), ("ko", 3), ("ii", n_ii)):
         s += [_s("unroll_loop", name) for _ in range(n)]
     params.update(interleave=True, unrolled="all", simplify=False)
+    return s
+
+
+def _prefetch_ok(c: Ctx, bi: int) -> bool:
+    # two or more tiles on each side of the cut (Exo drops one-trip loops,
+    # which would shift the unroll counts) and two or more ko steps
+    return bi >= 4 and bi % 2 == 0 and c.K // 64 >= 2
+
+
+def _prefetched(c: Ctx, rng, params: dict, bi: int) -> list:
+    """The blocked flow software-pipelined over the B strip: the first half
+    of the block's row tiles is computed ko-step by ko-step (for ko: for k:
+    for ii), and the B loads of step ko+1 are issued before the computes of
+    step ko. A load then has a whole step of computes (half a block of
+    tiles) to arrive in, instead of the few the 16-entry execute queue lets
+    the in-order CPU run ahead, and half a block of computes per B row
+    outpaces the DMA (a 16x64 mvin streams in ~80 cycles, one tile's four
+    computes take 64). The other half of the tiles follows as before. Then
+    a bank spread and every loop but io and j unrolled (the second half's
+    tiles when they fit ``RAW_UNROLL_CALLS``)."""
+    n, eko = bi // 2, c.K // 64
+    B, M = _pat(LDB), _pat(MM)
+    B1 = f"{LDB}(_) #1"
+    s = [
+        _s("cut_loop", _up(M, 4), n),                       # ii: [0, n) and [n, bi)
+        _s("fission", _after(_up(_pat(ZERO)))),             # first half: zero | compute | store
+        _s("fission", _after(_up(M, 3))),
+        _s("reorder_loops", _up(M, 4)),                     # ii ko -> ko ii
+        _s("reorder_loops", _up(M, 3)),                     # ii k -> k ii
+        _s("reorder_stmts", {"block": _up(B, 2), "expand": [0, 1]}),   # zeroing before the B loads
+        _s("cut_loop", _up(B, 2), 1),                       # B loads: step 0 | steps 1..
+        _s("shift_loop", _up(B1, 2), 0),                    # ... as ko + 1 for ko in [0, eko-1)
+        _s("cut_loop", _up(M, 4), eko - 1),                 # computes: steps 0..eko-2 | last
+        _s("fuse", _up(B1, 2), {"next": _up(B1, 2)}),       # loads of ko+1 with computes of ko
+        _s("simplify"),
+    ]
+    s += _spread(rng, params, bi * c.K, 4 * c.K)
+    calls = bi * (16 * eko + 8) + 4 * eko + bi * eko   # computes, zero+store, B loads, A loads
+    rest_unrolled = calls <= RAW_UNROLL_CALLS
+    # loops by name, innermost first; the counts follow the nest built above:
+    # j_in_o: zero/compute/compute-last/store of the first half, zero/compute/store of the rest;
+    # ii: A loads, zero, compute, compute-last, store (+ the rest); k: first loads, fused loads,
+    # fused computes, last computes, the rest's; ko: A loads per tile, first loads, fused, last, rest
+    copies = bi - n if rest_unrolled else 1
+    for name, k in (("j_in_o", 7), ("ii", 5 + rest_unrolled), ("k", 4 + copies), ("ko", bi + 3 + copies)):
+        s += [_s("unroll_loop", name) for _ in range(k)]
+    params.update(prefetch=n, unrolled="all" if rest_unrolled else "first half", simplify=False)
     return s
 
 
