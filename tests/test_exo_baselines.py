@@ -91,6 +91,30 @@ def test_unopt_schedule_is_shape_independent_data():
             "set_memory", "call_eqv", "inline", "inline_window", "lift_config", "simplify"} <= ops
 
 
+def test_unopt_keeps_one_accumulator_tile_when_the_row_does_not_fit():
+    """N > 1024: Exo's N-row accumulator buffer would not fit the 1024-row
+    accumulator, so the mapping keeps one 16 x 64 tile per j step (one
+    autolift fewer); it runs bit-exact, and the offline agent's flows (which
+    resize the N-row buffer) are not offered on it."""
+    import random
+
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.base import Candidate
+    from autocomp_exo.agents.proctext import parse
+
+    wide = GemmWorkload(16, 1088, 64)
+    s = exo_unopt.schedule(wide)
+    assert len(s) == len(exo_unopt.schedule(SQUARE)) - 1
+    m = evaluate(wide, s)
+    assert m.ok, m.error
+    facts = parse(str(s.apply(wide.proc)))
+    assert facts.alloc("res").dims[0] == 4 and len(facts.alloc("res").dims) == 3
+    ctx = O.Ctx(facts, Candidate(0, s, None, None, workload=wide), 16, 1088, 64)
+    assert not O.MOVES["blocked"].applicable(ctx) and not O.MOVES["resident_b"].applicable(ctx)
+    assert O.MOVES["unroll"].applicable(ctx)
+    assert O.MOVES["unroll"].sample(ctx, random.Random(0))
+
+
 def test_opt_extends_unopt_and_is_faster(results):
     for w in (SQUARE, NONSQUARE):
         s = exo_opt.schedule(w)

@@ -10,7 +10,9 @@ Per 16 x TJ output tile (TJ = 64 normally): zero the accumulator, then for
 each TK-wide k chunk (TK = 64 normally) load A (16 x TK) and B (TK x TJ, as
 TK/16 mvins of 16 x TJ) into freshly allocated scratchpad buffers and run
 (TK/16) x (TJ/16) preload/compute pairs; then mvout.  Configs are hoisted to
-the top of the proc.
+the top of the proc. The accumulator holds a 16-row block's whole N-wide
+output row (lifted over j), except when N > 1024 rows would not fit: then
+one 16 x TJ tile per j step.
 
 Shapes: M, N, K multiples of 16.  When N (or K) is not a multiple of 64 the
 tile width TJ (or TK) is the largest of 48, 32, 16 that divides it (the
@@ -55,7 +57,14 @@ def _mem(name):
     return {"mem": name}
 
 
-def steps(tj: int = 64, tk: int = 64) -> list[dict]:
+ACC_ROWS = 1024   # accumulator rows of the default Gemmini configuration
+
+
+def steps(tj: int = 64, tk: int = 64, n: int = 0) -> list[dict]:
+    """The mapping's steps for tile widths ``tj``/``tk``; ``n`` (N) decides
+    whether the accumulator row of a 16-row block is lifted over j (Exo's
+    mapping: an N-row buffer) or, when N rows exceed the accumulator, stays
+    one 16 x TJ tile inside the j loop (Exo's own lift would not fit)."""
     s = []
     # -- tile_outer_loops: i by 16, j by TJ then 16 --------------------------
     s += [
@@ -69,8 +78,9 @@ def steps(tj: int = 64, tk: int = 64) -> list[dict]:
     s += [
         _s("autolift_alloc", "res : _", 2, "row", None, True),
         _s("autolift_alloc", "res : _", 1, "col", 16, True),
-        _s("autolift_alloc", "res : _", 1, "row", None, True),
     ]
+    if n <= ACC_ROWS:
+        s.append(_s("autolift_alloc", "res : _", 1, "row", None, True))
     # -- fission_outer_blocks: zero / compute / store phases -----------------
     s += [
         _s("autofission", _gap_after("res[_] = 0.0"), 3),
@@ -153,4 +163,4 @@ def schedule(workload: GemmWorkload) -> Schedule:
     if not isinstance(workload, GemmWorkload):
         raise WorkloadError(f"expected a GemmWorkload, got {type(workload).__name__}")
     tj, tk = tiles(workload)
-    return Schedule(steps(tj, tk))
+    return Schedule(steps(tj, tk, workload.N))
