@@ -29,6 +29,9 @@ looking at the loops the steps name:
   E' on the new one, ``q`` is kept when it divides E' (policy ``keep``) or
   scaled by E'/E (policy ``scale``), then snapped to the nearest divisor of E';
   a split by the whole extent (q = E) becomes a split by E';
+- ``cut_loop(loop, c)``: a cut before the last trip (c = E - 1) stays
+  before the last trip (E' - 1); other cuts are kept when they still fall
+  inside the loop (``keep``) or scaled by E'/E;
 - ``unroll_loop(loop)`` is dropped when the unrolled code on the new shape
   would exceed the straight-line cap of the offline agent (700 calls);
 - ``autolift_alloc(..., size=n)`` / ``divide_dim(..., q)`` numbers equal to
@@ -231,7 +234,7 @@ def _old_facts(record: Record, start: int) -> dict:
     facts = {}
     for i in range(start, len(record.schedule)):
         s = record.schedule.steps[i]
-        if s.op in ("divide_loop", "unroll_loop") and s.args:
+        if s.op in ("divide_loop", "unroll_loop", "cut_loop") and s.args:
             facts[i] = _loop_cursor(p, s.args[0])[1]
         try:
             p = _apply_step(p, s, i)
@@ -284,6 +287,20 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
                         s2 = Step(s.op, args, s.kwargs, s.menu)
                         notes.append(f"step {i} divide_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
                                      f"factor {q} -> {q2}")
+            elif s.op == "cut_loop" and facts.get(i) and len(s.args) > 1 and isinstance(s.args[1], int):
+                e_old, cut = facts[i], s.args[1]
+                _, e_new = _loop_cursor(p, s.args[0])
+                if e_new and e_new != e_old:
+                    if cut == e_old - 1:            # "all but the last trip" (a pipeline's epilogue)
+                        c2 = e_new - 1
+                    elif policy == "keep" and cut < e_new:
+                        c2 = cut
+                    else:
+                        c2 = max(1, min(e_new - 1, round(cut * e_new / e_old)))
+                    if c2 != cut:
+                        s2 = Step(s.op, [s.args[0], c2, *s.args[2:]], s.kwargs, s.menu)
+                        notes.append(f"step {i} cut_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
+                                     f"cut {cut} -> {c2}")
             elif s.op == "unroll_loop":
                 c, e_new = _loop_cursor(p, s.args[0])
                 e_old = facts.get(i)

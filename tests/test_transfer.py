@@ -107,3 +107,38 @@ def test_transfer_small_pair(source, tmp_path):
     m = evaluate(w, r.schedule)
     assert m.ok and m.cycles == r.cycles
     assert r.c_code and "gemm_128x64x64" in r.c_code
+
+
+def test_adapt_moves_a_pipeline_epilogue_cut_to_the_new_extent():
+    """A software-pipelined blocked schedule (B loads of k step s+1 before the
+    computes of step s) cuts the compute loop before its last ko step; adapted
+    from K = 256 (4 steps) to K = 128 (2 steps) the cut follows the extent and
+    the adapted schedule replays and runs bit-exact."""
+    import random
+
+    from autocomp_exo.agents import offline as O
+    from autocomp_exo.agents.base import Candidate
+    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+
+    src = GemmWorkload(128, 128, 256)
+    s = exo_unopt.schedule(src)
+    p = s.apply(src.proc)
+    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=src), 128, 128, 256)
+    for seed in range(300):
+        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
+        if params.get("prefetch") and params["factor"] == 4:
+            break
+    else:
+        pytest.fail("no prefetched blocked sample")
+    rec = _rec(128, 128, 256, steps=[dict(d, menu="pipeline") for d in steps])
+    dst = GemmWorkload(128, 128, 128)
+    out = adapt(rec, dst, policies=("keep",))
+    assert out
+    a = out[0]
+    cuts = [st.args[1] for st in a.schedule.steps if st.op == "cut_loop"]
+    assert cuts == [2, 1, 1], (cuts, a.notes)      # half the block, first load step, epilogue (2 - 1)
+    assert any("cut 3 -> 1" in n for n in a.notes)
+    m = evaluate(dst, a.schedule)
+    assert m.ok, m.error

@@ -11,7 +11,10 @@ calls, so they keep working after earlier moves renamed or split loops):
 ``resident_b``     all of B resident (loaded once), A strip per i tile loaded
                    once and double-buffered with the accumulator tile over ii
 ``blocked``        j outside the ii row tiles of an io block; the block's A
-                   strips resident, one B strip per (block, j) reused
+                   strips resident, one B strip per (block, j) reused; its
+                   endings interleave the strip's loads with the first tile's
+                   computes or software-pipeline them (loads of k step s+1
+                   issued before the computes of step s)
 ``hoist_load``     move an mvin out of the loops whose counters it does not
                    use (lift / autolift its buffer, fission, reorder_stmts,
                    remove_loop: the checked form of an ``if``-guarded load)
@@ -136,10 +139,10 @@ def _block_factors(c: "Ctx", ok) -> list[int]:
     return []
 
 
-def _split_prefix(c: "Ctx", rng, fs: list[int]) -> tuple[dict, list]:
+def _split_prefix(c: "Ctx", rng, fs: list[int], weights: Optional[list[float]] = None) -> tuple[dict, list]:
     if _unmodified_nest(c.facts) == "split":
         return {"factor": fs[0]}, []
-    d = rng.choice(fs)
+    d = rng.choices(fs, weights)[0] if weights else rng.choice(fs)
     return {"factor": d}, [_s("divide_loop", "i", d, ["io", "ii"], perfect=True)]
 
 
@@ -291,7 +294,11 @@ def _blocked_ok(c: Ctx) -> bool:
 
 def _blocked_sample(c: Ctx, rng):
     L, B = _pat(LDA), _pat(LDB)
-    params, pre = _split_prefix(c, rng, _block_factors(c, _blocked_fit(c)))
+    fs = _block_factors(c, _blocked_fit(c))
+    # blocks the pipelined ending can take and unroll whole are twice as likely
+    params, pre = _split_prefix(c, rng, fs, [2.0 if _prefetch_ok(c, f) and _prefetch_calls(c, f) <= RAW_UNROLL_CALLS
+                                             else 1.0 for f in fs])
+    pipelined = _prefetch_ok(c, params["factor"]) and rng.random() < 0.5
     s = pre + [
         _s("sink_alloc", "res"),
         _s("resize_dim", "res", 0, 1, "j"),
@@ -314,7 +321,7 @@ def _blocked_sample(c: Ctx, rng):
         _s("fission", _after(_up(L, 2))),
         _s("remove_loop", _up(L, 3)),
     ]
-    if params["factor"] % 2 == 0 and rng.random() < 0.3:
+    if not pipelined and params["factor"] % 2 == 0 and rng.random() < 0.3:
         # two accumulator tiles alternating over pairs of row tiles: once the
         # inner pair is unrolled, the accumulator operand is a constant and
         # only the A operand still carries a loop counter (cheaper addresses)
@@ -333,10 +340,9 @@ def _blocked_sample(c: Ctx, rng):
             _s("lift_alloc", "res", 2),
         ]
     bi = params["factor"]
-    r = rng.random()
-    if params["res"] == "per_tile" and _prefetch_ok(c, bi) and r < 0.5:
+    if pipelined:
         return params, s + _prefetched(c, rng, params, bi)
-    if params["res"] == "per_tile" and bi > 1 and r < 0.85:
+    if params["res"] == "per_tile" and bi > 1 and rng.random() < 0.7:
         return params, s + _interleaved(c, rng, params, bi)
     chain = [4, 4, max(1, c.K // 64)] + ([2, bi // 2] if params["res"] == "pair" else [bi])
     return params, s + _finish(c, rng, params, bi * c.K, 4 * c.K, chain)
@@ -375,6 +381,12 @@ def _prefetch_ok(c: Ctx, bi: int) -> bool:
     return bi >= 4 and bi % 2 == 0 and c.K // 64 >= 2
 
 
+def _prefetch_calls(c: Ctx, bi: int) -> int:
+    """Calls of the pipelined block once unrolled: computes, zero + store, B and A loads."""
+    eko = c.K // 64
+    return bi * (16 * eko + 8) + 4 * eko + bi * eko
+
+
 def _prefetched(c: Ctx, rng, params: dict, bi: int) -> list:
     """The blocked flow software-pipelined over the B strip: the first half
     of the block's row tiles is computed ko-step by ko-step (for ko: for k:
@@ -405,8 +417,7 @@ def _prefetched(c: Ctx, rng, params: dict, bi: int) -> list:
     # always spread: back-to-back computes of one B row from the same bank as
     # their A rows run at half speed (512^3: 1.08M cycles instead of 567k)
     s += _spread(rng, params, bi * c.K, 4 * c.K, p=1.0)
-    calls = bi * (16 * eko + 8) + 4 * eko + bi * eko   # computes, zero+store, B loads, A loads
-    rest_unrolled = calls <= RAW_UNROLL_CALLS
+    rest_unrolled = _prefetch_calls(c, bi) <= RAW_UNROLL_CALLS
     # loops by name, innermost first; the counts follow the nest built above:
     # j_in_o: zero/compute/compute-last/store of the first half, zero/compute/store of the rest;
     # ii: A loads, zero, compute, compute-last, store (+ the rest); k: first loads, fused loads,
@@ -764,7 +775,8 @@ MOVES: dict[str, Move] = {m.name: m for m in [
     Move("resident_b", "keep all of B resident in the scratchpad (loaded once); load each A strip once per "
          "row tile; double-buffer the A strip and the accumulator tile over ii", _resident_ok, _resident_sample, 6.0),
     Move("blocked", "put j outside the row tiles of an i block; keep the block's A strips resident; load "
-         "each B strip once per (block, j)", _blocked_ok, _blocked_sample, 6.0),
+         "each B strip once per (block, j), its loads interleaved with or issued a k step ahead of the "
+         "computes", _blocked_ok, _blocked_sample, 6.0),
     Move("hoist_load", "move an mvin out of the loops whose counters it does not use (load once, reuse)",
          _hoist_ok, _hoist_sample, 0.7),
     Move("double_buffer", "give a local buffer a dimension for the inner half of its loop so consecutive "
