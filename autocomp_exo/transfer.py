@@ -12,7 +12,10 @@ more library records of *similar* shapes, in three phases:
    time: a small beam search (`search.beam_search`, 2 iterations, beam 2)
    whose agent only gets that one option.
 3. **Full search** for the rest of the budget (`search.beam_search` with the
-   usual menu and dropout) from the best so far.
+   usual menu and dropout) from the best so far. When it runs out of
+   proposals with budget left (the agent has nothing new for a fully
+   unrolled schedule), the rest goes to a search from Exo's standard mapping
+   (phase ``fresh``).
 
 Similar shapes (`similarity`): the same signature apart from M, N, K, and
 either two of M, N, K equal, or the same aspect ratio (M:N:K proportional).
@@ -564,6 +567,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
 
         # ---- phase 3: the full search --------------------------------------------
         t3 = time.perf_counter()
+        start3 = best_sched
         left = budget - len(history)
         used3 = 0
         if left > 0:
@@ -574,6 +578,22 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
             if sr.best.ok and sr.best.cycles < best_cycles:
                 best_sched, best_cycles, best_m = sr.best.schedule, sr.best.cycles, sr.best.measurement
         phases["search"] = {"samples": used3, "best_cycles": best_cycles, "seconds": time.perf_counter() - t3}
+
+        # ---- the records' structure exhausted with budget left (the agent has
+        # nothing new for a fully unrolled schedule): the rest goes to a search
+        # from Exo's standard mapping, so reuse never leaves samples unspent
+        left = budget - len(history)
+        if left > 0 and start3.canonical() != exo_unopt.schedule(w).canonical():
+            t4 = time.perf_counter()
+            st = SearchSettings(beam=beam, plans=plans, impls=impls, dropout=dropout, budget=left, seed=seed,
+                                eval_seed=eval_seed)
+            sr = run_search(exo_unopt.schedule(w), agent, st, 4)
+            if sr.best.ok and sr.best.cycles < best_cycles:
+                best_sched, best_cycles, best_m = sr.best.schedule, sr.best.cycles, sr.best.measurement
+            phases["fresh"] = {"samples": sr.samples_used, "best_cycles": best_cycles,
+                               "seconds": time.perf_counter() - t4}
+            notes.append(f"the search from the records ran out of proposals with {left} samples left: "
+                         f"{sr.samples_used} went to a search from Exo's standard mapping")
     finally:
         if own_pool:
             pool.close()

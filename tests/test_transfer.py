@@ -142,3 +142,28 @@ def test_adapt_moves_a_pipeline_epilogue_cut_to_the_new_extent():
     assert any("cut 3 -> 1" in n for n in a.notes)
     m = evaluate(dst, a.schedule)
     assert m.ok, m.error
+
+
+def test_transfer_spends_what_the_records_structure_cannot_use(source):
+    """When the search from the adapted record runs out of proposals with
+    budget left, the rest goes to a search from Exo's standard mapping
+    (phase 'fresh'): its samples are counted, within the budget."""
+    from autocomp_exo.agents.offline import OfflineAgent
+    from autocomp_exo.baselines import exo_unopt
+
+    w = GemmWorkload(128, 64, 64)
+    start = exo_unopt.schedule(w).canonical()
+
+    class OnlyFromTheStart(OfflineAgent):
+        """Proposes only for Exo's standard mapping: nothing for the record's schedule."""
+
+        def plan(self, candidate, menu, n, rng):
+            return super().plan(candidate, menu, n, rng) if candidate.schedule.canonical() == start else []
+
+    r = transfer(source, w, budget=6, workers=0, beam=2, plans=1, impls=1, guided_budget=2,
+                 agent=OnlyFromTheStart())
+    assert r.phases["guided"]["samples"] == 0 and r.phases["search"]["samples"] == 0
+    assert r.phases["fresh"]["samples"] > 0
+    assert r.samples_used == r.phases["replay"]["samples"] + r.phases["fresh"]["samples"] <= 6
+    assert len(r.history) == r.samples_used
+    assert any("ran out of proposals" in n for n in r.notes)
