@@ -51,7 +51,7 @@ def _history_of_run(path: Path) -> list:
     """Cycles (None when failed) of a run's evaluated candidates in the order
     they finished: the baseline and refused proposals are not samples."""
     hist = []
-    for i, line in enumerate(path.read_text().splitlines()):
+    for line in path.read_text().splitlines():
         rec = json.loads(line)
         if rec.get("id") == 0 or str(rec.get("key", "")).startswith("rejected:"):
             continue
