@@ -35,6 +35,8 @@ looking at the loops the steps name:
 - ``cut_loop(loop, c)``: a cut before the last trip (c = E - 1) stays
   before the last trip (E' - 1); other cuts are kept when they still fall
   inside the loop (``keep``) or scaled by E'/E;
+- ``expand_dim(buf, n, 0)`` that pads a buffer to whole scratchpad banks
+  is recomputed from the buffer's size on the new shape;
 - ``unroll_loop(loop)`` is dropped when the unrolled code on the new shape
   would exceed the straight-line cap of the offline agent (700 calls);
 - ``autolift_alloc(..., size=n)`` / ``divide_dim(..., q)`` numbers equal to
@@ -212,6 +214,24 @@ def _over_capacity(p) -> str:
     return ""
 
 
+BANK_ROWS = 4096   # scratchpad rows per bank
+
+
+def _buffer_rows(p, name: Any) -> int:
+    """Local rows of the allocation ``name`` in proc ``p`` (0 when unknown)."""
+    from .agents.proctext import parse
+    from .proc_text import proc_text
+
+    if not isinstance(name, str):
+        return 0
+    try:
+        f = parse(proc_text(p))
+        al = f.alloc(name.split(":")[0].strip())
+        return f.rows(al) if al is not None else 0
+    except Exception:  # pragma: no cover - advisory
+        return 0
+
+
 def _unopt_prefix_len(record: Record) -> int:
     """Number of leading steps that are Exo's standard mapping of the record's shape (0 if not)."""
     from .baselines import exo_unopt
@@ -239,6 +259,8 @@ def _old_facts(record: Record, start: int) -> dict:
         s = record.schedule.steps[i]
         if s.op in ("divide_loop", "unroll_loop", "cut_loop") and s.args:
             facts[i] = _loop_cursor(p, s.args[0])[1]
+        elif s.op == "expand_dim" and s.args:
+            facts[i] = _buffer_rows(p, s.args[0])
         try:
             p = _apply_step(p, s, i)
         except ScheduleError:
@@ -304,6 +326,21 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
                         s2 = Step(s.op, [s.args[0], c2, *s.args[2:]], s.kwargs, s.menu)
                         notes.append(f"step {i} cut_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
                                      f"cut {cut} -> {c2}")
+            elif (s.op == "expand_dim" and facts.get(i) and len(s.args) > 2 and isinstance(s.args[1], int)
+                  and str(s.args[2]).strip() == "0" and facts[i] * s.args[1] % BANK_ROWS == 0):
+                # a bank pad (the buffer grown to whole scratchpad banks, only
+                # index 0 used): recomputed for the buffer's size on the new shape
+                rows = _buffer_rows(p, s.args[0])
+                if rows and rows != facts[i]:
+                    if rows >= BANK_ROWS:
+                        notes.append(f"step {i} expand_dim {s.args[0]!r}: {rows} rows already fill a bank, "
+                                     f"dropped")
+                        continue
+                    n2 = -(-BANK_ROWS // rows)
+                    if n2 != s.args[1]:
+                        s2 = Step(s.op, [s.args[0], n2, *s.args[2:]], s.kwargs, s.menu)
+                        notes.append(f"step {i} expand_dim {s.args[0]!r}: bank pad of {facts[i]} rows x "
+                                     f"{s.args[1]} -> {rows} rows x {n2}")
             elif s.op == "unroll_loop":
                 c, e_new = _loop_cursor(p, s.args[0])
                 e_old = facts.get(i)

@@ -140,6 +140,9 @@ def test_adapt_moves_a_pipeline_epilogue_cut_to_the_new_extent():
     cuts = [st.args[1] for st in a.schedule.steps if st.op == "cut_loop"]
     assert cuts == [2, 1, 1], (cuts, a.notes)      # half the block, first load step, epilogue (2 - 1)
     assert any("cut 3 -> 1" in n for n in a.notes)
+    # the A buffer's bank pad follows its size: 4 x 256 rows x 4 -> 4 x 128 rows x 8
+    pads = [st.args[1] for st in a.schedule.steps if st.op == "expand_dim"]
+    assert pads == [8], (pads, a.notes)
     m = evaluate(dst, a.schedule)
     assert m.ok, m.error
 
