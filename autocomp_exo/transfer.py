@@ -55,6 +55,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+from .agents.offline import ACC_ROWS, BANK_ROWS, SP_ROWS
 from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
 
 __all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "TransferResult",
@@ -193,7 +194,6 @@ def _loop_calls(cursor) -> int:
 #: steps that can make local buffers bigger (checked against the scratchpad / accumulator)
 _GROWS = ("autolift_alloc", "lift_alloc", "expand_dim", "resize_dim", "divide_loop", "stage_mem", "unroll_buffer",
           "reorder_loops", "fuse", "sink_alloc")
-SP_ROWS, ACC_ROWS = 16384, 1024
 
 
 def _over_capacity(p) -> str:
@@ -212,9 +212,6 @@ def _over_capacity(p) -> str:
     if sp > SP_ROWS:
         return f"scratchpad buffers need {sp} rows > {SP_ROWS}"
     return ""
-
-
-BANK_ROWS = 4096   # scratchpad rows per bank
 
 
 def _buffer_rows(p, name: Any) -> int:
@@ -532,13 +529,14 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
 
     try:
         # the baseline (Exo's standard mapping of the new shape; not a sample)
+        unopt = exo_unopt.schedule(w)
         if baseline_cycles is None:
-            r0 = pool.run([task(exo_unopt.schedule(w))])[0]
+            r0 = pool.run([task(unopt)])[0]
             m0 = Measurement.from_dict(r0["measurement"])
             if not m0.ok:
                 raise RuntimeError(f"the baseline failed: {m0.stage}: {m0.error}")
             baseline_cycles = m0.cycles
-        best_sched, best_cycles, best_m = exo_unopt.schedule(w), baseline_cycles, None
+        best_sched, best_cycles, best_m = unopt, baseline_cycles, None
 
         # ---- phase 1: adapted replay ------------------------------------------
         adapted_all: list = []
@@ -620,11 +618,11 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         # nothing new for a fully unrolled schedule): the rest goes to a search
         # from Exo's standard mapping, so reuse never leaves samples unspent
         left = budget - len(history)
-        if left > 0 and start3.canonical() != exo_unopt.schedule(w).canonical():
+        if left > 0 and start3.canonical() != unopt.canonical():
             t4 = time.perf_counter()
             st = SearchSettings(beam=beam, plans=plans, impls=impls, dropout=dropout, budget=left, seed=seed,
                                 eval_seed=eval_seed)
-            sr = run_search(exo_unopt.schedule(w), agent, st, 4)
+            sr = run_search(unopt, agent, st, 4)
             if sr.best.ok and sr.best.cycles < best_cycles:
                 best_sched, best_cycles, best_m = sr.best.schedule, sr.best.cycles, sr.best.measurement
             phases["fresh"] = {"samples": sr.samples_used, "best_cycles": best_cycles,

@@ -219,6 +219,18 @@ def _spread(rng, params: dict, a_rows: int, b_rows: int, p: float = 0.7) -> list
     return [_s("expand_dim", "a", n, "0")]
 
 
+def _levels_within(chain: list[int], calls: int) -> int:
+    """How many loops of ``chain`` (extents, innermost first) can be unrolled
+    around a body of ``calls`` calls within ``RAW_UNROLL_CALLS``."""
+    levels = 0
+    for e in chain:
+        if calls * e > RAW_UNROLL_CALLS:
+            break
+        calls *= e
+        levels += 1
+    return levels
+
+
 def _finish(c: Ctx, rng, params: dict, a_rows: int, b_rows: int, chain: list[int]) -> list:
     """The end of a structural flow, sampled: `_spread`, then either
     nothing, two unrolled levels + simplify, or
@@ -231,12 +243,7 @@ def _finish(c: Ctx, rng, params: dict, a_rows: int, b_rows: int, chain: list[int
     if r < 0.35 and chain[:2] == [4, 4]:
         return s + _zero_deep(params, chain)
     if r < 0.7:
-        levels, calls = 0, 1
-        for e in chain:
-            if calls * e > RAW_UNROLL_CALLS:
-                break
-            calls *= e
-            levels += 1
+        levels = _levels_within(chain, 1)
         if levels:
             # simplify while the code is short (normal index forms: fewer
             # scalar operations per address), not after the deep levels
@@ -271,12 +278,7 @@ def _zero_deep(params: dict, chain: list[int]) -> list:
         rest = f"{MM}(_) #12"                                                  # ko 1.. after 12 computes
         s += [_s("unroll_loop", _up(rest)) for _ in range(3)]
     s.append(_s("unroll_loop", _up(_pat(ST))))
-    calls, levels = 16 * eko + 4, 0
-    for e in chain[3:]:
-        if calls * e > RAW_UNROLL_CALLS:
-            break
-        calls *= e
-        levels += 1
+    levels = _levels_within(chain[3:], 16 * eko + 4)
     s += [_s("unroll_loop", _up(_pat(MM0))) for _ in range(levels)]
     params.update(zero_into_compute=True, unrolled=3 + levels, simplify=False)
     return s

@@ -20,6 +20,8 @@ instructions move at most 4 blocks of 16 columns at a time).
 """
 from __future__ import annotations
 
+from gemmini_isa.config import default as default_config
+
 from ..schedule import Schedule
 from ..workloads import GemmWorkload, WorkloadError, check_shape
 
@@ -57,9 +59,6 @@ def _mem(name):
     return {"mem": name}
 
 
-ACC_ROWS = 1024   # accumulator rows of the default Gemmini configuration
-
-
 def steps(tj: int = 64, tk: int = 64, n: int = 0) -> list[dict]:
     """The mapping's steps for tile widths ``tj``/``tk``; ``n`` (N) decides
     whether the accumulator row of a 16-row block is lifted over j (Exo's
@@ -79,7 +78,7 @@ def steps(tj: int = 64, tk: int = 64, n: int = 0) -> list[dict]:
         _s("autolift_alloc", "res : _", 2, "row", None, True),
         _s("autolift_alloc", "res : _", 1, "col", 16, True),
     ]
-    if n <= ACC_ROWS:
+    if n <= default_config().acc_rows:
         s.append(_s("autolift_alloc", "res : _", 1, "row", None, True))
     # -- fission_outer_blocks: zero / compute / store phases -----------------
     s += [
