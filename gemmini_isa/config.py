@@ -41,41 +41,60 @@ class GemminiConfig:
     rs_execute: int = _p(16, "Reservation-station entries for execute (preload, compute, config_ex).", "sourced")
     rs_store: int = _p(4, "Reservation-station entries for stores (mvout, config_st).", "sourced")
 
-    # ---- DMA ------------------------------------------------------------
-    dma_beat_bytes: int = _p(16, "Bytes the DMA moves per cycle (128-bit bus).", "sourced")
-    dma_max_request_bytes: int = _p(64, "Largest single memory request.", "sourced")
-    dma_max_inflight: int = _p(16, "Memory requests in flight each way.", "sourced")
-    dma_mvins_in_flight: int = _p(2, "mvin instructions the DMA works on at once.", "sourced")
-    dram_latency: int = _p(80, "Cycles from a DRAM request to its first data beat (40-150 seen).", "guessed")  # calibrate.py: no better value in range
+    # ---- command path (GEMMINI_RTL.md section 1) -----------------------
+    frontend_slack: int = _p(10, "Commands the five 2-entry queues between Rocket and the RS hold: the CPU "
+                             "stalls only when they are full.", "sourced")
+    frontend_latency: int = _p(5, "Cycles from a RoCC write-back to RS allocation (five queue stages).", "sourced")
+    rocc_replay_cycles: int = _p(5, "Cycles a RoCC instruction refused at write-back costs (pipeline flush and "
+                                 "refetch), once per blocked episode (RTL estimate).", "guessed")
+    rs_issue_latency: int = _p(1, "Cycles from RS allocation to the earliest issue.", "sourced")
+    ex_queue_latency: int = _p(2, "Cycles from RS issue to the execute controller (unroller queue, then the "
+                               "3-head queue).", "sourced")
+    ld_queue_latency: int = _p(1, "Cycles from RS issue to the load controller.", "sourced")
+    st_queue_latency: int = _p(1, "Cycles from RS issue to the store controller.", "sourced")
 
-    # ---- execute --------------------------------------------------------
-    exec_rows_per_cycle: int = _p(1, "Rows the array streams per cycle; a dim^3 block takes dim cycles.", "sourced")
-    exec_latency: int = _p(40, "Cycles from a compute's last A row to its results landing in the accumulator (GEMMINI.md: ~40 from the first row).", "guessed")  # calibrate.py: no better value in range
-    bank_conflict_factor: float = _p(2.0, "Slowdown when two operands are read from one scratchpad bank in the "
-                                     "same cycles (a compute's A and D; a preload's B while the previous "
-                                     "compute still streams its A). benchmarks/calibrate.py searched 1.5-2.0 "
-                                     "(above 2 the model is not monotone) and kept 2.0.", "calibrated")
-    config_ex_cycles: int = _p(4, "Cycles of a config_ex after the array drained.", "guessed")  # calibrate.py: no better value in range
-    preload_garbage_cycles: int = _p(1, "Cycles of a preload whose B is GARBAGE (keeps the weights, only sets C).", "guessed")  # calibrate.py: no better value in range
+    # ---- DMA and memory (sections 2, 4, 6) --------------------------------
+    dma_beat_bytes: int = _p(16, "Bytes per TileLink beat (128-bit port): one beat per cycle per transfer.", "sourced")
+    dma_max_request_bytes: int = _p(64, "Largest Get/Put (16, 32 or 64 bytes, aligned).", "sourced")
+    dma_read_ids: int = _p(16, "Read transaction IDs: Gets without their data back.", "sourced")
+    dma_write_ids: int = _p(16, "Write transaction IDs: Puts without their acknowledgement.", "sourced")
+    dma_mvins_in_flight: int = _p(2, "mvins the load controller tracks at once (DMACommandTracker).", "sourced")
+    mvin_request_latency: int = _p(5, "Cycles from a mvin's RS issue to its first Get on the port.", "sourced")
+    mvin_write_latency: int = _p(5, "Cycles from a row's last data beat to its scratchpad write.", "sourced")
+    mvin_release_cycles: int = _p(2, "Cycles from a mvin's last row write to its RS release.", "sourced")
+    mvin_scaled_row_cycles: int = _p(4, "Cycles per row through the mvin scaler (int8 with scale != 1.0).", "sourced")
+    zero_fill_latency: int = _p(3, "Pipeline cycles of a zero-fill mvin (one 16-column block per cycle).", "sourced")
+    mvout_read_latency: int = _p(2, "Cycles from a mvout's RS issue to its first accumulator read.", "sourced")
+    mvout_put_latency: int = _p(13, "Cycles from an accumulator read to its Put leaving (scaler 8 + queues).", "sourced")
+    mvout_buffer_rows: int = _p(8, "Rows that fit between the SRAM reads and the writer.", "sourced")
+    mem_read_latency: int = _p(80, "Cycles from a Get leaving Gemmini to its first data beat back (memory "
+                               "pipe, L2, crossings).", "calibrated")
+    mem_write_latency: int = _p(80, "Cycles from a Put's data to its AccessAck back (write round trip).", "calibrated")
+    mem_bytes_per_cycle: float = _p(16.0, "Bytes per cycle the memory side moves, read and write data together "
+                                    "(the 16-byte port caps it at 16).", "calibrated")
+    tlb_entries: int = _p(4, "Shared TLB entries (reader and writer), behind a last-page filter each.", "sourced")
+    tlb_miss_cycles: int = _p(0, "Cycles a TLB miss costs a request (a page walk; 0 for bare-metal runs).", "guessed")
 
-    # ---- store ----------------------------------------------------------
-    store_pipeline: int = _p(8, "Depth of the accumulator-read/scale pipeline feeding mvout.", "guessed")  # calibrate.py: no better value in range
-    store_rows_per_cycle: int = _p(1, "Accumulator rows read per cycle by mvout.", "sourced")
-    store_ack_latency: int = _p(20, "Cycles from an mvout's last write beat to its completion (write responses back); the next mvout need not wait for it.", "guessed")  # calibrate.py: no better value in range
-    config_unit_cycles: int = _p(1, "Cycles a config_ld / config_st occupies its unit.", "guessed")  # calibrate.py: no better value in range
+    # ---- execute (section 3) ---------------------------------------------
+    exec_min_rows: int = _p(4, "Fewest rows an execute operation feeds when no real-B preload takes part.", "sourced")
+    exec_result_latency: int = _p(35, "Cycles from a row's read request to its result at the accumulator "
+                                  "write port.", "sourced")
+    acc_commit_cycles: int = _p(2, "Cycles from the write port to the accumulator commit.", "sourced")
+    config_ex_cycles: int = _p(1, "Cycles of a config_ex after the array drained.", "sourced")
+    fence_tail_cycles: int = _p(2, "Cycles a fence costs after Gemmini went idle (RTL estimate 1-3).", "sourced")
+
+    # ---- LOOP_WS FSM (section 5) ---------------------------------------------
+    fsm_setup_commands: int = _p(6, "RoCC commands of one gemmini_loop_ws (BOUNDS, ADDRS_AB, ADDRS_DC, "
+                                 "STRIDES_AB, STRIDES_DC, LOOP_WS).", "sourced")
+    fsm_concurrent_loops: int = _p(2, "LOOP_WS runs not yet fully issued at once.", "sourced")
 
     # ---- CPU ------------------------------------------------------------
-    cpu_rocc_cycles: int = _p(2, "CPU cycles to issue one RoCC command (the operand arithmetic is counted as "
-                              "scalar ops). Fitted by benchmarks/calibrate.py to the published FireSim speedups "
-                              "of the four baselines on the six GEMMs (range 2-12; GEMMINI.md guessed 4-12, "
-                              "4 leaves exo-opt on 512^3 at -30%).", "calibrated")
+    cpu_rocc_cycles: int = _p(1, "CPU cycles of one accepted RoCC instruction (operand packing is scalar "
+                              "code, counted by the compiler's estimate).", "sourced")
     cpu_op_cycles: float = _p(1.6, "CPU cycles per scalar operation (loop control, address math, if): an "
                               "in-order Rocket CPI with load-use and branch stalls. Fitted by "
                               "benchmarks/calibrate.py with cpu_rocc_cycles (range 0.75-2.0; it sets the "
                               "software library at ~16% utilization).", "calibrated")
-    fence_round_trip: int = _p(40, "Cycles a fence costs after everything drained (memory round trip).", "guessed")  # calibrate.py: no better value in range
-    fsm_issue_cycles: int = _p(1, "Cycles between instructions the LOOP_WS FSM issues itself.", "sourced")
-    fsm_setup_cycles: int = _p(8, "CPU commands the FSM needs to be configured (gemmini_loop_ws is several RoCC words).", "sourced")
 
     # ---- derived --------------------------------------------------------
     @property

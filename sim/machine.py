@@ -16,6 +16,7 @@ import numpy as np
 from gemmini_isa import GARBAGE_ADDR, GemminiConfig
 
 from .allocator import RowAllocator
+from .timing import FLAG_ACCUMULATE, FLAG_RAW, FLAG_SCALED
 from .errors import (
     SimError, BudgetExceededError, DramAccessError, InstructionLimitError, LocalAddressError, RuntimeCError,
     UnsupportedError,
@@ -418,7 +419,8 @@ class Machine:
                 self.sp_touch.add((row, end))
                 self.dram_read += rows * cols
                 if self.tm is not None:
-                    self.tm.command("mvin", "load", (), ((0, row, end),), rows * cols, rows, cols, False)
+                    self.tm.command("mvin", "load", (), ((0, row, end),), rows * cols, rows, cols, False, False,
+                                    dram, stride, 0)
                 return 0
         self._mvin(dram, local, cols, rows, stride, scale, shrunk, bs, False)
         return 0
@@ -453,7 +455,7 @@ class Machine:
             if self.tm is not None:
                 self.tm.command("mvin_zero" if dram == 0 else "mvin_acc", "load", (),
                                 ((1, row, row + rows),), 0 if dram == 0 else rows * cols * itemsize,
-                                rows, cols, fsm)
+                                rows, cols, fsm, False, dram, stride, 0)
             return
         self._rows_cols("mvin", rows, cols, self.cfg.max_mvin_cols_sp)
         nblk = (cols + d - 1) // d
@@ -502,7 +504,8 @@ class Machine:
             self.sp_touch.add((a, b))
         if self.tm is not None:
             self.tm.command("mvin_zero" if src is None else "mvin", "load", (), writes,
-                            0 if src is None else rows * cols, rows, cols, fsm)
+                            0 if src is None else rows * cols, rows, cols, fsm, False, dram, stride,
+                            FLAG_SCALED if (src is not None and scale != 1.0) else 0)
 
     def mvout(self, ops: int, dram: int, local: int, cols: int, rows: int) -> int:
         self._count("mvout", ops)
@@ -561,7 +564,8 @@ class Machine:
             nbytes = rows * cols
         self.dram_written += nbytes
         if self.tm is not None:
-            self.tm.command("mvout", "store", reads, (), nbytes, rows, cols, fsm)
+            self.tm.command("mvout", "store", reads, (), nbytes, rows, cols, fsm, False, dram, stride,
+                            FLAG_RAW if (local >> 31 and (local >> 29) & 1) else 0)
 
     # ---- execute ---------------------------------------------------------
     def preload(self, ops: int, b: int, c: int, b_cols: int, b_rows: int, c_cols: int, c_rows: int) -> int:
@@ -596,7 +600,8 @@ class Machine:
                     writes = ((0, crow, crow + d),)
             self.out = (c, d, d)
             if self.tm is not None:
-                self.tm.command("preload", "execute", reads, writes, 0, d if reads else 0, d, False)
+                self.tm.command("preload", "execute", reads, writes, 0, d if reads else 0, d, False, False,
+                                0, 0, FLAG_ACCUMULATE if (c >> 31 and (c >> 30) & 1) else 0)
             return 0
         self._preload(b, c, b_cols, b_rows, c_cols, c_rows, False)
         return 0
@@ -649,7 +654,8 @@ class Machine:
                 writes = ((0, crow, crow + c_rows),)
         self.out = (c, c_cols, c_rows)
         if self.tm is not None:
-            self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm)
+            self.tm.command("preload", "execute", reads, writes, 0, b_rows if reads else 0, b_cols, fsm, False,
+                            0, 0, FLAG_ACCUMULATE if (c >> 31 and (c >> 30) & 1) else 0)
 
     def block_pair(self, ops: int, b: int, c: int, ops2: int, a: int, preloaded: int) -> int:
         """preload(B, C) + compute(A, no bias) of full dim x dim blocks: the
@@ -683,7 +689,8 @@ class Machine:
                         self.pend = 0
                     tm.cpu(ops)
                     tm.command("preload", "execute", () if b == GARBAGE_ADDR else ((0, w, w + d),),
-                               ((1, crow, crow + d),), 0, 0 if b == GARBAGE_ADDR else d, d, False)
+                               ((1, crow, crow + d),), 0, 0 if b == GARBAGE_ADDR else d, d, False, False,
+                               0, 0, FLAG_ACCUMULATE if c & 0x40000000 else 0)
                     tm.cpu(ops2)
                     tm.command("compute_preloaded" if preloaded else "compute_accumulated", "execute",
                                ((0, arow, arow + d),), (), 0, d, d, False, False)

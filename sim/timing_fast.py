@@ -68,7 +68,10 @@ _SRC = Path(__file__).with_name("timing_kernel.c")
 # at once trigger cyclic-GC passes (a 4096-record buffer made the GC cost more
 # than the whole model); a flush is one ctypes call (~1-2 us).
 _FLUSH_AT = 256
-_TK_VERSION = 2           # must match TK_VERSION in timing_kernel.c
+_TK_VERSION = 3           # must match TK_VERSION in timing_kernel.c
+#: whether timing_kernel.c implements the current sim/timing.py rules (while it
+#: does not, every model is the Python one)
+_PORTED = False
 _PURE_ENV = "AUTOCOMP_EXO_PURE_TIMING"
 
 # record tags / markers (timing_kernel.c)
@@ -269,9 +272,12 @@ def _params(cfg: GemminiConfig) -> tuple[Any, Any]:
 
 
 def _encode(items: list) -> array:
-    """The records of `items` (what FastTimingModel buffered) as int64 words
-    for tk_run: the Python-side encoder, used when the kernel has no Python
-    front end."""
+    """The records of `items` (buffered calls) as int64 words for tk_run: the
+    Python-side encoder, used when the kernel has no Python front end and by
+    :class:`TraceRecorder`. A command is ``TK_CMD, kind, fsm, flags,
+    dram_bytes, rows, cols, dram_addr, dram_stride, n_reads, n_writes`` then
+    ``space, start, end`` per range; ``cpu(cycles)`` is ``TK_CPUF`` and the
+    double's bits."""
     out = array("q")
     ext = out.extend
     for it in items:
@@ -279,24 +285,66 @@ def _encode(items: list) -> array:
             if len(it) == 1:
                 ext(((_TK_FENCE, _TK_FSM_BEGIN, _TK_FSM_END)[it[0] - 1],))
                 continue
-            op, unit, reads, writes, dram_bytes, rows, fsm, bank_conflict = it
+            op, unit, reads, writes, dram_bytes, rows, cols, fsm, flags, dram_addr, dram_stride = it
             kind = _KIND.get(op)
             if kind is None:
                 cls = _UNIT_CLASS.get(unit)
                 kind = 0 if cls is None else _OTHER_KIND[cls]
             reads = list(reads)
             writes = list(writes)
-            ext((_TK_CMD, kind, 1 if fsm else 0, 1 if bank_conflict else 0, dram_bytes, rows,
-                 len(reads), len(writes)))
+            ext((_TK_CMD, kind, 1 if fsm else 0, int(flags), int(dram_bytes), int(rows), int(cols),
+                 int(dram_addr), int(dram_stride), len(reads), len(writes)))
             for r in reads:
-                ext(tuple(r))
+                ext(tuple(int(x) for x in r))
             for w in writes:
-                ext(tuple(w))
-        elif isinstance(it, int):
-            ext((_TK_CPU, it))
+                ext(tuple(int(x) for x in w))
         else:
             ext((_TK_CPUF, struct.unpack("<q", struct.pack("<d", float(it)))[0]))
     return out
+
+
+_KIND_NAME = {v: k for k, v in _KIND.items() if k not in ("compute_accumulated", "mvin_acc")}
+_KIND_UNIT = {1: "execute", 2: "execute", 3: "execute", 4: "execute", 5: "load", 6: "load", 7: "load",
+              8: "store", 9: "store"}
+_KIND_NAME.update({4: "ex_other"})
+
+
+def replay_python(words: Any, tm: Any) -> Any:
+    """Feed int64 records (:func:`_encode`) to a model with the Python API."""
+    w = [int(x) for x in (words.tolist() if hasattr(words, "tolist") else words)]
+    i, n = 0, len(w)
+    while i < n:
+        tag = w[i]
+        if tag == _TK_CPUF:
+            tm.cpu(struct.unpack("<d", struct.pack("<q", w[i + 1]))[0])
+            i += 2
+        elif tag == _TK_CPU:
+            tm.cpu(w[i + 1])
+            i += 2
+        elif tag == _TK_FENCE:
+            tm.fence()
+            i += 1
+        elif tag == _TK_FSM_BEGIN:
+            tm.fsm_begin()
+            i += 1
+        elif tag == _TK_FSM_END:
+            tm.fsm_end()
+            i += 1
+        elif tag == _TK_CMD:
+            kind, fsm, flags, nb, rows, cols, addr, stride, nr, nw = w[i + 1:i + 11]
+            i += 11
+            reads = tuple(tuple(w[i + 3 * j:i + 3 * j + 3]) for j in range(nr))
+            i += 3 * nr
+            writes = tuple(tuple(w[i + 3 * j:i + 3 * j + 3]) for j in range(nw))
+            i += 3 * nw
+            if kind == 0:
+                tm.command("flush", "sync", (), (), 0, 0, 0, bool(fsm))
+            else:
+                tm.command(_KIND_NAME[kind], _KIND_UNIT[kind], reads, writes, nb, rows, cols, bool(fsm),
+                           False, addr, stride, flags)
+        else:
+            raise ValueError(f"bad trace record tag {tag} at word {i}")
+    return tm
 
 
 class FastTimingModel:
@@ -354,8 +402,9 @@ class FastTimingModel:
                     raise ValueError(tk_error(st).decode(errors="replace"))
 
         def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
-                    rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> None:
-            app((op, unit, reads, writes, dram_bytes, rows, fsm, bank_conflict))
+                    rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False,
+                    dram_addr: int = 0, dram_stride: int = 0, flags: int = 0) -> None:
+            app((op, unit, reads, writes, dram_bytes, rows, cols, fsm, flags, dram_addr, dram_stride))
             if ln(buf) >= limit:
                 flush()
 
@@ -420,8 +469,10 @@ class TraceRecorder:
         limit = 4096
 
         def command(op: str, unit: str, reads: Any = (), writes: Any = (), dram_bytes: int = 0,
-                    rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False) -> None:
-            app((op, unit, tuple(reads), tuple(writes), int(dram_bytes), int(rows), fsm, bank_conflict))
+                    rows: int = 0, cols: int = 0, fsm: bool = False, bank_conflict: bool = False,
+                    dram_addr: int = 0, dram_stride: int = 0, flags: int = 0) -> None:
+            app((op, unit, tuple(reads), tuple(writes), int(dram_bytes), int(rows), int(cols), fsm, int(flags),
+                 int(dram_addr), int(dram_stride)))
             if ln(buf) >= limit:
                 self._flush()
 
@@ -455,8 +506,15 @@ class TraceRecorder:
 
 def replay_trace(words: Any, config: GemminiConfig | None = None) -> TimingReport:
     """Time a recorded trace (:meth:`TraceRecorder.words`: an ``array('q')``,
-    a numpy int64 array or bytes) under `config` with the C kernel; the report
-    equals the one the live model gives for the same run."""
+    a numpy int64 array or bytes) under `config` with the C kernel (the Python
+    model when the kernel is unavailable); the report equals the one the live
+    model gives for the same run."""
+    try:
+        load_library()
+    except KernelUnavailable:
+        import numpy as np
+        arr = np.frombuffer(words, dtype=np.int64) if isinstance(words, (bytes, bytearray)) else words
+        return replay_python(arr, TimingModel(config)).report()
     fm = FastTimingModel(config, encode_in_python=True)
     if isinstance(words, array):
         ptr, n = words.buffer_info()
@@ -476,7 +534,7 @@ def make_timing_model(config: GemminiConfig | None = None) -> "FastTimingModel |
     """FastTimingModel when the C kernel builds and loads, else the Python
     TimingModel (with one warning per reason and process naming why).
     ``AUTOCOMP_EXO_PURE_TIMING=1`` forces the Python model."""
-    if os.environ.get(_PURE_ENV, "").strip() not in ("", "0"):
+    if os.environ.get(_PURE_ENV, "").strip() not in ("", "0") or not _PORTED:
         return TimingModel(config)
     try:
         return FastTimingModel(config)
