@@ -209,49 +209,134 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             run.append(rec)
         emit("rejected", stage=stage, reason=reason)
 
+    def by_request(recs: list[dict], n: int) -> list[list[dict]]:
+        """Rejections of a round by request index (records without one go to the first)."""
+        out: list[list[dict]] = [[] for _ in range(max(1, n))]
+        for r in recs:
+            q = r.get("request")
+            out[q if isinstance(q, int) and 0 <= q < n else 0].append(r)
+        return out
+
+    def propose_rounds(proposals: list, pending: set) -> None:
+        """The iteration's proposals from an agent that answers many requests at
+        once: every slot's rng, dropout menu and sample index are drawn first;
+        all B x N plan requests go out together, then all implement requests,
+        then the re-asks for duplicates as later rounds. Results are consumed in
+        slot order, so the trace does not depend on the order answers arrive."""
+        nonlocal next_id
+        slots = []
+        for bi, parent in enumerate(beam):
+            for pi in range(S.plans):
+                rng = derive_rng(S.seed, it, bi, pi, "plan")
+                menu = menu_dropout(MENU, S.dropout, rng)
+                slots.append((bi, pi, parent, menu, rng))
+        try:
+            plans = agent.plan_many([(parent, menu, 1, rng) for _bi, _pi, parent, menu, rng in slots])
+        except Exception as e:  # an agent bug is a lost round, not a lost search
+            plans = [[] for _ in slots]
+            for bi, pi, parent, _m, _r in slots[:1]:
+                reject(parent, None, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, "plan"))
+        for q, recs in enumerate(by_request(new_rejections(), len(slots))):
+            if q < len(slots):
+                bi, pi, parent, _m, _r = slots[q]
+                for n_rej, rej in enumerate(recs):
+                    reject(parent, None, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
+                           rej.get("steps"), (it, bi, pi, "plan", n_rej))
+        impl = []
+        for q, (bi, pi, parent, _menu, _rng) in enumerate(slots):
+            if plans[q]:
+                for ki in range(S.impls):
+                    impl.append((bi, pi, ki, parent, plans[q][0]))
+        got: list[tuple[int, Candidate, str]] = []
+        live = list(range(len(impl)))
+        for retry in range(3):
+            if not live:
+                break
+            reqs = [(impl[x][3], impl[x][4], 1, derive_rng(S.seed, it, impl[x][0], impl[x][1], impl[x][2], retry))
+                    for x in live]
+            try:
+                outs = agent.implement_many(reqs)
+            except Exception as e:  # an agent bug is a lost round, not a lost search
+                bi, pi, ki, parent, plan = impl[live[0]]
+                reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
+                break
+            rejs = by_request(new_rejections(), len(live))
+            nxt = []
+            for n, x in enumerate(live):
+                bi, pi, ki, parent, plan = impl[x]
+                for n_rej, rej in enumerate(rejs[n] if n < len(rejs) else []):
+                    reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
+                           rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
+                suffixes = outs[n] if n < len(outs) else []
+                if not suffixes:
+                    continue
+                try:
+                    sched = parent.schedule.extend(suffixes[0])
+                except Exception as e:
+                    reject(parent, plan, "schedule", str(e), suffixes[0], (it, bi, pi, ki, retry))
+                    continue
+                key = schedule_key(sched)
+                if key in seen or key in pending:
+                    nxt.append(x)   # identical schedule: evaluated once; ask for another sample
+                    continue
+                pending.add(key)
+                c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
+                next_id += 1
+                got.append((x, c, key))
+            live = nxt
+        got.sort(key=lambda t: t[0])   # slot order
+        proposals.extend((c, key) for _x, c, key in got)
+        have = {impl[x][0] for x, _c, _k in got}
+        for bi, parent in enumerate(beam):
+            if bi not in have:
+                exhausted.add(parent.id)
+
     emit("start")
     while samples < S.budget and (S.iterations is None or it < S.iterations):
         it += 1
         # ---- propose (deterministic) ------------------------------------------
         proposals: list[tuple[Candidate, str]] = []
         pending: set[str] = set()
-        for bi, parent in enumerate(beam):
-            n_before = len(proposals)
-            for pi in range(S.plans):
-                rng = derive_rng(S.seed, it, bi, pi, "plan")
-                menu = menu_dropout(MENU, S.dropout, rng)
-                plans = agent.plan(parent, menu, 1, rng)
-                if not plans:
-                    continue
-                plan = plans[0]
-                for ki in range(S.impls):
-                    for retry in range(3):
-                        r = derive_rng(S.seed, it, bi, pi, ki, retry)
-                        try:
-                            suffixes = agent.implement(parent, plan, 1, r)
-                        except Exception as e:  # an agent bug is a lost proposal, not a lost search
-                            suffixes = []
-                            reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
-                        for n_rej, rej in enumerate(new_rejections()):
-                            reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
-                                   rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
-                        if not suffixes:
+        if getattr(agent, "concurrent", False):
+            propose_rounds(proposals, pending)
+        else:
+            for bi, parent in enumerate(beam):
+                n_before = len(proposals)
+                for pi in range(S.plans):
+                    rng = derive_rng(S.seed, it, bi, pi, "plan")
+                    menu = menu_dropout(MENU, S.dropout, rng)
+                    plans = agent.plan(parent, menu, 1, rng)
+                    if not plans:
+                        continue
+                    plan = plans[0]
+                    for ki in range(S.impls):
+                        for retry in range(3):
+                            r = derive_rng(S.seed, it, bi, pi, ki, retry)
+                            try:
+                                suffixes = agent.implement(parent, plan, 1, r)
+                            except Exception as e:  # an agent bug is a lost proposal, not a lost search
+                                suffixes = []
+                                reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
+                            for n_rej, rej in enumerate(new_rejections()):
+                                reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
+                                       rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
+                            if not suffixes:
+                                break
+                            try:
+                                sched = parent.schedule.extend(suffixes[0])
+                            except Exception as e:
+                                reject(parent, plan, "schedule", str(e), suffixes[0], (it, bi, pi, ki, retry))
+                                break
+                            key = schedule_key(sched)
+                            if key in seen or key in pending:
+                                continue  # identical schedule: evaluated once; try another sample
+                            pending.add(key)
+                            c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
+                            next_id += 1
+                            proposals.append((c, key))
                             break
-                        try:
-                            sched = parent.schedule.extend(suffixes[0])
-                        except Exception as e:
-                            reject(parent, plan, "schedule", str(e), suffixes[0], (it, bi, pi, ki, retry))
-                            break
-                        key = schedule_key(sched)
-                        if key in seen or key in pending:
-                            continue  # identical schedule: evaluated once; try another sample
-                        pending.add(key)
-                        c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
-                        next_id += 1
-                        proposals.append((c, key))
-                        break
-            if len(proposals) == n_before:
-                exhausted.add(parent.id)
+                if len(proposals) == n_before:
+                    exhausted.add(parent.id)
         room = S.budget - samples
         proposals = proposals[:room]
         if not proposals:

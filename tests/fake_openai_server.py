@@ -10,8 +10,18 @@ request by a *script*:
 
 An action is a string (the assistant's text), or an `Action` with a status
 code (429, 500, ...), a delay in seconds (slow responses, timeouts), usage
-fields (or none), extra headers, or a raw body (malformed responses).
+fields (or none), extra headers, a finish reason ("length": a truncated
+answer), or a raw body (malformed responses).
 Every request is kept in ``server.requests`` (model, messages, seed, ...).
+
+Load and outages:
+
+- ``server.latency = 10.0``: every answer takes that long (a model's latency);
+- ``server.burst(seconds, status=429, headers=None, model=None)``: every
+  request in the next ``seconds`` gets that status (a rate-limit burst or an
+  outage), then the script resumes; ``server.refused`` counts them;
+- ``server.in_flight`` / ``server.max_in_flight``: requests being answered
+  now / at most at once (``max_in_flight_by[model]`` per model).
 """
 from __future__ import annotations
 
@@ -31,6 +41,7 @@ class Action:
     usage: Optional[dict] = field(default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 20})
     headers: dict = field(default_factory=dict)
     raw: Optional[bytes] = None       # send these bytes as the body instead of a completion
+    finish_reason: str = "stop"       # "length": the answer was cut at the token limit
 
 
 def text(t: str, **kw) -> Action:
@@ -52,6 +63,33 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.max_in_flight_by: dict[str, int] = {}
+        self._in_flight_by: dict[str, int] = {}
+        self._burst: Optional[tuple] = None     # (until, status, headers, model)
+        self.refused = 0
+
+    def burst(self, seconds: float, status: int = 429, headers: Optional[dict] = None,
+              model: Optional[str] = None) -> None:
+        """Refuse every request (of ``model``, or all) with ``status`` for ``seconds``."""
+        with self._lock:
+            self._burst = (time.monotonic() + seconds, status, dict(headers or {}), model)
+
+    def _bursting(self, req: dict) -> Optional[Action]:
+        with self._lock:
+            b = self._burst
+            if b is None:
+                return None
+            until, code, headers, model = b
+            if time.monotonic() >= until:
+                self._burst = None
+                return None
+            if model is not None and req.get("model") != model:
+                return None
+            self.refused += 1
+        return Action(f"scripted {code} burst", status=code, usage=None, headers=headers)
 
     # -- script -----------------------------------------------------------
     def queue(self, model: str, *actions: ActionLike) -> None:
@@ -66,6 +104,11 @@ class FakeOpenAIServer:
         with self._lock:
             self.requests.clear()
             self._queues.clear()
+            self.latency = 0.0
+            self.max_in_flight = 0
+            self.max_in_flight_by.clear()
+            self._burst = None
+            self.refused = 0
 
     def _next(self, req: dict) -> Action:
         with self._lock:
@@ -123,13 +166,31 @@ class FakeOpenAIServer:
                     self._send(400, b'{"error": {"message": "bad json"}}')
                     return
                 req["_auth"] = self.headers.get("Authorization")
+                model = req.get("model", "")
                 with outer._lock:
                     outer.requests.append(req)
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                    outer._in_flight_by[model] = outer._in_flight_by.get(model, 0) + 1
+                    outer.max_in_flight_by[model] = max(outer.max_in_flight_by.get(model, 0),
+                                                        outer._in_flight_by[model])
                 try:
-                    a = outer._next(req)
-                except Exception as e:  # a broken script is a 500 with the reason
-                    a = Action(status=500, usage=None)
-                    a.text = f"{type(e).__name__}: {e}"
+                    self._answer(req)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+                        outer._in_flight_by[model] -= 1
+
+            def _answer(self, req):
+                a = outer._bursting(req)
+                if a is None:
+                    try:
+                        a = outer._next(req)
+                    except Exception as e:  # a broken script is a 500 with the reason
+                        a = Action(status=500, usage=None)
+                        a.text = f"{type(e).__name__}: {e}"
+                if outer.latency and a.status == 200:
+                    time.sleep(outer.latency)
                 if a.delay:
                     time.sleep(a.delay)
                 if a.raw is not None:
@@ -144,7 +205,7 @@ class FakeOpenAIServer:
                     "id": f"chatcmpl-{len(outer.requests)}", "object": "chat.completion", "created": 0,
                     "model": req.get("model", ""),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text},
-                                 "finish_reason": "stop"}],
+                                 "finish_reason": a.finish_reason}],
                 }
                 if a.usage is not None:
                     out["usage"] = dict(a.usage, total_tokens=sum(a.usage.values()))

@@ -159,10 +159,14 @@ def test_prompts_are_generated_from_the_tables(base64):
                                  bottleneck=base64.bottleneck())
     u = msgs[-1]["content"]
     for ins in INSTRUCTIONS.values():
-        if ins.unit != "runtime":
+        if ins.unit not in ("runtime", "fsm"):
             assert f"- {ins.op} [{ins.unit}]" in u and ins.doc in u
+    # only what ops can produce (no LOOP_WS FSM), no internal calibration notes
+    assert "loop_ws" not in u and "fsm_" not in u
+    assert not re.search(r"Fitted|calibrat|benchmarks/|GEMMINI\.md", u)
     for sp in SPELLINGS:
-        if sp.dialect == "exo" and sp.op not in ("gemm_malloc", "gemm_free", "gemm_acc_malloc", "gemm_acc_free"):
+        if sp.dialect == "exo" and sp.op not in ("gemm_malloc", "gemm_free", "gemm_acc_malloc", "gemm_acc_free",
+                                                  "loop_ws"):
             assert sp.name in u
     cfg = default()
     assert f"{cfg.sp_rows} rows" in u and f"cpu_rocc_cycles = {cfg.cpu_rocc_cycles}" in u
@@ -177,8 +181,14 @@ def test_prompts_are_generated_from_the_tables(base64):
     for name, spec in OPS.items():
         if "*" in spec.unsafe:
             assert f"- {name}(" not in imp                           # unchecked ops are not offered
-        else:
+        elif name not in ("reorder_loops", "expand_dim"):
             assert spec.signature() in imp and json.dumps(spec.example) in imp
+    # the examples are valid as written: no % in an index, a loop pair of this proc
+    assert '"ko % 2"' not in imp and '{"op": "expand_dim", "args": ["a", 4, "ko"]}' in imp
+    pair = re.search(r'\{"op": "reorder_loops", "args": \["(\w+) (\w+)"\]\}', imp)
+    assert pair and f"for {pair.group(1)} in" in base64.proc_text and f"for {pair.group(2)} in" in base64.proc_text
+    # a short reasoning section is allowed; the plan hint names no option
+    assert "reason briefly first" in imp and "reason briefly first" in u and "e.g. " + menu[0].key not in u
     assert '{"steps": [{"op": "<op name>"' in imp and "GEMM_SCRATCH" in imp and "ld_i8_block_id1" in imp
 
 
@@ -306,10 +316,17 @@ def test_429_500_and_timeouts_are_retried_with_backoff(srv):
     srv.queue("m", status(429, headers={"Retry-After": "0.2"}), status(500), Action("late", delay=1.5), "fine")
     r = c.complete(0, [{"role": "user", "content": "x"}], phase="plan", sample=0)
     assert r.text == "fine" and srv.hits("m") == 4
-    assert sleeps[0] == pytest.approx(0.2) and sleeps[1:] == [0.02, 0.04]   # Retry-After, then exponential
+    # Retry-After, then exponential backoff with jitter (each delay in [50%, 100%] of 0.02, 0.04)
+    assert sleeps[0] == pytest.approx(0.2) and 0.01 <= sleeps[1] <= 0.02 and 0.02 <= sleeps[2] <= 0.04
     t = c.accounting.totals()["total"]
     assert (t["requests"], t["failures"], t["calls"]) == (4, 3, 1)
     assert c.alive == [0]
+    # the rate-limit reset headers are honoured too (the largest wait)
+    sleeps.clear()
+    srv.queue("m", status(429, headers={"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "20ms"}),
+              "fine")
+    assert c.complete(0, [{"role": "user", "content": "y"}], phase="plan", sample=0).text == "fine"
+    assert sleeps == [pytest.approx(1.0)]
 
 
 def test_requests_adapt_to_reasoning_model_parameters(srv):
@@ -329,14 +346,16 @@ def test_requests_adapt_to_reasoning_model_parameters(srv):
 
 def test_a_failing_model_is_dropped_and_the_others_go_on(srv, base64):
     srv.responder = lambda req: status(500) if req["model"] == "bad" else good_model(req)
-    a = make_agent(srv, models=("bad", "good"), attempts=2, drop_after=2)
+    # an outage longer than `outage` suspends a model; max_suspensions outages in a row drop it
+    a = make_agent(srv, models=("bad", "good"), attempts=2, outage=0.0, max_suspensions=1)
     plans = a.plan(base64, MENU, 4, random.Random(0))
     assert len(plans) == 4 and all(p.params["model"].endswith("::good") for p in plans)
     assert a.client.alive == [1] and "bad" in next(iter(a.client.dropped()))
     assert any("dropping model" in w and "going on with" in w for w in a.warnings)
-    assert srv.hits("bad") == 4          # 2 calls x 2 attempts, then never again
+    n_bad = srv.hits("bad")
+    assert 1 <= n_bad <= 2   # the requests sent to it at once (j = 0, 2); failing past the outage: dropped
     a.implement(base64, plans[0], 2, random.Random(1))
-    assert srv.hits("bad") == 4
+    assert srv.hits("bad") == n_bad      # never asked again
     # a wrong model name / key (404, 401) drops at once
     srv.responder = lambda req: status(404) if req["model"] == "typo" else good_model(req)
     b = make_agent(srv, models=("typo", "good"))
@@ -348,11 +367,11 @@ def test_search_stops_cleanly_when_no_model_is_left(srv, tmp_path):
     import autocomp_exo as ax
 
     srv.responder = lambda req: status(503)
-    agent = make_agent(srv, models=("x", "y"), attempts=1, drop_after=1, log_dir=str(tmp_path))
+    agent = make_agent(srv, models=("x", "y"), attempts=1, outage=0.0, max_suspensions=1, log_dir=str(tmp_path))
     r = ax.optimize(ax.GemmWorkload(64, 64, 64), agent=agent, budget=8, beam=2, plans=2, impls=1, seed=1,
                     workers=0, run_dir=str(tmp_path), progress=agent.observe)
     assert r.samples_used == 0 and r.cycles == r.baseline_cycles   # the baseline is kept
-    assert agent.exhausted and srv.hits() == 2
+    assert agent.exhausted and 2 <= srv.hits() <= 4   # the first round's requests (sent at once), then none
     assert any("no LLM model is left" in w for w in agent.warnings)
     assert json.loads((tmp_path / "llm_usage.json").read_text())["total"]["failures"] == 2
 

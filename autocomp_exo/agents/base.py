@@ -113,3 +113,18 @@ class Agent(abc.ABC):
     def implement(self, candidate: Candidate, plan: Plan, k: int,
                   rng: random.Random) -> list[list[dict]]:
         """Up to `k` schedule suffixes (lists of step dicts) realizing `plan`."""
+
+    # -- batched requests (additions: the search sends a whole round at once) ----
+    #: True for agents whose plan_many / implement_many answer many requests
+    #: concurrently (the LLM agent); the search then asks round by round
+    #: (all plans, then all implementations, then re-asks) instead of one
+    #: request at a time. The offline agent keeps the one-at-a-time loop.
+    concurrent = False
+
+    def plan_many(self, requests: Sequence[tuple]) -> list[list[Plan]]:
+        """`plan` for each ``(candidate, menu, n, rng)``, results in request order."""
+        return [self.plan(c, m, n, r) for c, m, n, r in requests]
+
+    def implement_many(self, requests: Sequence[tuple]) -> list[list[list[dict]]]:
+        """`implement` for each ``(candidate, plan, k, rng)``, results in request order."""
+        return [self.implement(c, p, k, r) for c, p, k, r in requests]

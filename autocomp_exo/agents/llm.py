@@ -43,6 +43,7 @@ import random
 import re
 import sys
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -109,40 +110,287 @@ def _steps_like(v: Any) -> bool:
                                                        and all(isinstance(x, dict) for x in v))
 
 
-def extract_json(text: str, limits: Limits) -> Any:
-    """The first JSON object (or list of objects) in ``text``, preferring code fences.
+_QUOTES = "\"'"
 
-    Tries successive ``{`` / ``[`` positions (at most 40), so prose such as
-    "[unroll]" before the JSON does not hide it."""
+
+def _balanced_end(s: str, start: int, limit: int = 200_000) -> Optional[int]:
+    """Index just past the bracket matching ``s[start]`` (quotes respected), or None."""
+    pairs = {"{": "}", "[": "]", "(": ")"}
+    stack = []
+    i, n = start, min(len(s), start + limit)
+    quote = None
+    while i < n:
+        ch = s[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in _QUOTES:
+            quote = ch
+        elif ch in pairs:
+            stack.append(pairs[ch])
+            if len(stack) > 400:
+                return None
+        elif ch in ")]}":
+            if not stack or stack.pop() != ch:
+                return None
+            if not stack:
+                return i + 1
+        i += 1
+    return None
+
+
+def _loosen(s: str) -> str:
+    """JSON as people write it -> JSON: // and # line comments, /* */ comments
+    and trailing commas removed (outside strings)."""
+    out = []
+    i, n = 0, len(s)
+    quote = None
+    while i < n:
+        ch = s[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(s[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+            i += 1
+            continue
+        if ch == '"':
+            quote = ch
+            out.append(ch)
+            i += 1
+            continue
+        if s.startswith("//", i) or ch == "#":
+            j = s.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if s.startswith("/*", i):
+            j = s.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        if ch == ",":
+            j = i + 1
+            while j < n and s[j] in " \t\r\n":
+                j += 1
+            if j < n and s[j] in "]}":
+                i += 1
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _from_python(v: Any, depth: int = 0) -> Any:
+    """A Python literal (from ast.literal_eval) -> a JSON value, or AnswerError."""
+    if depth > 40:
+        raise AnswerError("invalid answer: nested too deeply")
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise AnswerError(f"number {v!r} is not finite")
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_from_python(x, depth + 1) for x in v]
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise AnswerError(f"key {k!r} is not a string")
+            out[k] = _from_python(x, depth + 1)
+        return out
+    raise AnswerError(f"{type(v).__name__} values are not allowed (use JSON values)")
+
+
+def _literal(src: str) -> Any:
+    """``ast.literal_eval`` (never eval) of a Python literal, as JSON, or AnswerError."""
+    import ast
+
+    try:
+        v = ast.literal_eval(src)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise AnswerError(f"not a Python literal: {type(e).__name__}") from None
+    return _from_python(v)
+
+
+_CALL_LINE = re.compile(r"^\s*(?:[A-Za-z_]\w*\s*=\s*)?(?:[A-Za-z_]\w*\s*\.\s*)?([A-Za-z_]\w*)\s*\(")
+
+
+def _python_calls(chunk: str, notes: list) -> Optional[list]:
+    """Exo-Python calls (``p = divide_loop(p, 'i', 16, ['io', 'ii'], perfect=True)``)
+    -> step dicts, read with ``ast`` (arguments through literal_eval; nothing runs).
+    None when the chunk has no such calls."""
+    import ast
+    from ..schedule import CONFIGS, INSTRUCTIONS, MEMORIES, OPS
+
+    lines = [ln for ln in chunk.splitlines() if _CALL_LINE.match(ln)]
+    if not lines or not any(_CALL_LINE.match(ln).group(1) in OPS or _near_op(_CALL_LINE.match(ln).group(1))
+                            for ln in lines):
+        return None
+    # statements may span lines: parse the chunk from the first call line on, else line by line
+    stmts = []
+    try:
+        tree = ast.parse(chunk[chunk.index(lines[0]):])
+        stmts = list(tree.body)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        for ln in lines:
+            try:
+                stmts.extend(ast.parse(ln.strip()).body)
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                continue
+
+    def value(node, what):
+        if isinstance(node, ast.Name):
+            if node.id in MEMORIES:
+                return {"mem": node.id}
+            if node.id in CONFIGS:
+                return {"config": node.id}
+            if node.id in INSTRUCTIONS:
+                return {"instr": node.id}
+            raise AnswerError(f"{what}: the name {node.id} is not a value; write strings in quotes "
+                              "(loop and buffer names are strings, e.g. \"i\")")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return value(ast.Name(node.attr), what)     # gemmini.GEMM_SCRATCH
+        if isinstance(node, ast.Call):                   # p.find_loop("i"), p.find("x = _")
+            fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if fn in ("find_loop", "find", "find_alloc_or_arg") and len(node.args) == 1 and not node.keywords:
+                v = value(node.args[0], what)
+                if isinstance(v, str):
+                    return {"loop": v} if fn == "find_loop" else v
+            raise AnswerError(f"{what}: calls inside arguments are not allowed (write the pattern as a string)")
+        try:
+            return _from_python(ast.literal_eval(node))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise AnswerError(f"{what}: not a literal value (write JSON values)") from None
+
+    steps = []
+    for st in stmts:
+        call = st.value if isinstance(st, (ast.Expr, ast.Assign)) else None
+        if not isinstance(call, ast.Call):
+            continue
+        f = call.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+        if not isinstance(name, str):
+            continue
+        args = list(call.args)
+        if args and isinstance(args[0], ast.Name) and args[0].id not in MEMORIES and args[0].id not in CONFIGS \
+                and args[0].id not in INSTRUCTIONS:
+            args = args[1:]                              # the proc: divide_loop(p, ...)
+        step = {"op": name, "args": [value(x, f"{name} argument {i}") for i, x in enumerate(args)]}
+        kw = {}
+        for k in call.keywords:
+            if k.arg is None:
+                raise AnswerError(f"{name}: **kwargs are not allowed")
+            kw[k.arg] = value(k.value, f"{name} argument {k.arg}")
+        if kw:
+            step["kwargs"] = kw
+        steps.append(step)
+        if len(steps) > 400:
+            break
+    if not steps:
+        return None
+    notes.append("read Exo-Python calls as steps")
+    return steps
+
+
+def _values(chunk: str, dec, limits: Limits, errs: list, budget: list) -> list:
+    """Top-level JSON values of ``chunk`` (strict, then loosened, then Python literals), in order."""
+    out = []
+    i, n = 0, len(chunk)
+    while i < n:
+        m = re.compile(r"[\[{]").search(chunk, i)
+        if not m:
+            break
+        st = m.start()
+        budget[0] -= 1
+        if budget[0] < 0:
+            break
+        try:
+            v, end = dec.raw_decode(chunk, st)
+            out.append((v, None))
+            i = end
+            continue
+        except AnswerError:
+            raise
+        except RecursionError:
+            raise AnswerError("invalid JSON: nested too deeply") from None
+        except ValueError as e:
+            errs.append(f"invalid JSON: {e}")
+        end = _balanced_end(chunk, st)
+        if end is None:
+            i = st + 1
+            continue
+        sub = chunk[st:end]
+        got = None
+        try:
+            got = (dec.decode(_loosen(sub)), "removed comments / trailing commas")
+        except AnswerError:
+            raise
+        except RecursionError:
+            raise AnswerError("invalid JSON: nested too deeply") from None
+        except ValueError:
+            try:
+                got = (_literal(sub), "read a Python literal (quotes, True/False/None)")
+            except AnswerError:
+                got = None
+        if got is not None:
+            out.append(got)
+            i = end
+        else:
+            i = st + 1
+    return out
+
+
+def extract_answer(text: str, limits: Limits) -> tuple[Any, list]:
+    """The answer's JSON value and the repairs it needed: the last fenced block
+    that holds steps, else the last top-level steps value of the text (a short
+    reasoning section before it is fine). Repairs: comments and trailing commas,
+    Python literals (``ast.literal_eval``), Exo-Python calls (``ast``); nothing
+    is evaluated."""
     if len(text) > limits.max_chars:
         raise AnswerError(f"the answer is too long ({len(text)} characters, at most {limits.max_chars})")
     dec = json.JSONDecoder(parse_int=_int_hook(limits), parse_float=_float_hook, parse_constant=_const_hook)
-    chunks = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    first_err = None
-    other = None   # a JSON value that is not steps-shaped (reported only if nothing better)
-    tries = 0
-    for chunk in chunks:
-        starts = [i for i, ch in enumerate(chunk) if ch in "{["]
-        for st in starts:
-            tries += 1
-            if tries > 40:
-                break
-            try:
-                value, _end = dec.raw_decode(chunk, st)
-            except AnswerError:
-                raise
-            except RecursionError:
-                raise AnswerError("invalid JSON: nested too deeply") from None
-            except ValueError as e:  # json.JSONDecodeError, int conversion limits
-                first_err = first_err or f"invalid JSON: {e}"
-                continue
-            if _steps_like(value):
-                return value
-            if other is None and isinstance(value, (dict, list)):
-                other = value
-    if first_err is None and other is not None:
-        return other
-    raise AnswerError(first_err or "the answer contains no JSON object (expected {\"steps\": [...]})")
+    fences = [m.group(1) for m in _FENCE.finditer(text)]
+    chunks = list(reversed(fences)) + [text]
+    errs: list = []
+    budget = [200]
+    other = None
+    for ci, chunk in enumerate(chunks):
+        vals = _values(chunk, dec, limits, errs, budget)
+        notes = []
+        if ci < len(fences) and len(fences) > 1 and ci == 0:
+            pass
+        steps = [(v, how) for v, how in vals if _steps_like(v)]
+        if steps:
+            v, how = steps[-1]
+            if how:
+                notes.append(how)
+            if ci > 0 and ci < len(fences):
+                notes.append("took an earlier fenced block (the last one holds no steps)")
+            return v, notes
+        calls = _python_calls(chunk, notes)
+        if calls is not None:
+            return calls, notes
+        if other is None:
+            for v, how in reversed(vals):
+                if isinstance(v, (dict, list)):
+                    other = v
+                    break
+    if other is not None and not errs:
+        return other, []
+    if other is not None and isinstance(other, dict):
+        return other, []
+    raise AnswerError(errs[0] if errs else "the answer contains no JSON object (expected {\"steps\": [...]})")
+
+
+def extract_json(text: str, limits: Limits) -> Any:
+    """The answer's JSON value (see `extract_answer`)."""
+    return extract_answer(text, limits)[0]
 
 
 def screen(value: Any, limits: Limits, where: str = "answer", depth: int = 0) -> None:
@@ -179,21 +427,148 @@ def screen(value: Any, limits: Limits, where: str = "answer", depth: int = 0) ->
     raise AnswerError(f"{where}: {type(value).__name__} is not a JSON value")  # pragma: no cover
 
 
-def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_unsafe: bool = False) -> list[dict]:
+def _near_op(name: Any) -> Optional[str]:
+    """The whitelisted op closest to a misspelt one (None if nothing is close)."""
+    import difflib
+    from ..schedule import WHITELIST
+
+    if not isinstance(name, str) or not name or len(name) > 60:
+        return None
+    low = name.strip().lower()
+    for op in WHITELIST:
+        if low == op.lower():
+            return op
+    m = difflib.get_close_matches(low, list(WHITELIST), n=1, cutoff=0.75)
+    return m[0] if m else None
+
+
+_NUM = re.compile(r"^\s*-?\d{1,9}\s*$")
+_ALIASES = {"operation": "op", "primitive": "op", "name": "op", "function": "op", "arguments": "args",
+            "params": "args", "kw": "kwargs", "keyword_args": "kwargs", "options": "kwargs"}
+
+
+def _coerce(kind: str, v: Any, where: str, notes: list) -> Any:
+    """A value written in a near form -> the kind's form (numeric strings, comma strings, ...)."""
+    from ..schedule import CONFIGS, INSTRUCTIONS, MEMORIES
+
+    if isinstance(v, str):
+        t = v.strip()
+        if kind in ("pos_int", "nat", "int", "opt_pos_int") and _NUM.match(t):
+            notes.append(f"{where}: {v!r} -> {int(t)}")
+            return int(t)
+        if kind == "bool" and t.lower() in ("true", "false"):
+            notes.append(f"{where}: {v!r} -> {t.lower()}")
+            return t.lower() == "true"
+        if kind == "names2":
+            parts = [x for x in re.split(r"[\s,]+", t.strip("[]()")) if x]
+            if len(parts) == 2:
+                parts = [x.strip("'\"") for x in parts]
+                notes.append(f"{where}: {v!r} -> {parts}")
+                return parts
+        if kind == "int_list":
+            parts = [x for x in re.split(r"[\s,]+", t.strip("[]()")) if x]
+            if parts and all(_NUM.match(x) for x in parts):
+                notes.append(f"{where}: {v!r} -> list of integers")
+                return [int(x) for x in parts]
+        if kind == "new_exprs":
+            notes.append(f"{where}: {v!r} -> [{v!r}]")
+            return [v]
+        if kind == "mem" and t in MEMORIES:
+            notes.append(f"{where}: {v!r} -> {{\"mem\": {t!r}}}")
+            return {"mem": t}
+        if kind == "instr" and t in INSTRUCTIONS:
+            notes.append(f"{where}: {v!r} -> {{\"instr\": {t!r}}}")
+            return {"instr": t}
+        if kind == "config" and t in CONFIGS:
+            notes.append(f"{where}: {v!r} -> {{\"config\": {t!r}}}")
+            return {"config": t}
+    if kind == "names2" and isinstance(v, list) and len(v) == 1 and isinstance(v[0], str):
+        parts = [x for x in re.split(r"[\s,]+", v[0]) if x]
+        if len(parts) == 2:
+            notes.append(f"{where}: {v!r} -> {parts}")
+            return parts
+    if kind in ("pos_int", "nat", "int", "opt_pos_int") and isinstance(v, float) and v.is_integer():
+        notes.append(f"{where}: {v!r} -> {int(v)}")
+        return int(v)
+    return v
+
+
+def _repair_step(s: dict, i: int, notes: list) -> dict:
+    """A step object in a near form -> the canonical form: aliases of the keys,
+    named arguments (an ``args`` object or the parameters at the top level)
+    moved to ``kwargs``, values coerced to their parameter's kind."""
+    from ..schedule import OPS
+
+    d = dict(s)
+    for k, to in _ALIASES.items():
+        if k in d and to not in d and not (k == "name" and "op" in d):
+            d[to] = d.pop(k)
+            notes.append(f"step {i}: key {k!r} -> {to!r}")
+    op = d.get("op")
+    if isinstance(op, str) and op.strip() != op:
+        d["op"] = op = op.strip()
+    spec = OPS.get(op) if isinstance(op, str) else None
+    if spec is None:
+        return d
+    names = [p.name for p in spec.params]
+    args = d.get("args", [])
+    kwargs = d.get("kwargs", {})
+    if args is None:
+        args = []
+    if kwargs is None:
+        kwargs = {}
+    if isinstance(args, dict):                       # named arguments in "args"
+        kwargs = {**args, **(kwargs if isinstance(kwargs, dict) else {})}
+        args = []
+        notes.append(f"step {i}: named arguments moved to kwargs")
+    elif not isinstance(args, list) and len(names) >= 1:
+        args = [args]
+        notes.append(f"step {i}: a single argument -> [argument]")
+    flat = [k for k in d if k not in ("op", "args", "kwargs", "menu") and k in names]
+    if flat and isinstance(kwargs, dict):
+        kwargs = dict(kwargs)
+        for k in flat:
+            kwargs.setdefault(k, d.pop(k))
+        notes.append(f"step {i}: top-level parameters {flat} moved to kwargs")
+    if isinstance(args, list) and isinstance(kwargs, dict) and kwargs:
+        args, kwargs = list(args), dict(kwargs)
+        while len(args) < len(spec.params) and spec.params[len(args)].name in kwargs:
+            args.append(kwargs.pop(spec.params[len(args)].name))   # canonical: positional
+    if isinstance(args, list):
+        args = [_coerce(p.kind, v, f"step {i} {p.name}", notes) for p, v in zip(spec.params, args)] + \
+            args[len(spec.params):]
+    if isinstance(kwargs, dict):
+        kinds = {p.name: p.kind for p in spec.params}
+        kwargs = {k: (_coerce(kinds[k], v, f"step {i} {k}", notes) if k in kinds else v) for k, v in kwargs.items()}
+    d["args"], d["kwargs"] = args, kwargs
+    return d
+
+
+def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_unsafe: bool = False,
+                notes: Optional[list] = None) -> list[dict]:
     """An implement answer -> validated step dicts labelled with ``option``.
 
-    Raises AnswerError with the reason (invalid JSON, wrong shape, a value
-    screened out, a step the whitelist rejects, an unsafe step)."""
-    from ..schedule import Schedule, ScheduleError, Step
+    Near forms are repaired (see `extract_answer`, `_repair_step`) and the
+    repairs appended to ``notes``. Raises AnswerError with the reason
+    (invalid JSON, wrong shape, a value screened out, a step the whitelist
+    rejects, with the nearest op for a misspelt one, an unsafe step)."""
+    from ..schedule import Schedule, ScheduleError, Step, WHITELIST
 
     limits = limits or Limits()
+    notes = [] if notes is None else notes
     if not isinstance(text, str) or not text.strip():
         raise AnswerError("the answer is empty")
-    data = extract_json(text, limits)
+    data, how = extract_answer(text, limits)
+    notes.extend(how)
     if isinstance(data, dict):
         if "steps" not in data:
-            raise AnswerError(f'expected {{"steps": [...]}}, got an object with keys {sorted(data)[:8]}')
-        data = data.get("steps")
+            if "op" in data:
+                data = [data]
+                notes.append("a single step object -> a list of one step")
+            else:
+                raise AnswerError(f'expected {{"steps": [...]}}, got an object with keys {sorted(data)[:8]}')
+        else:
+            data = data.get("steps")
     if not isinstance(data, list):
         raise AnswerError(f'"steps" must be a list of step objects, got {type(data).__name__}')
     if not data:
@@ -205,9 +580,15 @@ def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_u
     for i, s in enumerate(data):
         if not isinstance(s, dict):
             raise AnswerError(f"step {i}: a step is an object {{\"op\": ..., \"args\": [...]}}, got {type(s).__name__}")
-        d = dict(s)
+        d = _repair_step(s, i, notes)
         d.pop("menu", None)  # the label is the plan's option, whatever the model wrote
         d["menu"] = option
+        op = d.get("op")
+        if isinstance(op, str) and op not in WHITELIST:
+            near = _near_op(op)
+            hint = f"; did you mean {near!r}?" if near else ""
+            raise AnswerError(f"step {i} ({op[:60]}): unknown op {op[:60]!r}{hint} "
+                              f"(allowed ops: {', '.join(WHITELIST)})")
         try:
             st = Step.from_dict(d)
         except ScheduleError as e:
@@ -222,16 +603,38 @@ def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_u
     return out
 
 
-_OPTION_LINE = re.compile(r"^[ \t*#>-]*option[ \t*]*[:=][ \t]*(.+?)[ \t]*$", re.I | re.M)
-_PLAN_LINE = re.compile(r"^[ \t*#>-]*plan[ \t*]*[:=][ \t]*", re.I | re.M)
+_OPTION_LINE = re.compile(r"^[ \t*#>_-]*(?:(?:chosen|selected|final|my|picked)[ \t]+)?(?:menu[ \t]+)?"
+                          r"(?:option|optimization|choice)[ \t*_]*[:=][ \t*_]*(.+?)[ \t]*$", re.I | re.M)
+_PLAN_LINE = re.compile(r"^[ \t*#>_-]*plan[ \t*_]*[:=][ \t*_]*", re.I | re.M)
 
 
 def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
 
 
+def _plan_json(text: str, limits: Limits) -> Optional[dict]:
+    """The last JSON object with an "option" in a plan answer (fenced or not)."""
+    dec = json.JSONDecoder(parse_int=_int_hook(limits), parse_float=_float_hook, parse_constant=_const_hook)
+    fences = [m.group(1) for m in _FENCE.finditer(text)]
+    for chunk in list(reversed(fences)) + [text]:
+        try:
+            vals = _values(chunk, dec, limits, [], [60])
+        except AnswerError:
+            continue
+        for v, _how in reversed(vals):
+            if isinstance(v, dict) and isinstance(v.get("option"), str):
+                return v
+    return None
+
+
 def parse_plan(text: str, menu: Sequence[MenuOption], limits: Optional[Limits] = None) -> tuple[str, str]:
-    """A plan answer -> (menu key, plan text). The option must be one of ``menu``."""
+    """A plan answer -> (menu key, plan text). The option must be one of ``menu``.
+
+    Accepted: ``OPTION: <key>`` / ``PLAN: ...`` lines (the last ones, so a
+    reasoning section may come first; markdown emphasis and "Chosen
+    optimization: **tiling**" too), a JSON object ``{"option": ..., "plan":
+    ...}`` (fenced or in prose), the option's key or title, or exactly one
+    ``[key]``."""
     limits = limits or Limits()
     if not isinstance(text, str) or not text.strip():
         raise AnswerError("the answer is empty")
@@ -244,27 +647,21 @@ def parse_plan(text: str, menu: Sequence[MenuOption], limits: Optional[Limits] =
         lookup[_norm(o.title)] = o.key
     raw = None
     body = text.strip()
-    stripped = body.strip("`").strip()
-    if stripped.lower().startswith("json"):
-        stripped = stripped[4:].strip()
-    if stripped.startswith("{"):
-        try:
-            obj = json.loads(stripped)
-            if isinstance(obj, dict) and isinstance(obj.get("option"), str):
-                raw = obj["option"]
-                body = str(obj.get("plan") or obj.get("text") or obj.get("description") or "")
-        except ValueError:
-            pass
+    obj = _plan_json(text, limits) if "{" in text else None
+    if obj is not None:
+        raw = obj["option"]
+        body = str(obj.get("plan") or obj.get("text") or obj.get("description") or "")
     if raw is None:
-        m = _OPTION_LINE.search(text)
-        if m:
+        ms = list(_OPTION_LINE.finditer(text))
+        if ms:
+            m = ms[-1]
             raw = m.group(1)
-            p = _PLAN_LINE.search(text)
-            body = text[p.end():].strip() if p else text[m.end():].strip()
+            ps = [p for p in _PLAN_LINE.finditer(text) if p.start() > m.start()]
+            body = text[ps[0].end():].strip() if ps else text[m.end():].strip()
     if raw is not None:
-        key_text = _norm(raw.strip().strip("[]`'\"").split("]")[0])
+        key_text = _norm(raw.strip().strip("*_[]`'\". ").split("]")[0])
         key = lookup.get(key_text)
-        if key is None:  # "unroll (unrolling)", "[unroll] unrolling"
+        if key is None:  # "unroll (unrolling)", "[unroll] unrolling", "tiling: split i"
             hits = {v for k, v in lookup.items() if re.search(rf"(^|_){re.escape(k)}($|_)", key_text)}
             key = hits.pop() if len(hits) == 1 else None
         if key is None:
@@ -309,26 +706,58 @@ class LLMAgent(Agent):
 
     name = "llm"
 
-    def __init__(self, models: str | Sequence[str | ModelSpec], *, cache_dir: Optional[str] = None,
+    concurrent = True   # the search sends a whole round of requests at once (plan_many, implement_many)
+
+    def __init__(self, models: str | Sequence[str | ModelSpec] = (), *, plan_models: Optional[Sequence] = None,
+                 code_models: Optional[Sequence] = None, cache_dir: Optional[str] = None,
                  log_dir: Optional[str] = None, prices: Optional[dict | Prices] = None,
                  retries: int = 1, check: str = "exo", allow_unsafe: bool = False,
                  temperature: float = 0.7, plan_temperature: Optional[float] = None,
                  max_tokens: int = 2048, top_p: Optional[float] = None, timeout: float = 120.0,
-                 attempts: int = 4, backoff: float = 1.0, backoff_max: float = 30.0, drop_after: int = 2,
-                 config: Any = None, iterations: Optional[int] = None, base_proc: Any = None,
-                 show_c: bool = True, c_lines: int = 80, limits: Optional[Limits] = None,
-                 return_failed: bool = True, send_seed: bool = True, parallel: int = 8,
-                 warn: Optional[Callable[[str], None]] = None, sleep: Optional[Callable[[float], None]] = None):
+                 attempts: Optional[int] = None, backoff: float = 1.0, backoff_max: float = 120.0,
+                 outage: float = 600.0, cooldown: float = 300.0, max_suspensions: int = 3,
+                 max_in_flight: int = 8, tokens_per_minute: Optional[int] = None,
+                 max_calls: Optional[int] = None, max_cost: Optional[float] = None,
+                 reasoning_tokens: int = 16384, config: Any = None, iterations: Optional[int] = None,
+                 base_proc: Any = None, show_c: bool = True, c_lines: int = 80, limits: Optional[Limits] = None,
+                 return_failed: bool = True, send_seed: bool = True, parallel: int = 128,
+                 shuffle_menu: bool = True, warn: Optional[Callable[[str], None]] = None,
+                 sleep: Optional[Callable[[float], None]] = None, jitter_seed: Optional[int] = None):
         if check not in ("schema", "exo", "evaluate"):
             raise ValueError(f"check must be 'schema', 'exo' or 'evaluate', got {check!r}")
         self.warn = warn or (lambda msg: print(f"autocomp-exo: warning: {msg}", file=sys.stderr, flush=True))
         self.accounting = Accounting(prices)
         self.cache = ResponseCache(os.path.expanduser(cache_dir)) if cache_dir else None
+
+        def as_list(ms):
+            if ms is None:
+                return []
+            return [ms] if isinstance(ms, (str, ModelSpec)) else list(ms)
+
+        both, plan_l, code_l = as_list(models), as_list(plan_models), as_list(code_models)
+        specs: list = []
+        for m in both + plan_l + code_l:
+            sp = m if isinstance(m, ModelSpec) else ModelSpec.parse(m)
+            if sp.name not in [x.name for x in specs]:
+                specs.append(sp)
+        if not specs:
+            raise LLMConfigError("no model given (models=..., plan_models=... and code_models=...)")
         kw = {} if sleep is None else {"sleep": sleep}
-        self.client = LLMClient(models if not isinstance(models, (str, ModelSpec)) else [models],
-                                timeout=timeout, attempts=attempts, backoff=backoff, backoff_max=backoff_max,
-                                drop_after=drop_after, cache=self.cache, accounting=self.accounting,
-                                warn=self.warn, send_seed=send_seed, **kw)
+        self.client = LLMClient(specs, timeout=timeout, attempts=attempts, backoff=backoff,
+                                backoff_max=backoff_max, outage=outage, cooldown=cooldown,
+                                max_suspensions=max_suspensions, max_in_flight=max_in_flight,
+                                tokens_per_minute=tokens_per_minute, max_calls=max_calls, max_cost=max_cost,
+                                reasoning_tokens=reasoning_tokens, cache=self.cache, accounting=self.accounting,
+                                warn=self.warn, send_seed=send_seed, jitter_seed=jitter_seed, **kw)
+        index = {sp.name: i for i, sp in enumerate(specs)}
+
+        def names(ms):
+            return [index[(m if isinstance(m, ModelSpec) else ModelSpec.parse(m)).name] for m in ms]
+
+        # models that plan / write code: each list dealt round robin (both lists: every model of `models`)
+        self.plan_pool = names(both + plan_l) or list(range(len(specs)))
+        self.code_pool = names(both + code_l) or list(range(len(specs)))
+        self.shuffle_menu = shuffle_menu
         self.models = [s.name for s in self.client.specs]
         self.name = "llm:" + "+".join(self.models)
         self.retries = max(0, int(retries))
@@ -346,6 +775,7 @@ class LLMAgent(Agent):
         self.limits = limits or Limits()
         self.return_failed = return_failed
         self.parallel = max(1, int(parallel))
+        self._batch = threading.local()
         self.log_dir: Optional[Path] = None
         self._plan_n = 0
         self._impl_n = 0
@@ -422,9 +852,12 @@ class LLMAgent(Agent):
 
     # -- logging -----------------------------------------------------------------
     def _log(self, rec: dict) -> None:
+        tag = getattr(self._batch, "tag", None)
+        if tag is not None:
+            rec = {**rec, "request": tag[0], "job": tag[1]}
         with self._lock:
             self.answers.append(rec)
-            if not rec.get("ok"):
+            if not rec.get("ok") and rec.get("counted", True):
                 self.rejections.append(rec)
             if self.log_dir is not None:
                 with open(self.log_dir / "llm_answers.jsonl", "a") as fh:
@@ -437,19 +870,45 @@ class LLMAgent(Agent):
                       "stops after its idle iterations, keeping everything found")
 
     # -- model choice -------------------------------------------------------------
-    def _order(self, j: int) -> list[int]:
-        """Models to try for request j: j mod M first, then the other live ones."""
-        n = len(self.client.states)
+    def _order(self, j: int, pool: Optional[list] = None) -> list[int]:
+        """Models to try for request j: pool[j mod len(pool)] first, then the rest of
+        the pool, then the other live models."""
+        pool = pool if pool else list(range(len(self.client.states)))
+        n = len(pool)
         alive = set(self.client.alive)
-        return [(j + d) % n for d in range(n) if (j + d) % n in alive]
+        first = [pool[(j + d) % n] for d in range(n)]
+        rest = [i for i in range(len(self.client.states)) if i not in first]
+        return [i for i in dict.fromkeys(first + rest) if i in alive]
 
-    def _ask(self, j: int, messages: list[dict], phase: str, sample: int, temperature: float):
-        """Ask model j mod M (failing over to the others); (reply, model index) or (None, None)."""
-        for i in self._order(j):
-            r = self.client.complete(i, messages, phase=phase, sample=sample, temperature=temperature,
-                                     max_tokens=self.max_tokens, top_p=self.top_p)
-            if r is not None:
-                return r, i
+    def _ask(self, j: int, messages: list[dict], phase: str, sample: int, temperature: float,
+             pool: Optional[list] = None, usable: Optional[Callable[[str], bool]] = None):
+        """Ask model pool[j mod len] (failing over to the others; waiting for a model
+        that is cooling down after an outage); (reply, model index) or (None, None).
+
+        An answer cut by the token limit that is not ``usable`` is asked again
+        with twice the limit (up to 4x)."""
+        waits = 0
+        while True:
+            for i in self._order(j, pool):
+                scale = 1
+                while True:
+                    r = self.client.complete(i, messages, phase=phase, sample=sample, temperature=temperature,
+                                             max_tokens=self.max_tokens, top_p=self.top_p, scale=scale)
+                    if r is None:
+                        break
+                    if r.finish_reason == "length" and scale < 4 and not (usable and usable(r.text)):
+                        self._log({"phase": phase, "model": r.model, "sample": sample, "ok": False,
+                                   "stage": "truncated", "cached": r.cached, "counted": False,
+                                   "reason": f"the answer was cut at the token limit (x{scale}); asked again "
+                                             f"with x{scale * 2}", "answer": _excerpt(r.text, 300)})
+                        scale *= 2
+                        continue
+                    return r, i
+            w = self.client.next_return()
+            if w is None or waits > self.client.max_suspensions:
+                break
+            waits += 1
+            time.sleep(min(w, self.client.cooldown) + 0.01)
         if not self.client.alive:
             self._none_left()
         return None, None
@@ -462,6 +921,26 @@ class LLMAgent(Agent):
 
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(jobs))) as ex:
             return list(ex.map(fn, jobs))
+
+    def _tagged(self, fn):
+        """fn(job) with the job's (request, index) set for the answer log."""
+        def run(job):
+            self._batch.tag = job["tag"]
+            try:
+                return fn(job)
+            finally:
+                self._batch.tag = None
+        return run
+
+    def _settle(self, n0_ans: int, n0_rej: int) -> None:
+        """Put the answers and rejections logged since (n0_ans, n0_rej) in request
+        order (threads finish in any order; the search reads them in order)."""
+        def k(r):
+            return (r.get("request", -1), r.get("job", -1), r.get("attempt", -1), 0 if r.get("stage") == "truncated" else 1)
+
+        with self._lock:
+            self.answers[n0_ans:] = sorted(self.answers[n0_ans:], key=k)
+            self.rejections[n0_rej:] = sorted(self.rejections[n0_rej:], key=k)
 
     # -- context of a candidate -----------------------------------------------------
     def _base(self, candidate: Candidate):
@@ -531,18 +1010,36 @@ class LLMAgent(Agent):
 
     # -- Agent: plan ------------------------------------------------------------------
     def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int, rng: random.Random) -> list[Plan]:
-        try:
-            return self._plan(candidate, list(menu), n, rng)
-        except Exception as e:  # noqa: BLE001 - an agent bug is a lost proposal, not a lost search
-            self.warn(f"LLM agent: planning failed: {type(e).__name__}: {e}")
-            return []
+        return self.plan_many([(candidate, menu, n, rng)])[0]
 
-    def _plan(self, candidate: Candidate, menu: list[MenuOption], n: int, rng: random.Random) -> list[Plan]:
+    def plan_many(self, requests: Sequence[tuple]) -> list[list[Plan]]:
+        """Plans for many (candidate, menu, n, rng) requests at once (all sent
+        concurrently; results in request order, rejections logged in request order)."""
+        with self._lock:
+            n0 = (len(self.answers), len(self.rejections))
+        jobs = []
+        for q, (candidate, menu, n, rng) in enumerate(requests):
+            try:
+                jobs.extend(self._plan_jobs(q, candidate, list(menu), n, rng))
+            except Exception as e:  # noqa: BLE001 - an agent bug is a lost proposal, not a lost search
+                self.warn(f"LLM agent: planning failed: {type(e).__name__}: {e}")
+        got = self._map(self._tagged(self._plan_job), jobs)
+        out: list[list[Plan]] = [[] for _ in requests]
+        for job, p in zip(jobs, got):
+            if p is not None:
+                out[job["tag"][0]].append(p)
+        self._settle(*n0)
+        return out
+
+    def _plan_jobs(self, q: int, candidate: Candidate, menu: list[MenuOption], n: int, rng: random.Random) -> list:
         if not menu or n <= 0:
             return []
-        if not self.client.alive:
+        if not self.client.alive and self.client.next_return() is None:
             self._none_left()
             return []
+        if self.shuffle_menu:
+            menu = list(menu)
+            rng.shuffle(menu)
         proc_text, c_src = self._context(candidate)
         wname = getattr(candidate.workload, "name", None)
         msgs = prompts.plan_messages(
@@ -553,14 +1050,28 @@ class LLMAgent(Agent):
         with self._lock:
             j0 = self._plan_n
             self._plan_n += n
-        jobs = [(j0 + t, rng.getrandbits(32)) for t in range(n)]
-        got = self._map(lambda js: self._one_plan(candidate, menu, msgs, js[0], js[1]), jobs)
-        return [p for p in got if p is not None]
+        return [{"tag": (q, t), "candidate": candidate, "menu": menu, "msgs": msgs, "j": j0 + t,
+                 "sample": rng.getrandbits(32)} for t in range(n)]
+
+    def _plan_job(self, job: dict) -> Optional[Plan]:
+        try:
+            return self._one_plan(job["candidate"], job["menu"], job["msgs"], job["j"], job["sample"])
+        except Exception as e:  # noqa: BLE001
+            self.warn(f"LLM agent: planning failed: {type(e).__name__}: {e}")
+            return None
 
     def _one_plan(self, candidate, menu, msgs, j, sample) -> Optional[Plan]:
         phase = "plan"
+
+        def usable(t):
+            try:
+                parse_plan(t, menu, self.limits)
+                return True
+            except AnswerError:
+                return False
+
         for attempt in range(self.retries + 1):
-            reply, mi = self._ask(j, msgs, phase, sample, self.plan_temperature)
+            reply, mi = self._ask(j, msgs, phase, sample, self.plan_temperature, self.plan_pool, usable)
             if reply is None:
                 return None
             rec = {"phase": phase, "model": reply.model, "parent": candidate.id, "sample": sample,
@@ -569,7 +1080,8 @@ class LLMAgent(Agent):
                 key, text = parse_plan(reply.text, menu, self.limits)
             except AnswerError as e:
                 self._log({**rec, "ok": False, "stage": "parse", "reason": str(e), "answer": _excerpt(reply.text)})
-                msgs = prompts.fix_messages(msgs, reply.text, f"{e}\nAnswer again with 'OPTION: <key>' and 'PLAN: ...'.")
+                msgs = prompts.fix_messages(msgs, reply.text, str(e), kind="plan",
+                                            options=[o.key for o in menu])
                 phase = "fix"
                 continue
             self._log({**rec, "ok": True, "option": key, "plan": _excerpt(text, 600)})
@@ -578,16 +1090,31 @@ class LLMAgent(Agent):
 
     # -- Agent: implement ---------------------------------------------------------------
     def implement(self, candidate: Candidate, plan: Plan, k: int, rng: random.Random) -> list[list[dict]]:
-        try:
-            return self._implement(candidate, plan, k, rng)
-        except Exception as e:  # noqa: BLE001
-            self.warn(f"LLM agent: implementing failed: {type(e).__name__}: {e}")
-            return []
+        return self.implement_many([(candidate, plan, k, rng)])[0]
 
-    def _implement(self, candidate: Candidate, plan: Plan, k: int, rng: random.Random) -> list[list[dict]]:
+    def implement_many(self, requests: Sequence[tuple]) -> list[list[list[dict]]]:
+        """Implementations for many (candidate, plan, k, rng) requests at once
+        (concurrently; results and logged rejections in request order)."""
+        with self._lock:
+            n0 = (len(self.answers), len(self.rejections))
+        jobs = []
+        for q, (candidate, plan, k, rng) in enumerate(requests):
+            try:
+                jobs.extend(self._impl_jobs(q, candidate, plan, k, rng))
+            except Exception as e:  # noqa: BLE001
+                self.warn(f"LLM agent: implementing failed: {type(e).__name__}: {e}")
+        got = self._map(self._tagged(self._impl_job), jobs)
+        out: list[list[list[dict]]] = [[] for _ in requests]
+        for job, steps in zip(jobs, got):
+            if steps:
+                out[job["tag"][0]].append(steps)
+        self._settle(*n0)
+        return out
+
+    def _impl_jobs(self, q: int, candidate: Candidate, plan: Plan, k: int, rng: random.Random) -> list:
         if k <= 0:
             return []
-        if not self.client.alive:
+        if not self.client.alive and self.client.next_return() is None:
             self._none_left()
             return []
         from ..menu import option as menu_option
@@ -604,26 +1131,43 @@ class LLMAgent(Agent):
         with self._lock:
             j0 = self._impl_n
             self._impl_n += k
-        jobs = [(j0 + t, rng.getrandbits(32)) for t in range(k)]
-        got = self._map(lambda js: self._one_impl(candidate, plan, base_msgs, js[0], js[1]), jobs)
-        return [s for s in got if s]
+        return [{"tag": (q, t), "candidate": candidate, "plan": plan, "msgs": base_msgs, "j": j0 + t,
+                 "sample": rng.getrandbits(32)} for t in range(k)]
+
+    def _impl_job(self, job: dict) -> Optional[list[dict]]:
+        try:
+            return self._one_impl(job["candidate"], job["plan"], job["msgs"], job["j"], job["sample"])
+        except Exception as e:  # noqa: BLE001
+            self.warn(f"LLM agent: implementing failed: {type(e).__name__}: {e}")
+            return None
 
     def _one_impl(self, candidate, plan, msgs, j, sample) -> Optional[list[dict]]:
         phase = "implement"
         last_failed: Optional[list[dict]] = None
+
+        def usable(t):
+            try:
+                parse_steps(t, plan.option, self.limits, self.allow_unsafe)
+                return True
+            except AnswerError:
+                return False
+
         for attempt in range(self.retries + 1):
-            reply, _mi = self._ask(j, msgs, phase, sample, self.temperature)
+            reply, _mi = self._ask(j, msgs, phase, sample, self.temperature, self.code_pool, usable)
             if reply is None:
                 return last_failed if self.return_failed else None
             rec = {"phase": phase, "model": reply.model, "parent": candidate.id, "option": plan.option,
                    "sample": sample, "attempt": attempt, "cached": reply.cached}
             steps = None
+            notes: list = []
             try:
-                steps = parse_steps(reply.text, plan.option, self.limits, self.allow_unsafe)
+                steps = parse_steps(reply.text, plan.option, self.limits, self.allow_unsafe, notes=notes)
                 stage = self.check
                 err = self._check_steps(candidate, steps)
             except AnswerError as e:
                 stage, err = "parse", str(e)
+            if notes:
+                rec["repairs"] = notes[:20]
             if err is None:
                 self._log({**rec, "ok": True, "steps": steps})
                 return steps
@@ -631,7 +1175,7 @@ class LLMAgent(Agent):
                        **({"steps": steps} if steps else {})})
             if steps and stage != "parse":
                 last_failed = steps
-            msgs = prompts.fix_messages(msgs, reply.text, err)
+            msgs = prompts.fix_messages(msgs, reply.text, err, kind="implement")
             phase = "fix"
         return last_failed if self.return_failed else None
 
@@ -641,6 +1185,28 @@ class LLMAgent(Agent):
             return None
         with self._exo_lock:
             return self._check_locked(candidate, steps)
+
+    def _after(self, candidate: Candidate, base: Any, steps: list[dict], idx: Optional[int]) -> str:
+        """For a retry message: the proc after the steps that applied (steps
+        0..idx-1) and its loop and buffer names."""
+        from .proctext import parse
+
+        try:
+            if idx:
+                p = candidate.schedule.extend(steps[:idx]).apply(base)
+                text = proc_text(p)
+                head = f"\n\nSteps 0..{idx - 1} applied; the proc after them (step {idx} must apply to this):\n"
+            else:
+                text = candidate.proc_text or proc_text(self._applied(candidate))
+                head = "\n\nNo step applied; the proc is still:\n"
+            f = parse(text)
+            loops = list(dict.fromkeys(f"{n.name}" + (f" ({n.extent})" if n.extent else "")
+                                       for n in f.nodes if n.kind == "for"))
+            bufs = list(dict.fromkeys(f"{n.name} @ {n.mem}" for n in f.nodes if n.kind == "alloc"))
+            return (head + _excerpt(text, 6000) + "\nLoops (extent): " + (", ".join(loops) or "none")
+                    + "\nBuffers: " + (", ".join(bufs) or "none"))
+        except Exception:  # noqa: BLE001 - the message is a help, not a requirement
+            return ""
 
     def _check_locked(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
         from ..schedule import ScheduleError
@@ -659,7 +1225,8 @@ class LLMAgent(Agent):
         except ScheduleError as e:
             idx = None if e.index is None else e.index - n0
             where = f"step {idx}" if idx is not None else "a step"
-            return f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
+            msg = f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
+            return msg + self._after(candidate, base, steps, idx)
         except Exception as e:  # noqa: BLE001
             return f"Exo failed: {type(e).__name__}: {_excerpt(str(e), 1200)}"
         if self.check == "exo":

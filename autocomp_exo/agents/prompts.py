@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 __all__ = [
     "SYSTEM", "PLAN_MARK", "IMPLEMENT_MARK", "FIX_MARK", "isa_summary", "exo_instructions_in_c",
     "brief_c", "hardware_feedback", "phase_text", "op_reference", "names_reference",
-    "plan_messages", "implement_messages", "fix_messages", "STEP_FORMAT", "allowed_ops",
+    "plan_messages", "implement_messages", "fix_messages", "STEP_FORMAT", "PLAN_FORMAT", "allowed_ops",
 ]
 
 # Markers that let tools (and the tests' scripted server) tell the prompts apart.
@@ -63,7 +63,7 @@ def isa_summary(config: Any = None) -> str:
         if s.dialect == "exo":
             by_op.setdefault(s.op, []).append(s.name)
     for ins in INSTRUCTIONS.values():
-        if ins.unit == "runtime":
+        if ins.unit in _NOT_PRODUCED:   # runtime calls, the LOOP_WS FSM: no scheduling op produces them
             continue
         params = ", ".join(p.name for p in ins.params)
         names = ", ".join(dict.fromkeys(by_op.get(ins.op, [])))
@@ -72,10 +72,31 @@ def isa_summary(config: Any = None) -> str:
             for p in ins.params:
                 lines.append(f"    {p.name}: {p.doc}")
     lines.append("")
-    lines.append("Hardware parameters (name = value: meaning) [source]:")
-    for name, _default, source, doc in GemminiConfig.describe():
-        lines.append(f"- {name} = {getattr(cfg, name)}: {doc} [{source}]")
+    lines.append("Hardware parameters (name = value: meaning):")
+    for name, _default, _source, doc in GemminiConfig.describe():
+        if name.startswith(_NOT_PRODUCED_PARAMS):
+            continue
+        lines.append(f"- {name} = {getattr(cfg, name)}: {_public(doc)}")
     return "\n".join(lines)
+
+
+_NOT_PRODUCED = ("runtime", "fsm")
+_NOT_PRODUCED_PARAMS = ("fsm_",)
+_INTERNAL = re.compile(r"(fitted|calibrat|benchmarks/|GEMMINI(_RTL)?\.md|measured against|see tests?/)", re.I)
+
+
+def _public(doc: str) -> str:
+    """A parameter's doc without the project's internal notes (calibration, sources):
+    parentheticals that cite them are dropped, and everything from the first
+    sentence that does."""
+    out = re.sub(r"\s*\((?:[^()]|\([^()]*\))*\)", lambda m: "" if _INTERNAL.search(m.group(0)) else m.group(0),
+                 doc.strip())
+    keep = []
+    for sent in re.split(r"(?<=\.)\s+(?=[A-Z])", out):
+        if _INTERNAL.search(sent):
+            break
+        keep.append(sent)
+    return " ".join(keep).strip() or out.split(".")[0]
 
 
 _RELYING = re.compile(r'/\* relying on the following instruction\.\.\."\s*\n(.*?)\*/', re.S)
@@ -186,11 +207,47 @@ def _encoding_doc() -> str:
     return text.replace("``", "`")
 
 
-def op_reference(ops: Optional[Sequence[str]] = None) -> str:
-    """Every whitelisted op with its signature, doc and example; the argument kinds."""
-    from ..schedule import describe_ops
+def _nested_pair(proc_text: Optional[str]) -> Optional[str]:
+    """'outer inner' of two directly nested loops of the proc (for the reorder example)."""
+    if not proc_text:
+        return None
+    try:
+        from .proctext import parse
 
-    return describe_ops(ops)
+        f = parse(proc_text)
+    except Exception:  # noqa: BLE001
+        return None
+    for n in f.nodes:
+        if n.kind == "for" and len(n.body) == 1 and n.body[0].kind == "for":
+            return f"{n.name} {n.body[0].name}"
+    return None
+
+
+def op_reference(ops: Optional[Sequence[str]] = None, proc_text: Optional[str] = None) -> str:
+    """Every whitelisted op with its signature, doc and an example that is valid
+    as written (names from the current proc where one is needed); the argument kinds."""
+    import json as _json
+    from ..schedule import KINDS, OPS, WHITELIST
+
+    examples = {
+        # the table's "ko % 2" breaks the rule against % in indices; "ii j" is not a pair of every proc
+        "expand_dim": {"op": "expand_dim", "args": ["a", 4, "ko"]},
+    }
+    pair = _nested_pair(proc_text)
+    if pair:
+        examples["reorder_loops"] = {"op": "reorder_loops", "args": [pair]}
+    lines = []
+    names = list(ops or WHITELIST)
+    for name in names:
+        sp = OPS[name]
+        unsafe = f"  (unsafe flags: {', '.join(sp.unsafe)})" if sp.unsafe else ""
+        lines.append(f"- {sp.signature()}: {sp.doc}{unsafe}")
+        lines.append(f"    e.g. {_json.dumps(examples.get(name, sp.example))}")
+    kinds = sorted({p.kind for n in names for p in OPS[n].params})
+    lines.append("Argument kinds:")
+    for k in kinds:
+        lines.append(f"  {k}: {KINDS[k].doc}")
+    return "\n".join(lines)
 
 
 def names_reference() -> str:
@@ -203,11 +260,16 @@ def names_reference() -> str:
     ])
 
 
-STEP_FORMAT = """Answer with one JSON object and nothing else (a ```json fence around it is fine):
+STEP_FORMAT = """You may reason briefly first (which loops and buffers, in which order). End your answer with
+one JSON object in a ```json fence; only the last one counts:
 {"steps": [{"op": "<op name>", "args": [<positional arguments>], "kwargs": {<keyword arguments>}}, ...]}
 The steps are applied in order to the proc shown, after everything already applied. Arguments are JSON
 values only: strings for patterns and Exo expressions, integers, true/false, null, lists, and the tagged
 objects above for memories, instructions, configs, cursors and gaps."""
+
+PLAN_FORMAT = """You may reason briefly first. End your answer with these two lines:
+OPTION: <the key of one option of the menu above, as written in its brackets>
+PLAN: <what to change in the proc and why it is faster, in a few sentences>"""
 
 
 # --------------------------------------------------------------------------- #
@@ -249,12 +311,7 @@ def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, 
         "- Do not introduce % or / into buffer indices (Exo 1.0.0 prints them wrongly); split loops instead.",
         "- Name loops, buffers and calls as they appear in the proc.",
     ])))
-    parts.append(_section(PLAN_MARK[3:], "\n".join([
-        phase_text(iteration, iterations),
-        "Answer in this form:",
-        "OPTION: <the key of one menu option, e.g. " + (getattr(menu[0], "key", "unroll") if menu else "unroll") + ">",
-        "PLAN: <what to change in the proc and why it is faster, in a few sentences>",
-    ])))
+    parts.append(_section(PLAN_MARK[3:], phase_text(iteration, iterations) + "\n" + PLAN_FORMAT))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
 
 
@@ -274,7 +331,7 @@ def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, pro
         _section("Plan", f"option: {plan_option} ({plan_title})\n{plan_text or '(no details)'}"),
         _section("Current program: the Exo proc" + (f" for {workload}" if workload else ""), proc_text or "(not available)"),
         _section("Scheduling ops you may use (nothing else is accepted)",
-                 op_reference(ops or allowed_ops(allow_unsafe))),
+                 op_reference(ops or allowed_ops(allow_unsafe), proc_text)),
     ]
     if enc:
         parts.append(_section("How arguments are written", enc))
@@ -284,10 +341,19 @@ def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, pro
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
 
 
-def fix_messages(messages: list[dict], answer: str, error: str, max_answer: int = 4000) -> list[dict]:
+def fix_messages(messages: list[dict], answer: str, error: str, max_answer: int = 4000,
+                 kind: str = "implement", options: Optional[Sequence[str]] = None) -> list[dict]:
+    """The conversation plus the failed answer and its error, asking again in
+    the form of its kind ("plan": the OPTION/PLAN lines; "implement": the JSON steps)."""
     ans = answer if len(answer) <= max_answer else answer[:max_answer] + "\n... (cut)"
+    if kind == "plan":
+        keys = f" (one of: {', '.join(options)})" if options else ""
+        ask = ("Answer again for the same proc and menu. End with the line 'OPTION: <key>'" + keys
+               + " and then 'PLAN: <what to do>'.")
+    else:
+        ask = ("Write a corrected answer for the same plan: the steps apply to the proc shown in the task "
+               "(after the steps already applied there), ending with one ```json {\"steps\": [...]} fence.")
     return list(messages) + [
         {"role": "assistant", "content": ans},
-        {"role": "user", "content": f"{FIX_MARK}\n{error.strip()}\n\nWrite a corrected answer in the same JSON "
-                                    "format, for the same plan and the same proc."},
+        {"role": "user", "content": f"{FIX_MARK}\n{error.strip()}\n\n{ask}"},
     ]
