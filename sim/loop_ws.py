@@ -108,13 +108,17 @@ def run_loop_ws(m: "Machine", I: int, J: int, K: int, pad_I: int, pad_J: int, pa
                     m._preload(GARBAGE, c_addr, jc, kc, jc, ir, True)
                 count("compute")
                 m._compute(a_base + (i * K + k) * dim, GARBAGE, kc, ir, jc, ir, i == 0, True)
-                if k == K - 1 and C:
+                if k == K - 1 and C and full_C:   # raw int32: one 16-column block per mvout
                     count("mvout")
-                    if full_C:
-                        m._mvout(C + (i * dim * C_stride + j * dim) * 4,
-                                 0xA0000000 | (c_base + (i * J + j) * dim), jc, ir, C_stride * 4, 0, 1.0, True)
-                    else:
-                        m._mvout(C + (i * dim * C_stride + j * dim), 0x80000000 | (c_base + (i * J + j) * dim),
-                                 jc, ir, C_stride, act, st_scale, True)
+                    m._mvout(C + (i * dim * C_stride + j * dim) * 4,
+                             0xA0000000 | (c_base + (i * J + j) * dim), jc, ir, C_stride * 4, 0, 1.0, True)
+            if k == K - 1 and C and not full_C and (j % 4 == 3 or j == J - 1):
+                # int8: 16 x up to 64 columns (four j blocks), i inner, after the block's last compute
+                j0 = j - j % 4
+                cols = (j - j0) * dim + jc
+                for i in range(I):
+                    count("mvout")
+                    m._mvout(C + (i * dim * C_stride + j0 * dim), 0x80000000 | (c_base + (i * J + j0) * dim),
+                             cols, rows_of(i, I, pad_I), C_stride, act, st_scale, True)
     if m.tm is not None and hasattr(m.tm, "fsm_end"):
         m.tm.fsm_end()

@@ -333,6 +333,7 @@ class TimingModel:
         self.ld_free = 0.0
         self.ld_slots = [0.0] * max(1, cfg.dma_mvins_in_flight)
         self.get_free = 0.0
+        self.row_w = -_INF
         self.rids = [0.0] * max(1, cfg.dma_read_ids)
         self.sp_writes: dict = {}       # bank -> recent (first, last, rows) DMA-write windows
         # ---- store unit
@@ -811,7 +812,7 @@ class TimingModel:
         if get_t < t0:
             get_t = t0
         scaled = bool(flags & FLAG_SCALED)
-        prev_w = -_INF
+        prev_w = self.row_w     # the merger / scaler / write path is shared by all mvins
         first_w = _INF
         rids = self.rids
         for r in range(n_read):
@@ -837,6 +838,7 @@ class TimingModel:
             if w < first_w:
                 first_w = w
         last_w = prev_w + float(rows - n_read)   # stride 0: the row repeats, one per cycle
+        self.row_w = last_w
         self.get_free = get_t
         self.ld_free = s + float(rows)
         slots[si] = last_w
