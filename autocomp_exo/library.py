@@ -22,9 +22,22 @@ holds one *record* (format ``autocomp_exo.library/1``)::
 
 Rules:
 
-- ``add(result_or_record)`` keeps the best (fewest cycles) record per
-  signature and hardware: a record that is not strictly faster than the one
-  stored is not written, so a better record is never lost.
+- Records count only when verified. ``add(result_or_record)`` replays the
+  schedule on its workload in a worker process (under a timeout), simulates
+  it and checks it bit-exact on fresh inputs before storing; the record then
+  carries ``"verification"`` (cycles, input seeds, date). A record that does
+  not replay or run correctly is refused (`RecordError`); one whose cycles
+  differ from its claim is stored with the measured cycles.
+  ``add(..., verify=False)`` stores an *unverified* record: it never
+  replaces a stored record, and any verified record replaces it.
+- Between verified records the best (fewest cycles) is kept; when a new
+  record is not faster, the stored one is verified again and replaced if it
+  no longer verifies (a stale record does not stay forever).
+- Records with unchecked steps (``add_unsafe_guard``, ``unsafe_disable_check(s)``:
+  Exo did not prove them) are marked (``"unchecked"``: the step indices),
+  warned about, and verified on several fresh inputs.
+- Reading caps the size (`MAX_BYTES`) and nesting depth (`MAX_DEPTH`) of a
+  file: a deeply nested or huge file is skipped with a warning, not a crash.
 - Writes hold a lock on the library (``filelock``), write a temporary file in
   the same directory and ``os.replace`` it over the target: readers never see a
   half-written file, and several processes may add at once.
@@ -59,10 +72,17 @@ from .atomic_write import write_atomic
 
 __all__ = [
     "FORMAT", "EXPORT_FORMAT", "Record", "Library", "LibraryWarning", "RecordError", "StaleRecord",
-    "record_from_result", "signature_of", "hardware_fingerprint", "verify", "builtin",
+    "record_from_result", "signature_of", "hardware_fingerprint", "verify", "builtin", "load_json",
+    "fresh_seeds", "Verification", "MAX_BYTES", "MAX_DEPTH",
 ]
 
 FORMAT = "autocomp_exo.library/1"
+#: a record file larger than this, or nested deeper, is not read
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 48
+#: fresh input seeds a record is verified on (records with unchecked steps: more)
+VERIFY_SEEDS = 1
+VERIFY_SEEDS_UNCHECKED = 4
 EXPORT_FORMAT = "autocomp_exo.library-export/1"
 LOCK_NAME = ".library.lock"
 
@@ -86,6 +106,48 @@ class StaleRecord(RuntimeError):
         self.reason = reason
         self.measured = measured
         super().__init__(f"stale library record for {record.name} ({record.cycles:,} cycles recorded): {reason}")
+
+
+# --------------------------------------------------------------------------- #
+# Bounded JSON
+# --------------------------------------------------------------------------- #
+
+
+def json_depth(text: str) -> int:
+    """The bracket nesting depth of JSON text (strings skipped), without recursion."""
+    import re as _re
+
+    depth = best = 0
+    # strings first (they may hold brackets), then the structure
+    for m in _re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        c = m.group(0)
+        if c in "[{":
+            depth += 1
+            if depth > best:
+                best = depth
+        elif c in "]}":
+            depth -= 1
+    return best
+
+
+def load_json(text: str | bytes, *, what: str = "record", max_bytes: Optional[int] = None,
+              max_depth: Optional[int] = None) -> Any:
+    """``json.loads`` with a size and a nesting-depth cap (RecordError beyond them)."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    max_depth = MAX_DEPTH if max_depth is None else max_depth
+    if isinstance(text, bytes):
+        text = text.decode()
+    if len(text) > max_bytes:
+        raise RecordError(f"{what} is {len(text):,} bytes, more than the {max_bytes:,} a {what} may have")
+    d = json_depth(text)
+    if d > max_depth:
+        raise RecordError(f"{what} is nested {d} levels deep, more than the {max_depth} allowed")
+    try:
+        return json.loads(text)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise RecordError(f"{what} is nested too deeply") from None
+    except ValueError as e:
+        raise RecordError(f"invalid JSON: {e}") from None
 
 
 # --------------------------------------------------------------------------- #
@@ -173,6 +235,18 @@ class Record:
     eval_seed: int = 0
     provenance: dict = field(default_factory=dict)
     path: Optional[str] = None    # the file it was read from (not serialised)
+    #: None (never verified) or {"cycles", "seeds", "date", "package"}: the
+    #: replay, simulation and bit-exact check `Library.add` ran before storing
+    verification: Optional[dict] = None
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verification)
+
+    @property
+    def unchecked(self) -> list[int]:
+        """Indices of steps Exo did not prove (unsafe flags, ``add_unsafe_guard``)."""
+        return [i for i, s in enumerate(self.schedule.steps) if s.unsafe]
 
     # -- derived -----------------------------------------------------------
     @property
@@ -236,6 +310,8 @@ class Record:
             "utilization": self.utilization,
             "eval_seed": int(self.eval_seed),
             "provenance": dict(self.provenance),
+            "verification": None if self.verification is None else dict(self.verification),
+            "unchecked": self.unchecked,
         }
 
     def to_json(self) -> str:
@@ -272,22 +348,25 @@ class Record:
         prov = d.get("provenance") or {}
         if not isinstance(prov, dict):
             raise RecordError("provenance must be an object")
+        ver = d.get("verification")
+        if ver is not None and not (isinstance(ver, dict) and isinstance(ver.get("cycles"), int)
+                                    and isinstance(ver.get("seeds"), list)):
+            raise RecordError(f"bad verification {ver!r}")
         return cls(workload=sig, hardware=d["hardware"], schedule=sched, cycles=cyc, baseline_cycles=bc,
                    baseline=d.get("baseline"), utilization=d.get("utilization"),
-                   eval_seed=int(d.get("eval_seed", 0) or 0), provenance=dict(prov), path=path)
+                   eval_seed=int(d.get("eval_seed", 0) or 0), provenance=dict(prov), path=path,
+                   verification=None if ver is None else dict(ver))
 
     @classmethod
     def from_json(cls, text: str, path: Optional[str] = None) -> "Record":
-        try:
-            d = json.loads(text)
-        except ValueError as e:
-            raise RecordError(f"invalid JSON: {e}") from None
-        return cls.from_dict(d, path)
+        return cls.from_dict(load_json(text), path)
 
     def summary(self) -> str:
         sp = f", {self.speedup:.2f}x over {self.baseline}" if self.speedup else ""
         ut = f", {100 * self.utilization:.1f}% utilization" if self.utilization else ""
-        return f"{self.name}: {self.cycles:,} cycles{sp}{ut} [{self.source}]"
+        ver = "verified" if self.verified else "unverified"
+        un = f", {len(self.unchecked)} unchecked steps" if self.unchecked else ""
+        return f"{self.name}: {self.cycles:,} cycles{sp}{ut} [{self.source}; {ver}{un}]"
 
 
 def record_from_result(result: Any, *, config: Any = None, agent: Any = None, models: Any = None,
@@ -360,18 +439,23 @@ class Library:
     @staticmethod
     def _read(p: Path, warn: bool = True) -> Optional[Record]:
         try:
+            if p.stat().st_size > MAX_BYTES:
+                raise RecordError(f"{p.stat().st_size:,} bytes, more than the {MAX_BYTES:,} a record may have")
             text = p.read_text()
             return Record.from_json(text, str(p))
-        except (OSError, UnicodeDecodeError, RecordError) as e:
+        except (OSError, UnicodeDecodeError, RecordError, RecursionError) as e:
             if warn:
                 _warn(f"skipping library record {p}: {e}")
             return None
 
-    def records(self, *, hardware: Optional[str] = None) -> list[Record]:
-        """Every readable record (corrupt files skipped with a LibraryWarning)."""
+    def records(self, *, hardware: Optional[str] = None, skipped: Optional[list] = None) -> list[Record]:
+        """Every readable record (corrupt files skipped with a LibraryWarning;
+        their paths appended to ``skipped`` when given)."""
         out = []
         for p in self._files():
             r = self._read(p)
+            if r is None and skipped is not None:
+                skipped.append(str(p))
             if r is not None and (hardware is None or r.hardware == hardware):
                 out.append(r)
         return out
@@ -400,12 +484,42 @@ class Library:
         return best
 
     # -- writing ---------------------------------------------------------------
-    def add(self, result_or_record: Any, **kw) -> bool:
-        """Store the record if it is strictly faster than the stored one for its
-        signature and hardware. Returns True when written. ``kw`` go to
-        `record_from_result` when a Result is given."""
-        rec = record_from_result(result_or_record, **kw) if not isinstance(result_or_record, Record) \
-            else result_or_record
+    def add(self, result_or_record: Any, *, verify: bool = True, config: Any = None,
+            timeout: Optional[float] = 600.0, pool: Any = None, seeds: Optional[list] = None, **kw) -> bool:
+        """Verify and store a record (see the module doc). Returns True when written.
+
+        ``verify=True``: the record is replayed, simulated and checked on fresh
+        inputs in a worker (``pool`` or a new one, ``timeout`` seconds); a
+        record that fails is refused with `RecordError`; its measured cycles
+        are the ones stored. ``verify=False``: stored as unverified, only when
+        nothing is stored for its key (or an unverified, slower record).
+        ``kw`` go to `record_from_result` when a Result is given."""
+        rec = record_from_result(result_or_record, config=config, **kw) \
+            if not isinstance(result_or_record, Record) else result_or_record
+        if rec.unchecked:
+            _warn(f"record for {rec.name} has unchecked steps {rec.unchecked} (not proven by Exo); "
+                  + (f"verifying it on {VERIFY_SEEDS_UNCHECKED} fresh inputs" if verify else "stored unverified"))
+        vkw = dict(config=config, timeout=timeout, pool=pool)
+        if verify:
+            if rec.hardware != hardware_fingerprint(config):
+                raise RecordError(f"record for {rec.name} is for hardware {rec.hardware}: verify it with that "
+                                  "configuration (config=)")
+            v = globals()["verify"](rec, seeds=seeds, **vkw)
+            if not v.ok and not v.replays:
+                raise RecordError(f"refused: the record for {rec.name} does not replay on its workload "
+                                  f"({v.reason})")
+            meas = v.measured
+            if meas != rec.cycles:
+                _warn(f"record for {rec.name} claims {rec.cycles:,} cycles, it simulates to {meas:,}: "
+                      "storing the measured cycles")
+            mm = v.measurement
+            rec = Record(rec.workload, rec.hardware, rec.schedule, int(meas), rec.baseline_cycles, rec.baseline,
+                         (mm.utilization if mm is not None and mm.utilization is not None else rec.utilization),
+                         (v.seeds[0] if v.seeds else rec.eval_seed), dict(rec.provenance), None,
+                         {"cycles": int(meas), "seeds": list(v.seeds), "date": _now(), **_versions()})
+        else:
+            rec = Record(rec.workload, rec.hardware, rec.schedule, rec.cycles, rec.baseline_cycles, rec.baseline,
+                         rec.utilization, rec.eval_seed, dict(rec.provenance), None, None)
         target = self.path / rec.filename
         with self._lock():
             old = None
@@ -418,10 +532,25 @@ class Library:
                         os.replace(target, aside)
                     except OSError:  # pragma: no cover
                         pass
-            if old is not None and not rec.better_than(old):
+            if old is not None and not self._replaces(rec, old, vkw):
                 return False
             write_atomic(target, rec.to_json())
             return True
+
+    def _replaces(self, new: Record, old: Record, vkw: dict) -> bool:
+        """Does ``new`` replace the stored ``old``? (the rules of the module doc)"""
+        if not new.verified:
+            return not old.verified and new.better_than(old)
+        if not old.verified:
+            return True
+        if new.better_than(old):
+            return True
+        # not faster than a verified record: is the stored one still true?
+        v = verify(old, **vkw)
+        if not v.ok:
+            _warn(f"the stored record for {old.name} no longer verifies ({v.reason}): replaced")
+            return True
+        return False
 
     def remove(self, workload: Any, config: Any = None) -> bool:
         sig = signature_of(workload)
@@ -443,17 +572,23 @@ class Library:
         write_atomic(target, json.dumps(doc, indent=1, sort_keys=True) + "\n")
         return len(recs)
 
-    def import_(self, path: str | os.PathLike) -> dict:
+    def import_(self, path: str | os.PathLike, *, verify: bool = False, **kw) -> dict:
         """Merge an export file, a single record file or a library directory by
-        the rule of `add`. Returns counts {"added", "kept", "skipped"}."""
+        the rule of `add` (``verify``: each record verified first; a record
+        that does not replay is skipped). Returns counts {"added", "kept",
+        "skipped"}."""
         src = Path(path)
         counts = {"added": 0, "kept": 0, "skipped": 0}
         recs: list[Record] = []
         if src.is_dir():
-            recs = Library(src).records()
+            bad: list = []
+            recs = Library(src).records(skipped=bad)
+            counts["skipped"] += len(bad)
         else:
             try:
-                doc = json.loads(src.read_text())
+                if src.stat().st_size > 64 * MAX_BYTES:
+                    raise RecordError(f"{src.stat().st_size:,} bytes")
+                doc = load_json(src.read_text(), what="library export", max_bytes=64 * MAX_BYTES)
             except (OSError, ValueError, UnicodeDecodeError) as e:
                 raise RecordError(f"cannot read {src}: {e}") from None
             items = doc.get("records") if isinstance(doc, dict) and doc.get("format") == EXPORT_FORMAT else [doc]
@@ -467,10 +602,13 @@ class Library:
                     counts["skipped"] += 1
         for r in recs:
             r.path = None
-            if self.add(r):
-                counts["added"] += 1
-            else:
-                counts["kept"] += 1
+            try:
+                added = self.add(r, verify=verify, **kw)
+            except RecordError as e:
+                _warn(f"skipping record for {r.name}: {e}")
+                counts["skipped"] += 1
+                continue
+            counts["added" if added else "kept"] += 1
         return counts
 
     # alias for people who type it
@@ -494,35 +632,72 @@ class Verification:
     measured: Optional[int]
     reason: str = ""
     measurement: Any = None
+    seeds: list = field(default_factory=list)   # the input seeds it passed
+    replays: bool = True                         # False: the schedule no longer applies / runs
 
     def __bool__(self) -> bool:
         return self.ok
 
 
-def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measurement: Any = None) -> Verification:
-    """Replay the record's schedule, simulate it, check it bit-exact and compare
-    the cycles with the record's (within ``tolerance``, a fraction). The
-    hardware fingerprint must match ``config``'s. Never raises for a bad record:
+def fresh_seeds(n: int) -> list[int]:
+    """``n`` input seeds nobody chose (so no schedule can be tuned to them)."""
+    import secrets
+
+    return [secrets.randbelow(2**31) for _ in range(max(1, int(n)))]
+
+
+def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measurement: Any = None,
+           seeds: Optional[list] = None, timeout: Optional[float] = 600.0, pool: Any = None,
+           workers: int = 1) -> Verification:
+    """Replay the record's schedule, simulate it, check it bit-exact on fresh
+    inputs and compare the cycles with the record's (within ``tolerance``, a
+    fraction). The hardware fingerprint must match ``config``'s.
+
+    The replay runs in a worker process (``pool``, or a one-worker
+    `WorkerPool`) under ``timeout`` seconds, like any candidate. ``seeds``:
+    the input seeds (default: `fresh_seeds`, `VERIFY_SEEDS_UNCHECKED` of them
+    for a record with unchecked steps). Never raises for a bad record:
     ``Verification.ok`` is False with the reason."""
-    from .evaluate import evaluate
+    from .measurement import Measurement
 
     hw = hardware_fingerprint(config)
     if record.hardware != hw:
-        return Verification(record, False, None, f"recorded for hardware {record.hardware}, this is {hw}")
+        return Verification(record, False, None, f"recorded for hardware {record.hardware}, this is {hw}",
+                            replays=False)
     try:
         w = record.gemm_workload()
     except Exception as e:
-        return Verification(record, False, None, f"bad workload: {e}")
-    m = measurement if measurement is not None else evaluate(w, record.schedule, config=config,
-                                                              seed=record.eval_seed)
+        return Verification(record, False, None, f"bad workload: {e}", replays=False)
+    if seeds is None:
+        seeds = fresh_seeds(VERIFY_SEEDS_UNCHECKED if record.unchecked else VERIFY_SEEDS)
+    m = measurement
+    if m is None:
+        task = {"M": w.M, "N": w.N, "K": w.K, "relu": w.relu, "schedule": record.schedule.to_list(),
+                "seeds": [int(x) for x in seeds], "label": f"verify {record.name}"}
+        if config is not None and not isinstance(config, str):
+            task["config"] = config.to_dict()
+        own = pool is None
+        if own:
+            from .workers import WorkerPool
+
+            pool = WorkerPool(workers, timeout)
+        try:
+            res = pool.run([task])[0]
+        finally:
+            if own:
+                pool.close()
+        m = Measurement.from_dict(res.get("measurement") or {"ok": False, "stage": "worker",
+                                                             "error": "no measurement"})
     if not m.ok:
         msg = (m.error or "").strip().splitlines()
-        return Verification(record, False, m.cycles, f"no longer {'replays' if m.stage == 'schedule' else 'runs'}: "
-                            f"{m.stage}: {msg[0] if msg else ''}", m)
+        what = {"schedule": "replays", "timeout": "replays in time", "worker": "replays"}.get(m.stage, "runs")
+        return Verification(record, False, m.cycles, f"no longer {what}: {m.stage}: {msg[0] if msg else ''}", m,
+                            replays=False)
     if abs(m.cycles - record.cycles) > tolerance * record.cycles:
         return Verification(record, False, m.cycles,
-                            f"simulates to {m.cycles:,} cycles, the record says {record.cycles:,}", m)
-    return Verification(record, True, m.cycles, "", m)
+                            f"simulates to {m.cycles:,} cycles, the record says {record.cycles:,}", m,
+                            list(m.seeds or []))
+    return Verification(record, True, m.cycles, "", m, list(m.seeds or []))
 
 
 # --------------------------------------------------------------------------- #
@@ -562,8 +737,15 @@ def add_library_parser(subparsers):
     q = common(sub.add_parser("export", help="write every record to one JSON file"))
     q.add_argument("file")
     q = common(sub.add_parser("import", help="merge an export file, a record file or a library directory "
-                                             "(a record is kept only if faster)"))
+                                             "into --library (a record is kept only if faster)"))
     q.add_argument("file")
+    q.add_argument("--verify", action="store_true",
+                   help="replay and simulate each record first (unverified records never replace others)")
+    q = common(sub.add_parser("verify", help="replay, simulate and check records on fresh inputs "
+                                             "(exit 1 if any is stale)"))
+    q.add_argument("shape", nargs="*", metavar="gemm M N K", help="one shape (default: every record)")
+    q.add_argument("--timeout", type=float, default=600.0, help="seconds per record (default 600)")
+    q.add_argument("--seeds", type=int, default=None, help="fresh input seeds per record")
     p.set_defaults(func=run_library, handler=run_library)
     return p
 
@@ -624,9 +806,43 @@ def run_library(args) -> int:
             n = lib.export(args.file)
             print(f"exported {n} records to {args.file}")
             return 0
+        if cmd == "verify":
+            if args.timeout is not None and args.timeout <= 0:
+                print("autocomp-exo: error: --timeout must be positive", file=sys.stderr)
+                return 2
+            rs = lib.records()
+            if args.shape:
+                from .workloads import GemmWorkload, WorkloadError
+
+                try:
+                    if len(args.shape) != 4 or args.shape[0] != "gemm":
+                        raise WorkloadError("expected: gemm M N K")
+                    sig = GemmWorkload(*(int(x) for x in args.shape[1:])).signature()
+                except (ValueError, WorkloadError) as e:
+                    print(f"autocomp-exo: error: shape {' '.join(args.shape)}: {e}", file=sys.stderr)
+                    return 2
+                rs = [r for r in rs if r.workload == sig]
+                if not rs:
+                    print(f"no record for {_sig_name(sig)} in {lib.path}")
+                    return 1
+            bad = 0
+            for r in rs:
+                seeds = fresh_seeds(args.seeds) if args.seeds else None
+                v = verify(r, timeout=args.timeout, seeds=seeds)
+                if v.ok:
+                    print(f"ok     {r.name}: {v.measured:,} cycles on input seeds {v.seeds}")
+                else:
+                    bad += 1
+                    print(f"STALE  {r.name}: {v.reason}")
+            print(f"{len(rs) - bad} of {len(rs)} records verified in {lib.path}")
+            return 1 if bad else 0
         if cmd == "import":
+            if args.library is None and not os.environ.get("AUTOCOMP_EXO_LIBRARY"):
+                print("autocomp-exo: error: library import needs --library DIR (or $AUTOCOMP_EXO_LIBRARY): "
+                      "it does not write into the shipped schedules/", file=sys.stderr)
+                return 2
             try:
-                c = lib.import_(args.file)
+                c = lib.import_(args.file, verify=args.verify)
             except RecordError as e:
                 print(f"autocomp-exo: error: {e}", file=sys.stderr)
                 return 2

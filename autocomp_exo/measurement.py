@@ -47,7 +47,8 @@ class Measurement:
     K: Optional[int] = None
     relu: Optional[bool] = None
     macs: Optional[int] = None
-    seed: Optional[int] = None
+    seed: Optional[int] = None           # the input seed the figures come from
+    seeds: list = field(default_factory=list)  # every input seed the program passed (bit-exact)
     cycles: Optional[int] = None         # simulated cycles (timing model)
     utilization: Optional[float] = None  # ideal cycles (macs / dim^2) / cycles
     baseline_cycles: Optional[int] = None

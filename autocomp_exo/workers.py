@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, Sequence
 
 __all__ = ["evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers"]
 
+
 _BASES: dict[str, Any] = {}
 
 
@@ -57,9 +58,31 @@ def failed_result(stage: str, error: str, seconds: float = 0.0, task: Optional[d
     return {"measurement": m, "proc_text": None, "seconds": seconds}
 
 
+def candidate_seed(eval_seed: int, schedule: Any) -> int:
+    """The input seed of one candidate: drawn from the search's ``eval_seed`` and
+    the candidate's own program (its schedule key), so every candidate sees
+    other inputs (A, B, scale, act) and a resumed run sees the same ones."""
+    import hashlib
+
+    from .runs import schedule_key
+
+    h = hashlib.sha256(f"{int(eval_seed)}|{schedule_key(schedule)}".encode()).hexdigest()
+    return int(h[:8], 16) & 0x7FFFFFFF
+
+
 def evaluate_task(task: dict) -> dict:
-    """Evaluate one candidate (runs in a worker). Never raises for candidate errors."""
+    """Evaluate one candidate (runs in a worker). Never raises for candidate errors.
+
+    The inputs come from the candidate's own seed (`candidate_seed` of the
+    task's ``seed`` and the schedule) unless the task lists ``"seeds"``: then
+    the first is used and the program must pass every one (verification).
+    A task with ``"kind": "adapt"`` adapts a library record to a new shape
+    (`transfer.adapt_task`) under the same timeout."""
     t0 = time.perf_counter()
+    if task.get("kind") == "adapt":
+        from .transfer import adapt_task
+
+        return adapt_task(task)
     from .evaluate import evaluate
     from .schedule import Schedule
     from .workloads import GemmWorkload
@@ -67,6 +90,7 @@ def evaluate_task(task: dict) -> dict:
     try:
         w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
         sched = Schedule.from_json(task["schedule"])
+        seeds = [int(x) for x in task.get("seeds") or []]
     except Exception as e:
         return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
     base = task.get("base")
@@ -80,7 +104,8 @@ def evaluate_task(task: dict) -> dict:
         from gemmini_isa import GemminiConfig
 
         config = GemminiConfig(**config)
-    m = evaluate(w, sched, config=config, seed=int(task.get("seed", 0)),
+    seed = seeds[0] if seeds else candidate_seed(int(task.get("seed", 0)), sched)
+    m = evaluate(w, sched, config=config, seed=seed, seeds=seeds[1:],
                  baseline_cycles=task.get("baseline_cycles"), label=task.get("label"))
     proc_text = None
     if m.proc is not None:

@@ -48,11 +48,11 @@ def test_record_round_trip_and_format():
 def test_best_is_kept(tmp_path):
     lib = Library(tmp_path / "lib")
     assert lib.best(GemmWorkload(64, 64, 64)) is None
-    assert lib.add(rec(cycles=1000))
-    assert not lib.add(rec(cycles=1200, source="worse"))      # slower: not written
-    assert not lib.add(rec(cycles=1000, source="tie"))        # not strictly faster: kept
+    assert lib.add(rec(cycles=1000), verify=False)
+    assert not lib.add(rec(cycles=1200, source="worse"), verify=False)      # slower: not written
+    assert not lib.add(rec(cycles=1000, source="tie"), verify=False)        # not strictly faster: kept
     assert lib.best(GemmWorkload(64, 64, 64)).source == "test"
-    assert lib.add(rec(cycles=900, source="better"))
+    assert lib.add(rec(cycles=900, source="better"), verify=False)
     b = lib.best(GemmWorkload(64, 64, 64))
     assert (b.cycles, b.source) == (900, "better")
     # by proc, by signature; other shapes and other hardware are separate
@@ -61,7 +61,7 @@ def test_best_is_kept(tmp_path):
     assert lib.best(gemm(64, 64, 64)).cycles == 900
     assert lib.best(GemmWorkload(64, 64, 64).signature()).cycles == 900
     assert lib.best(GemmWorkload(64, 64, 128)) is None
-    assert lib.add(rec(cycles=5000, hw="0123456789abcdef"))
+    assert lib.add(rec(cycles=5000, hw="0123456789abcdef"), verify=False)
     assert lib.best(GemmWorkload(64, 64, 64)).cycles == 900
     assert lib.best(GemmWorkload(64, 64, 64), config="0123456789abcdef").cycles == 5000
     assert len(lib.records()) == 2
@@ -70,11 +70,11 @@ def test_best_is_kept(tmp_path):
 
 def test_export_import_merge(tmp_path):
     a, b = Library(tmp_path / "a"), Library(tmp_path / "b")
-    a.add(rec(64, 64, 64, cycles=1000, source="a"))
-    a.add(rec(128, 64, 64, cycles=3000, source="a"))
-    b.add(rec(64, 64, 64, cycles=800, source="b"))        # better than a's
-    b.add(rec(128, 64, 64, cycles=3500, source="b"))      # worse than a's
-    b.add(rec(64, 128, 64, cycles=2000, source="b"))      # new
+    a.add(rec(64, 64, 64, cycles=1000, source="a"), verify=False)
+    a.add(rec(128, 64, 64, cycles=3000, source="a"), verify=False)
+    b.add(rec(64, 64, 64, cycles=800, source="b"), verify=False)        # better than a's
+    b.add(rec(128, 64, 64, cycles=3500, source="b"), verify=False)      # worse than a's
+    b.add(rec(64, 128, 64, cycles=2000, source="b"), verify=False)      # new
     out = tmp_path / "b.json"
     assert b.export(out) == 3
     doc = json.loads(out.read_text())
@@ -99,7 +99,7 @@ def test_export_import_merge(tmp_path):
 
 def test_corrupt_record_skipped_with_warning(tmp_path):
     lib = Library(tmp_path)
-    lib.add(rec(64, 64, 64, cycles=1000))
+    lib.add(rec(64, 64, 64, cycles=1000), verify=False)
     good = tmp_path / rec(64, 64, 64).filename
     bad = tmp_path / "gemm_128x64x64__broken.json"
     bad.write_text('{"format": "autocomp_exo.library/1", "workload": ')   # truncated
@@ -114,7 +114,7 @@ def test_corrupt_record_skipped_with_warning(tmp_path):
     with pytest.warns(LibraryWarning, match=good.name):
         assert lib.best(GemmWorkload(64, 64, 64)) is None
     with pytest.warns(LibraryWarning, match="moved aside"):
-        assert lib.add(rec(64, 64, 64, cycles=1500))
+        assert lib.add(rec(64, 64, 64, cycles=1500), verify=False)
     assert Record.from_json(good.read_text()).cycles == 1500
     assert any(p.name.startswith(good.name + ".corrupt-") for p in tmp_path.iterdir())
 
@@ -126,7 +126,7 @@ def _writer(path: str, seed: int, n: int) -> None:
     lib = Library(path)
     for i in range(n):
         shape = rng.choice([(64, 64, 64), (128, 64, 64)])
-        lib.add(rec(*shape, cycles=rng.randrange(1000, 100000), source=f"w{seed}-{i}"))
+        lib.add(rec(*shape, cycles=rng.randrange(1000, 100000), source=f"w{seed}-{i}"), verify=False)
 
 
 def test_atomic_writes_with_concurrent_processes(tmp_path):
@@ -219,15 +219,17 @@ def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monk
     monkeypatch.setattr(opt_mod, "optimize", fake_optimize)
     lib = Library(tmp_path)
     stale = Record.from_dict({**small_record.to_dict(), "cycles": 10})   # claims 10 cycles
-    lib.add(stale)
+    lib.add(stale, verify=False)      # stored before the timing model changed, say
     said = []
     with pytest.warns(tr.StaleRecordWarning, match="stale library record"):
         r = tr.optimize_with_library(GemmWorkload(64, 64, 64), library=lib, budget=3, report=said.append)
     assert r.stale_record is not None and "simulates to" in r.stale_record.reason
     assert said and "stale" in said[0]
     assert "baseline" not in calls[0] or calls[0]["baseline"] is None     # did not start from it
-    # the stale (unbeatable 10-cycle) record is not replaced by a slower result: never lose a record
-    assert lib.best(GemmWorkload(64, 64, 64)).cycles == 10
+    # issue 17: the stale (unbeatable 10-cycle) record used to stay forever; the verified
+    # result replaces it, with the cycles it simulates to (not the 5000 the result claims)
+    b = lib.best(GemmWorkload(64, 64, 64))
+    assert b.verified and b.cycles == small_record.cycles
     # a verified record is the starting point
     lib2 = Library(tmp_path / "two")
     lib2.add(small_record)
@@ -245,8 +247,8 @@ def test_cli(tmp_path, capsys):
     from autocomp_exo.cli import main
 
     lib = Library(tmp_path / "lib")
-    lib.add(rec(64, 64, 64, cycles=1000))
-    lib.add(rec(128, 64, 64, cycles=3000))
+    lib.add(rec(64, 64, 64, cycles=1000), verify=False)
+    lib.add(rec(128, 64, 64, cycles=3000), verify=False)
     assert main(["library", "list", "--library", str(lib.path)]) == 0
     out = capsys.readouterr().out
     assert "gemm_64x64x64" in out and "gemm_128x64x64" in out and "1,000" in out
@@ -270,7 +272,7 @@ def test_cli_fresh_process_reads_records_without_warnings(tmp_path):
     import sys
 
     lib = Library(tmp_path)
-    lib.add(rec(64, 64, 64, cycles=1000))
+    lib.add(rec(64, 64, 64, cycles=1000), verify=False)
     p = subprocess.run([sys.executable, "-m", "autocomp_exo.cli", "library", "list", "--library", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "gemm_64x64x64" in p.stdout
@@ -314,3 +316,123 @@ def _replay_set():
 def test_shipped_record_replays_to_its_cycles(record):
     v = verify(record)
     assert v.ok, v.reason
+
+
+# --------------------------------------------------------------------------- #
+# Issue 17: records count only when verified
+# --------------------------------------------------------------------------- #
+
+
+def test_issue17_stale_verified_record_is_replaced_by_a_verified_result(tmp_path, small_record):
+    lib = Library(tmp_path)
+    # a record that once verified, but now claims 1 cycle (the timing model changed, say)
+    bogus = Record.from_dict({**small_record.to_dict(), "cycles": 1,
+                              "verification": {"cycles": 1, "seeds": [0], "date": "2026-01-01"}})
+    assert bogus.verified
+    lib.path.mkdir(parents=True, exist_ok=True)
+    (lib.path / bogus.filename).write_text(bogus.to_json())
+    assert lib.best(GemmWorkload(64, 64, 64)).cycles == 1
+    # reproduction: by cycles alone the bogus record is "better" than any real result
+    assert not lib.add(small_record, verify=False)
+    # fixed: a verified add re-verifies the stored record, which no longer verifies: replaced
+    with pytest.warns(LibraryWarning, match="no longer verifies"):
+        assert lib.add(small_record)
+    b = lib.best(GemmWorkload(64, 64, 64))
+    assert b.verified and b.cycles == small_record.cycles and b.verification["seeds"]
+    # a verified record is not replaced by a slower verified one, nor by an unverified faster one
+    assert not lib.add(Record.from_dict({**small_record.to_dict(), "cycles": 5}), verify=False)
+    assert lib.best(GemmWorkload(64, 64, 64)).cycles == small_record.cycles
+
+
+def test_issue17_claimed_cycles_are_replaced_by_measured_ones(tmp_path, small_record):
+    lib = Library(tmp_path)
+    with pytest.warns(LibraryWarning, match="claims 1 cycles"):
+        assert lib.add(Record.from_dict({**small_record.to_dict(), "cycles": 1}))
+    assert lib.best(GemmWorkload(64, 64, 64)).cycles == small_record.cycles
+
+
+def test_issue17_record_that_does_not_replay_is_refused(tmp_path, small_record):
+    """The 4-step record of a search from a mapped proc (baseline=): its steps name
+    the mapped proc's loops, so it does not replay on the workload's proc."""
+    steps = [{"op": "divide_loop", "args": ["j_in_o", 2, ["jo", "ji"]], "kwargs": {"perfect": True},
+              "menu": "tiling"}, {"op": "unroll_loop", "args": ["ji"], "menu": "unroll"}]
+    r = Record(small_record.workload, HW, Schedule(steps), 900, 1000, "exo-unopt", None, 0, {"source": "search"})
+    lib = Library(tmp_path)
+    with pytest.raises(RecordError, match="does not replay"):
+        lib.add(r)
+    assert lib.best(GemmWorkload(64, 64, 64)) is None
+
+
+def test_issue17_unchecked_steps_are_marked_and_verified_on_several_inputs(tmp_path, small_record):
+    from autocomp_exo.library import VERIFY_SEEDS_UNCHECKED
+
+    base = small_record.schedule[:len(small_record.schedule) - 2]
+    s = base.extend([{"op": "fuse", "args": ["for k in _: _", "for k in _: _ #1"],
+                      "kwargs": {"unsafe_disable_check": True}, "menu": "fuse"}])
+    r = Record(small_record.workload, HW, s, 1000, None, "exo-unopt", None, 0, {"source": "test"})
+    assert r.unchecked == [len(s) - 1] and r.to_dict()["unchecked"] == [len(s) - 1]
+    lib = Library(tmp_path)
+    with pytest.warns(LibraryWarning, match="unchecked steps"):
+        assert lib.add(r)
+    b = lib.best(GemmWorkload(64, 64, 64))
+    assert len(b.verification["seeds"]) == VERIFY_SEEDS_UNCHECKED and "unchecked" in b.summary()
+
+
+def test_issue17_verify_runs_under_the_timeout(small_record):
+    v = verify(small_record, timeout=0.05)
+    assert not v.ok and "in time" in v.reason and "timeout" in v.reason
+
+
+def test_issue17_deep_or_huge_json_is_skipped_not_a_crash(tmp_path, capsys):
+    from autocomp_exo.cli import main
+    from autocomp_exo.transfer import similar_records
+
+    lib = Library(tmp_path / "lib")
+    lib.add(rec(64, 64, 64, cycles=1000), verify=False)
+    (tmp_path / "lib" / "deep.json").write_text("[" * 200000)
+    d = rec(64, 128, 64).to_dict()
+    d["schedule"] = "CURSOR"
+    cur = '{"parent": ' * 985 + '"i"' + "}" * 985
+    text = json.dumps(d).replace('"CURSOR"', '[{"op": "unroll_loop", "args": [%s], "kwargs": {}}]' % cur)
+    (tmp_path / "lib" / "cursor.json").write_text(text)
+    (tmp_path / "lib" / "big.json").write_text(" " * (5 * 1024 * 1024) + "{}")
+    with pytest.warns(LibraryWarning) as ws:
+        rs = lib.records()
+    assert [r.name for r in rs] == ["gemm_64x64x64"]
+    msgs = " ".join(str(w.message) for w in ws)
+    assert "nested" in msgs and "bytes" in msgs
+    with pytest.warns(LibraryWarning):
+        assert similar_records(lib, GemmWorkload(128, 64, 64)) == rs
+    assert main(["library", "list", "--library", str(lib.path)]) == 0
+    assert "gemm_64x64x64" in capsys.readouterr().out
+
+
+def test_issue17_directory_import_counts_skipped_files_and_needs_a_target(tmp_path, capsys, monkeypatch):
+    from autocomp_exo.cli import main
+
+    src = tmp_path / "src"
+    Library(src).add(rec(64, 64, 64), verify=False)
+    for i in range(5):
+        (src / f"bad{i}.json").write_text("{not json")
+    with pytest.warns(LibraryWarning):
+        c = Library(tmp_path / "dst").import_(src)
+    assert c == {"added": 1, "kept": 0, "skipped": 5}
+    # `library import` without --library no longer writes into the shipped schedules/
+    monkeypatch.delenv("AUTOCOMP_EXO_LIBRARY", raising=False)
+    before = sorted(p.name for p in builtin().path.iterdir())
+    assert main(["library", "import", str(src)]) == 2
+    assert "--library" in capsys.readouterr().err
+    assert sorted(p.name for p in builtin().path.iterdir()) == before
+
+
+def test_issue17_cli_library_verify(tmp_path, small_record, capsys):
+    from autocomp_exo.cli import main
+
+    lib = Library(tmp_path)
+    lib.add(small_record, verify=False)
+    assert main(["library", "verify", "gemm", "64", "64", "64", "--library", str(tmp_path)]) == 0
+    assert "ok" in capsys.readouterr().out
+    lib.add(Record.from_dict({**small_record.to_dict(), "cycles": 10}), verify=False)
+    assert main(["library", "verify", "--library", str(tmp_path)]) == 1
+    assert "STALE" in capsys.readouterr().out
+    assert main(["library", "verify", "gemm", "60", "64", "64", "--library", str(tmp_path)]) == 2
