@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_bench_parser(sub)
         from .optimize import add_demo_parser, add_optimize_parser; add_optimize_parser(sub); add_demo_parser(sub)
         from .library import add_library_parser; add_library_parser(sub)
+    from .report import add_report_parser; add_report_parser(sub)
     return parser
 
 

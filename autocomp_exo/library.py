@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .atomic_write import write_atomic
+from .shipped import shipped_dir
 
 __all__ = [
     "FORMAT", "EXPORT_FORMAT", "Record", "Library", "LibraryWarning", "RecordError", "StaleRecord",
@@ -86,8 +87,9 @@ VERIFY_SEEDS_UNCHECKED = 4
 EXPORT_FORMAT = "autocomp_exo.library-export/1"
 LOCK_NAME = ".library.lock"
 
-#: the shipped library (project root /schedules)
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "schedules"
+#: the shipped library: package data in an installed wheel, the checkout's
+#: top-level schedules/ in a source checkout (`autocomp_exo.shipped`)
+BUILTIN_DIR = shipped_dir("schedules")
 
 
 class LibraryWarning(UserWarning):

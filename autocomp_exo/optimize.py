@@ -17,6 +17,7 @@ steps on the algorithm proc (e.g. ``baselines.exo_opt.schedule(w)``).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from .agents.base import Agent, Candidate
 from .runs import RunDir, schedule_key
 from .schedule import Schedule
 from .search import SearchResult, SearchSettings, beam_search
-from .workers import WorkerPool, register_base
+from .workers import register_base
 
 __all__ = ["Result", "optimize", "DEFAULTS"]
 
@@ -78,8 +79,18 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
              eval_seed: int = 0, config: Any = None,
              progress: Optional[Callable[[dict], None]] = None,
              evaluate_fn: Optional[Callable[[dict], dict]] = None,
-             library: Any = None, reuse: Any = None) -> Result:
+             library: Any = None, reuse: Any = None, executor: Any = "local",
+             ray_address: Optional[str] = None, report: Any = None) -> Result:
     """Search for a fast schedule of ``proc``; see the module doc.
+
+    ``executor``: where candidates are evaluated, "local" (``workers``
+    processes) or "ray" (Ray tasks on the cluster at ``ray_address``, default
+    $RAY_ADDRESS or a local instance), or an executor object
+    (`autocomp_exo.executors`; not closed here). The same seed gives the same
+    search whichever executor runs it.
+
+    ``report``: write `autocomp_exo.report` for the run at the end (needs
+    ``run_dir``): True for ``RUN_DIR/report``, or a directory.
 
     ``library`` (a `Library` or directory): start from its record for this
     shape after re-verifying it (a stale record is reported, not used) and
@@ -87,14 +98,22 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     is no record for this shape, start from records of similar shapes
     (`autocomp_exo.transfer`). Both: `transfer.optimize_with_library`.
     """
+    if report and run_dir is None:
+        raise ValueError("report= needs a run_dir= (the report is drawn from the run directory)")
     if library is not None or reuse is not None:
         from .transfer import optimize_with_library
 
-        return optimize_with_library(
+        if reuse is not None and executor not in (None, "local"):
+            raise ValueError("reuse= evaluates with local worker processes only; for Ray call "
+                             "autocomp_exo.transfer(..., pool=autocomp_exo.executors.RayPool(...))")
+        result = optimize_with_library(
             proc, library=library, reuse=reuse, budget=budget, agent=agent, seed=seed, config=config,
             relu=relu, beam=beam, plans=plans, impls=impls, iterations=iterations, dropout=dropout,
             workers=workers, run_dir=run_dir, baseline=baseline, timeout=timeout, eval_seed=eval_seed,
-            progress=progress, evaluate_fn=evaluate_fn)
+            progress=progress, evaluate_fn=evaluate_fn, executor=executor, ray_address=ray_address)
+        if report:
+            _write_report(run_dir, report)
+        return result
     from exo.API import Procedure
 
     from .baselines import exo_unopt
@@ -141,17 +160,24 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
         run = RunDir(run_dir)
         run.start({"workload": w.signature(), "agent": getattr(agent, "name", type(agent).__name__),
                    "start": start, "config": None if config is None else config.to_dict(),
-                   **settings.to_dict(), "workers": workers})
+                   **settings.to_dict(), "workers": workers,
+                   "executor": executor if isinstance(executor, str) or executor is None else type(executor).__name__})
     extra = {}
     if base_key:
         extra["base"] = base_key
     if config is not None:
         extra["config"] = config.to_dict()
-    pool = WorkerPool(workers, timeout, **({"fn": evaluate_fn} if evaluate_fn else {}))
+    from .executors import make_executor
+
+    if base_key and executor not in (None, "local"):
+        raise ValueError("a mapped Exo proc given as baseline= cannot go to remote workers (Exo procs do not "
+                         "pickle); use executor='local' or pass the baseline as a Schedule")
+    pool = make_executor(executor, workers=workers, timeout=timeout, fn=evaluate_fn, ray_address=ray_address)
     try:
         sr = beam_search(w, base_sched, agent, settings, pool=pool, run=run, task_extra=extra, progress=progress)
     finally:
-        pool.close()
+        if pool is not executor:   # an executor object given by the caller stays open
+            pool.close()
     best = sr.best
     p = (baseline if base_key else w.proc)
     c_code = ""
@@ -164,11 +190,21 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     except Exception:  # a stub evaluator's schedules need not apply
         pass
     m = best.measurement
-    return Result(
+    result = Result(
         proc=sp, c_code=c_code, schedule=best.schedule, cycles=best.cycles,
         baseline_cycles=sr.baseline.cycles, speedup=sr.baseline.cycles / best.cycles,
         utilization=(m.utilization if m and m.utilization is not None else float("nan")),
         samples_used=sr.samples_used, run_dir=str(run.path) if run else None, workload=w, search=sr)
+    if report:
+        _write_report(run.path, report)
+    return result
+
+
+def _write_report(run_dir: Any, report: Any) -> Any:
+    """`autocomp_exo.report.write_report` for ``optimize(..., report=True | DIR)``."""
+    from .report import write_report
+
+    return write_report(run_dir, out=None if report is True else report)
 
 
 # --------------------------------------------------------------------------- #
@@ -206,6 +242,18 @@ def add_optimize_parser(subparsers):
     p.add_argument("--show-c", action="store_true", help="print the best C")
     p.add_argument("--show-proc", action="store_true", help="print the best Exo proc")
     _add_search_args(p, DEFAULTS["budget"])
+    # ---- executor, report, JSON (issue 16: autocomp_exo/executors.py, autocomp_exo/report.py) ----
+    from .executors import EXECUTORS
+
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where candidates are evaluated: local worker processes, or Ray tasks")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join (ray.init(address=ADDR), e.g. auto or ray://head:10001; "
+                        "default $RAY_ADDRESS or a new local instance)")
+    p.add_argument("--report", nargs="?", const=True, default=None, metavar="DIR",
+                   help="write the plots and HTML report at the end (default RUN_DIR/report; needs --run-dir)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (the result) and nothing else on stdout")
     # ---- LLM agent options (--llm MODEL ..., issue 6: autocomp_exo/agents/llm.py) ----
     from .agents.llm import add_llm_args
 
@@ -294,25 +342,54 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
         except (LLMConfigError, ValueError) as e:
             print(f"autocomp-exo: error: {e}", file=sys.stderr)
             return 2, None
-    bar = _Bar(kw["budget"], args.quiet)
+    report = getattr(args, "report", None)
+    if report and not args.run_dir:
+        print("autocomp-exo: error: --report needs --run-dir (the report is drawn from the run directory)",
+              file=sys.stderr)
+        return 2, None
+    as_json = getattr(args, "json", False)
+    bar = _Bar(kw["budget"], args.quiet)   # tqdm writes to stderr: stdout stays for the result
     try:
         r = optimize(w, seed=args.seed, workers=args.workers, run_dir=args.run_dir,
                      baseline=None if start == "exo-unopt" else start,
                      timeout=getattr(args, "timeout", 600.0),
-                     progress=bar if agent is None else agent.progress(bar), agent=agent, **kw)
+                     progress=bar if agent is None else agent.progress(bar), agent=agent,
+                     executor=getattr(args, "executor", "local"), ray_address=getattr(args, "ray_address", None),
+                     **kw)
+    except ImportError as e:   # --executor ray without Ray installed
+        print(f"autocomp-exo: error: {e}", file=sys.stderr)
+        return 2, None
     finally:
         bar.close()
-    print(_table(r))
+    out = sys.stderr if as_json else sys.stdout
+    if as_json:
+        print(json.dumps(_result_json(r), sort_keys=True))
+    else:
+        print(_table(r))
     if agent is not None:
-        print(agent.finish(quiet=True))
+        print(agent.finish(quiet=True), file=out)
+    if report:
+        from .report import write_report
+
+        rep = write_report(args.run_dir, None if report is True else report)
+        print(f"report written to {rep['files']['html']}", file=out)
     return 0, r
+
+
+def _result_json(r: Result) -> dict:
+    """What ``optimize --json`` prints."""
+    return {"workload": r.workload.signature() if r.workload is not None else None,
+            "cycles": r.cycles, "baseline_cycles": r.baseline_cycles, "speedup": r.speedup,
+            "utilization": r.utilization if r.utilization == r.utilization else None,
+            "samples_used": r.samples_used, "run_dir": r.run_dir, "schedule": r.schedule.to_list(),
+            "c_code": r.c_code}
 
 
 def run_optimize(args) -> int:
     rc, r = _run(args, args.M, args.N, args.K, args.relu, args.start)
-    if r is not None and args.show_proc:
+    if r is not None and args.show_proc and not args.json:
         print(r.proc)
-    if r is not None and args.show_c:
+    if r is not None and args.show_c and not args.json:   # the JSON has "c_code"
         print(r.c_code)
     return rc
 

@@ -9,7 +9,11 @@ checks it (`autocomp_exo.evaluate`) and returns a JSON-ready result:
 A worker that crashes (the process dies), raises, or runs past the timeout
 gives a failed result (``measurement.ok = False``, ``stage = "worker"``); the
 pool replaces the worker and the search goes on. ``workers=0`` evaluates in
-the calling process (no timeout; for debugging and tiny runs).
+the calling process (no timeout; for debugging and tiny runs). So does a pool
+created inside a daemonic process (a `multiprocessing.Pool` worker, which may
+not have children): it warns once (`InProcessFallback`) and gives the same
+results, without the per-candidate timeout. `autocomp_exo.executors` has the
+other executor (Ray) with the same interface.
 
 Pools use the ``fork`` start method so procs registered with
 `register_base` before the pool starts (an already mapped proc given as a
@@ -21,10 +25,16 @@ import multiprocessing as mp
 import os
 import time
 import traceback
+import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers"]
+__all__ = ["evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers",
+           "InProcessFallback"]
+
+
+class InProcessFallback(RuntimeWarning):
+    """A worker pool inside a daemonic process evaluates in that process instead."""
 
 
 _BASES: dict[str, Any] = {}
@@ -139,6 +149,20 @@ class WorkerPool:
     def __exit__(self, *exc):
         self.close()
 
+    def _in_process(self) -> bool:
+        """True when candidates are evaluated in this process (``workers=0``, or a
+        daemonic process, which may not start worker processes)."""
+        if self.workers <= 0:
+            return True
+        if mp.current_process().daemon:
+            if not getattr(self, "_warned", False):
+                self._warned = True
+                warnings.warn(f"{mp.current_process().name} is a daemonic process and cannot start worker "
+                              f"processes: evaluating candidates in this process, one at a time and without "
+                              f"the per-candidate timeout (same results)", InProcessFallback, stacklevel=3)
+            return True
+        return False
+
     def _ensure(self):
         if self._pool is None and self.workers > 0:
             from pebble import ProcessPool
@@ -165,7 +189,7 @@ class WorkerPool:
         results: list[Optional[dict]] = [None] * len(tasks)
         if not tasks:
             return []
-        if self.workers <= 0:
+        if self._in_process():
             for i, t in enumerate(tasks):
                 results[i] = self._local(t)
                 if on_done:
