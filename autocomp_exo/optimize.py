@@ -334,7 +334,7 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
         kw.update(args._demo)
     # ---- LLM agent (issue 6): --llm MODEL replaces the offline agent ----
     agent = None
-    if getattr(args, "llm", None):
+    if getattr(args, "llm", None) or getattr(args, "llm_plan", None) or getattr(args, "llm_code", None):
         from .agents.llm import LLMConfigError, agent_from_args
 
         try:

@@ -266,7 +266,8 @@ def _python_calls(chunk: str, notes: list) -> Optional[list]:
         try:
             return _from_python(ast.literal_eval(node))
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise AnswerError(f"{what}: not a literal value (write JSON values)") from None
+            raise AnswerError(f"{what}: not a literal value; write loop and buffer patterns as strings "
+                              "(e.g. \"k\", \"for k in _: _\") and other values as JSON") from None
 
     steps = []
     for st in stmts:
@@ -1253,6 +1254,10 @@ def add_llm_args(p) -> None:
     g.add_argument("--llm", action="append", metavar="MODEL", default=None,
                    help="an OpenAI-compatible model: 'gpt-4o' (OPENAI_API_KEY, OPENAI_BASE_URL) or "
                         "'http://host:port/v1::model-name'; repeat for an ensemble")
+    g.add_argument("--llm-plan", action="append", metavar="MODEL", default=None,
+                   help="a model that only plans (repeatable; dealt round robin with the --llm models)")
+    g.add_argument("--llm-code", action="append", metavar="MODEL", default=None,
+                   help="a model that only writes the steps (repeatable; dealt round robin with the --llm models)")
     g.add_argument("--llm-cache", metavar="DIR", default=None,
                    help=f"response cache (default {default_cache_dir()}); a rerun with the same seed replays it")
     g.add_argument("--llm-no-cache", action="store_true", help="do not read or write the response cache")
@@ -1261,7 +1266,24 @@ def add_llm_args(p) -> None:
     g.add_argument("--llm-temperature", type=float, default=0.7)
     g.add_argument("--llm-max-tokens", type=int, default=2048)
     g.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per request")
-    g.add_argument("--llm-attempts", type=int, default=4, help="attempts per request (429/5xx/timeouts)")
+    g.add_argument("--llm-attempts", type=int, default=None,
+                   help="attempts per request on 429/5xx/timeouts (default: retry until the outage limit)")
+    g.add_argument("--llm-max-in-flight", type=int, default=8, metavar="N",
+                   help="requests in flight per model (default 8)")
+    g.add_argument("--llm-tpm", type=int, default=None, metavar="TOKENS",
+                   help="tokens per minute per model (prompt estimate + completion limit; default: no limit)")
+    g.add_argument("--llm-max-calls", type=int, default=None, metavar="N",
+                   help="stop sending requests after N (the search goes on with what it has)")
+    g.add_argument("--llm-max-cost", type=float, default=None, metavar="USD",
+                   help="stop sending requests once the estimated cost reaches USD (needs --llm-price)")
+    g.add_argument("--llm-backoff-max", type=float, default=120.0, metavar="S",
+                   help="longest backoff between retries (jittered, doubling from 1 s)")
+    g.add_argument("--llm-outage", type=float, default=600.0, metavar="S",
+                   help="a model failing for S seconds in a row is suspended (default 600)")
+    g.add_argument("--llm-cooldown", type=float, default=300.0, metavar="S",
+                   help="seconds a suspended model rests before it is asked again (default 300)")
+    g.add_argument("--llm-reasoning-tokens", type=int, default=16384, metavar="N",
+                   help="max_completion_tokens for reasoning models (o1/o3/o4/gpt-5; doubled on a cut answer)")
     g.add_argument("--llm-retries", type=int, default=1,
                    help="times a failed answer is sent back with its error (default 1)")
     g.add_argument("--llm-check", choices=("schema", "exo", "evaluate"), default="exo",
@@ -1271,14 +1293,25 @@ def add_llm_args(p) -> None:
 
 def agent_from_args(args, run_dir: Optional[str] = None, iterations: Optional[int] = None) -> Optional[LLMAgent]:
     """An LLMAgent from the CLI options, or None when no --llm was given."""
-    models = getattr(args, "llm", None)
-    if not models:
+    models = getattr(args, "llm", None) or []
+    plan_models = getattr(args, "llm_plan", None) or []
+    code_models = getattr(args, "llm_code", None) or []
+    if not (models or plan_models or code_models):
         return None
     prices = Prices()
     for t in getattr(args, "llm_price", None) or []:
         prices.set(*parse_price(t))
     cache = None if args.llm_no_cache else (args.llm_cache or default_cache_dir())
-    return LLMAgent(models, cache_dir=cache, log_dir=run_dir, prices=prices, retries=args.llm_retries,
+    if (plan_models and not (models or code_models)) or (code_models and not (models or plan_models)):
+        raise LLMConfigError("--llm-plan needs a model that writes code (--llm-code or --llm) and --llm-code "
+                             "one that plans (--llm-plan or --llm)")
+    g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    return LLMAgent(models, plan_models=plan_models or None, code_models=code_models or None, cache_dir=cache,
+                    log_dir=run_dir, prices=prices, retries=args.llm_retries,
                     check=args.llm_check, allow_unsafe=args.llm_allow_unsafe, temperature=args.llm_temperature,
                     max_tokens=args.llm_max_tokens, timeout=args.llm_timeout, attempts=args.llm_attempts,
+                    max_in_flight=g("llm_max_in_flight", 8), tokens_per_minute=g("llm_tpm"),
+                    max_calls=g("llm_max_calls"), max_cost=g("llm_max_cost"),
+                    backoff_max=g("llm_backoff_max", 120.0), outage=g("llm_outage", 600.0),
+                    cooldown=g("llm_cooldown", 300.0), reasoning_tokens=g("llm_reasoning_tokens", 16384),
                     iterations=iterations if iterations is not None else getattr(args, "iterations", None))
