@@ -96,6 +96,25 @@ class GemminiConfig:
                               "benchmarks/calibrate.py with cpu_rocc_cycles (range 0.75-2.0; it sets the "
                               "software library at ~16% utilization).", "calibrated")
 
+    # The compiler (sim/compiler.py) estimates the RISC-V instructions gcc -O2 emits
+    # for the scalar code and turns them into the cycles it hands to the timing model
+    # with these Rocket facts (GEMMINI_RTL.md section 6); benchmarks/cpu_fidelity.py
+    # checks the instruction count against a real RISC-V build.
+    cpu_cpi: float = _p(1.0, "Rocket cycles per scalar instruction without stalls (single-issue, in "
+                        "order, 5 stages).", "guessed")
+    cpu_mul_cycles: float = _p(10.0, "Cycles of a 64-bit multiply that stays after strength reduction: the "
+                               "unpipelined multiplier does 8 bits per cycle (8 iterations) plus ~2 of request "
+                               "and response.", "sourced")
+    cpu_div_cycles: float = _p(66.0, "Cycles of a divide or remainder by a variable: 1 bit per cycle (64 "
+                               "iterations) plus ~2, before early exit.", "sourced")
+    cpu_branch_cycles: float = _p(3.0, "Cycles a mispredicted branch costs (charged once per loop exit: the "
+                                  "BHT predicts the back branch taken).", "guessed")
+    icache_bytes: int = _p(16384, "Rocket L1 I-cache (WithNBigCores: 64 sets x 4 ways x 64 B); code larger "
+                           "than this misses on every pass.", "sourced")
+    icache_line_bytes: int = _p(64, "I-cache line.", "sourced")
+    icache_refill_cycles: float = _p(25.0, "Cycles to refill one I-cache line from the L2 (a hit; the L2 hit "
+                                     "latency was not read from the RTL).", "guessed")
+
     # ---- derived --------------------------------------------------------
     @property
     def sp_rows(self) -> int:

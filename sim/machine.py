@@ -152,7 +152,8 @@ class Machine:
         self.dram = Dram()
         self.load, self.store, self.site_array = self.dram.load, self.dram.store, self.dram.site_array
         self.ctx: dict[str, Any] = {}
-        self.pend = 0
+        self.pend = 0   # CPU cycles of scalar code not yet given to the timing model
+        self.ni = 0     # estimated RISC-V instructions the CPU executed (RoCC commands included)
         self.tm = timing
         self.n = 0
         self.budget = max_instructions if max_instructions is not None else 1 << 62

@@ -13,7 +13,7 @@ import numpy as np
 from gemmini_isa import GemminiConfig, default
 
 from . import ctypes_model as ct
-from .compiler import RUNTIME_HELPERS, CompiledProgram, Compiler, FuncInfo
+from .compiler import RUNTIME_HELPERS, CompiledProgram, Compiler, CpuParams, FuncInfo
 from .errors import ArgumentError, RuntimeCError, SimError, UnsupportedError
 from .machine import Machine, check_runtime
 from .parser import parse
@@ -42,6 +42,9 @@ class RunResult:
     dim: int = 16
     macs: int = 0
     timing: dict[str, Any] = field(default_factory=dict, repr=False)
+    # estimated RISC-V instructions the CPU executed, one per RoCC command included
+    # (comparable with benchmarks/riscv_reference.py's count of the gcc -O2 build)
+    cpu_instructions: int = 0
 
     def utilization(self, macs: Optional[int] = None) -> float:
         """Ideal array cycles (macs / dim^2) over measured cycles; `macs` defaults
@@ -62,6 +65,7 @@ class RunResult:
             "acc_rows": self.acc_rows,
             "macs": self.macs,
             "utilization": self.utilization(),
+            "cpu_instructions": self.cpu_instructions,
         }
 
 
@@ -212,7 +216,8 @@ class Program:
         return RunResult(cycles=cycles, instructions=counts, units=units, stalls=stalls,
                          dram_bytes={"read": m.dram_read, "written": m.dram_written},
                          sp_rows_used=sp_used, acc_rows_used=acc_used, sp_rows=config.sp_rows,
-                         acc_rows=config.acc_rows, arrays=arrays, dim=config.dim, macs=m.macs, timing=rd)
+                         acc_rows=config.acc_rows, arrays=arrays, dim=config.dim, macs=m.macs, timing=rd,
+                         cpu_instructions=int(m.ni))
 
     def _locate(self, err: SimError, tb: Any) -> SimError:
         """Attach the C line of the innermost generated-code frame to the error."""
@@ -238,10 +243,11 @@ _CACHE_SIZE = 64
 def compile_program(c_source: str, filename: str = "<c>", config: Optional[GemminiConfig] = None) -> Program:
     """Parse and compile C text once (cached on the exact text and file name)."""
     dim = (config or default()).dim
+    cpu = CpuParams.of(config or default())  # the CPU estimate is compiled in: part of the key
     if not isinstance(c_source, str):
         from .errors import CParseError
         raise CParseError(f"C source must be text, got {type(c_source).__name__}", file=filename)
-    key = hashlib.sha256(f"{filename}\0{dim}\0{c_source}".encode("utf-8", "surrogatepass")).hexdigest()
+    key = hashlib.sha256(f"{filename}\0{dim}\0{cpu}\0{c_source}".encode("utf-8", "surrogatepass")).hexdigest()
     with _CACHE_LOCK:
         prog = _CACHE.get(key)
         if prog is not None:
@@ -249,7 +255,7 @@ def compile_program(c_source: str, filename: str = "<c>", config: Optional[Gemmi
             return prog
     tree, defines = parse(c_source, filename)
     try:
-        compiled = Compiler(tree, defines, filename, c_source, dim=dim).compile()
+        compiled = Compiler(tree, defines, filename, c_source, dim=dim, cpu=cpu).compile()
     except RecursionError:
         raise UnsupportedError("expression nested too deeply", file=filename) from None
     except SimError:
