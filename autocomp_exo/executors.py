@@ -30,6 +30,7 @@ do not pickle; local workers inherit them by ``fork``): pass the baseline as a
 """
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from typing import Any, Callable, Optional, Sequence
@@ -91,7 +92,10 @@ class RayPool:
         import ray
 
         if not ray.is_initialized():
-            kw = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+            kw = dict(self.init_kwargs)
+            if self.address is None and not os.environ.get("RAY_ADDRESS"):
+                # a new local instance: no dashboard, workers' output not copied to this terminal
+                kw = {"include_dashboard": False, "log_to_driver": False, **kw}
             ray.init(address=self.address, **kw)
             self._started = True
         if self._remote is None:
