@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -112,6 +113,38 @@ def refill_beam(candidates: list, exhausted: set, width: int) -> list:
     """The best ``width`` correct candidates not in ``exhausted`` (by cycles, then id)."""
     live = {c.id: c for c in candidates if c.ok and c.id not in exhausted}
     return sorted(live.values(), key=_rank)[:width]
+
+
+class _EarlyEval:
+    """Evaluates the proposals of a request round in the worker pool (a thread
+    waits on it) while the later rounds' requests are outstanding. Results are
+    kept by schedule key and used in generation order by the search, so the
+    trace is the same as evaluating after the last round."""
+
+    def __init__(self, pool: WorkerPool, task_fn: Callable):
+        self.pool, self.task_fn = pool, task_fn
+        self.results: dict[str, dict] = {}
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, items: list) -> None:
+        if not items:
+            return
+        keys = [k for k, _s in items]
+        tasks = [self.task_fn(s) for _k, s in items]
+
+        def go():
+            for k, r in zip(keys, self.pool.run(tasks)):
+                self.results[k] = r
+
+        t = threading.Thread(target=go, name="autocomp-early-eval", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def wait(self) -> dict:
+        for t in self.threads:
+            t.join()
+        self.threads.clear()
+        return self.results
 
 
 def _candidate_from_record(rec: dict, cid: int, schedule: Schedule, parent: Optional[int], plan: Optional[Plan],
@@ -217,7 +250,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             out[q if isinstance(q, int) and 0 <= q < n else 0].append(r)
         return out
 
-    def propose_rounds(proposals: list, pending: set) -> None:
+    def propose_rounds(proposals: list, pending: set, early: Optional[_EarlyEval] = None) -> None:
         """The iteration's proposals from an agent that answers many requests at
         once: every slot's rng, dropout menu and sample index are drawn first;
         all B x N plan requests go out together, then all implement requests,
@@ -248,6 +281,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                 for ki in range(S.impls):
                     impl.append((bi, pi, ki, parent, plans[q][0]))
         got: list[tuple[int, Candidate, str]] = []
+        fresh: list = []
         live = list(range(len(impl)))
         for retry in range(3):
             if not live:
@@ -283,7 +317,12 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                 c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
                 next_id += 1
                 got.append((x, c, key))
+                fresh.append((key, sched))
             live = nxt
+            if early is not None and live and len(got) <= S.budget - samples:
+                # evaluate this round's children while the re-asks are out
+                early.submit([(k, sc) for k, sc in fresh if not (run is not None and run.lookup(k) is not None)])
+            fresh.clear()
         got.sort(key=lambda t: t[0])   # slot order
         proposals.extend((c, key) for _x, c, key in got)
         have = {impl[x][0] for x, _c, _k in got}
@@ -297,8 +336,12 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         # ---- propose (deterministic) ------------------------------------------
         proposals: list[tuple[Candidate, str]] = []
         pending: set[str] = set()
+        early = None
         if getattr(agent, "concurrent", False):
-            propose_rounds(proposals, pending)
+            if getattr(pool, "workers", 0) > 0 and hasattr(pool, "_ensure"):
+                pool._ensure()   # the pool exists before a second thread uses it
+                early = _EarlyEval(pool, lambda sc: task(sc, base_cycles))
+            propose_rounds(proposals, pending, early)
         else:
             for bi, parent in enumerate(beam):
                 n_before = len(proposals)
@@ -353,11 +396,15 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         # ---- evaluate (parallel; stored results reused) -----------------------
         todo, idx = [], []
         results: list[Optional[dict]] = [None] * len(proposals)
+        early_done = early.wait() if early is not None else {}
+        early_idx = []
         for i, (c, key) in enumerate(proposals):
             seen.add(key)
             r = run.lookup(key) if run else None
             if r is not None:
                 results[i] = r
+            elif key in early_done:
+                early_idx.append(i)
             else:
                 todo.append(task(c.schedule, base_cycles))
                 idx.append(i)
@@ -372,6 +419,9 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             m = res.get("measurement") or {}
             emit("candidate", ok=bool(m.get("ok")), cycles=m.get("cycles"), id=c.id)
 
+        for i in early_idx:   # evaluated while the later request rounds were out
+            idx.append(i)
+            done(len(idx) - 1, early_done[proposals[i][1]])
         pool.run(todo, done)
         samples += len(proposals)
         # ---- accept (in generation order) -------------------------------------

@@ -379,3 +379,26 @@ def test_cli_llm_plan_and_code(srv, tmp_path, capsys):
     by = {(q["model"], kind(q)) for q in srv.requests}
     assert ("planner", "plan") in by and ("coder", "implement") in by
     assert ("planner", "implement") not in by and ("coder", "plan") not in by
+
+
+def test_children_are_evaluated_while_the_reasks_are_out(srv, tmp_path, monkeypatch):
+    """With worker processes, a round's children are evaluated while the later
+    rounds' requests are outstanding; the trace is the one of evaluating after."""
+    import autocomp_exo as ax
+    from autocomp_exo import search
+
+    submitted = []
+    orig = search._EarlyEval.submit
+    monkeypatch.setattr(search._EarlyEval, "submit", lambda self, items: (submitted.append(len(items)),
+                                                                        orig(self, items)))
+    traces = []
+    for workers in (1, 0):
+        srv.reset()
+        agent = make_agent(srv, cache_dir=str(tmp_path / f"c{workers}"))
+        r = ax.optimize(ax.GemmWorkload(64, 64, 64), agent=agent, budget=12, beam=2, plans=3, impls=2,
+                        iterations=1, seed=4, workers=workers, run_dir=str(tmp_path / f"w{workers}"),
+                        progress=agent.observe)
+        traces.append(r.search.trace_key())
+        if workers:
+            assert sum(submitted) >= 1          # some children went to the pool before the last round
+    assert traces[0] == traces[1]
