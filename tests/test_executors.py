@@ -40,6 +40,31 @@ def test_pool_inside_a_daemonic_process_falls_back_to_in_process_with_the_same_r
     assert warned.count(InProcessFallback.__name__) == 1   # once per pool, not per candidate
 
 
+def _optimize_in_daemon(_):
+    import autocomp_exo as ax
+    from autocomp_exo.optimize import optimize
+
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        r = optimize(ax.gemm(64, 64, 64), agent=StubAgent(), evaluate_fn=fake_eval, workers=2, budget=8,
+                     beam=2, plans=2, impls=2)
+    return r.search.trace_key(), r.cycles, [w.category.__name__ for w in ws]
+
+
+def test_optimize_inside_a_multiprocessing_pool_worker():
+    """The user's case: several searches in a multiprocessing.Pool (daemonic workers)."""
+    import autocomp_exo as ax
+    from autocomp_exo.optimize import optimize
+
+    want = optimize(ax.gemm(64, 64, 64), agent=StubAgent(), evaluate_fn=fake_eval, workers=2, budget=8,
+                    beam=2, plans=2, impls=2)
+    with mp.get_context("fork").Pool(2) as p:
+        got = p.map(_optimize_in_daemon, [0, 1])
+    for key, cycles, warned in got:
+        assert (key, cycles) == (want.search.trace_key(), want.cycles)
+        assert InProcessFallback.__name__ in warned
+
+
 def test_in_process_pool_outside_a_daemon_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", InProcessFallback)
