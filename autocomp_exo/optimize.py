@@ -48,6 +48,12 @@ class Result:
     run_dir: Optional[str]
     workload: Any = None
     search: Optional[SearchResult] = None
+    seeds: list = None        # every input seed the winner passed (its search seed and the re-checks)
+    notes: list = None
+
+    def __post_init__(self):
+        self.seeds = list(self.seeds or [])
+        self.notes = list(self.notes or [])
 
     def summary(self) -> str:
         return (f"{getattr(self.workload, 'name', 'gemm')}: baseline {self.baseline_cycles:,} cycles -> best "
@@ -80,7 +86,7 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
              progress: Optional[Callable[[dict], None]] = None,
              evaluate_fn: Optional[Callable[[dict], dict]] = None,
              library: Any = None, reuse: Any = None, executor: Any = "local",
-             ray_address: Optional[str] = None, report: Any = None) -> Result:
+             ray_address: Optional[str] = None, report: Any = None, recheck: int = 3) -> Result:
     """Search for a fast schedule of ``proc``; see the module doc.
 
     ``executor``: where candidates are evaluated, "local" (``workers``
@@ -92,12 +98,23 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     ``report``: write `autocomp_exo.report` for the run at the end (needs
     ``run_dir``): True for ``RUN_DIR/report``, or a directory.
 
+    ``progress``: a callable receiving the search's events, or True for a
+    progress bar. ``recheck``: the winner is checked again on this many fresh
+    inputs (``Result.seeds``: every input seed it passed); a winner that fails
+    one gives way to the next best candidate that passes.
+
+    ``proc`` may be a user's proc of any of the recognised GEMM forms
+    (`workloads.recognise`): ``Result.proc`` has the user's proc, parameter
+    and loop names, and ``Result.schedule`` applies to the user's proc.
+
     ``library`` (a `Library` or directory): start from its record for this
     shape after re-verifying it (a stale record is reported, not used) and
-    save the winner there. ``reuse`` (a `Library` or directory): when there
+    save the winner there (verified first). ``reuse`` (a `Library` or directory): when there
     is no record for this shape, start from records of similar shapes
     (`autocomp_exo.transfer`). Both: `transfer.optimize_with_library`.
     """
+    validate_settings(budget=budget, beam=beam, plans=plans, impls=impls, iterations=iterations,
+                      dropout=dropout, workers=workers, timeout=timeout, recheck=recheck)
     if report and run_dir is None:
         raise ValueError("report= needs a run_dir= (the report is drawn from the run directory)")
     if library is not None or reuse is not None:
@@ -117,9 +134,10 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     from exo.API import Procedure
 
     from .baselines import exo_unopt
-    from .workloads import GemmWorkload, WorkloadError, workload_of
+    from .workloads import GemmWorkload, WorkloadError, recognise
 
     base_key = None
+    user = None
     start = "exo-unopt"
     if isinstance(baseline, Procedure):
         M, N, K = _shape_of_mapped(baseline)
@@ -135,7 +153,11 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
         if isinstance(proc, GemmWorkload):
             w = proc
         else:
-            w = workload_of(proc, relu=relu)
+            user = recognise(proc, relu=relu)
+            w = user.workload
+            if not isinstance(w, GemmWorkload):
+                raise WorkloadError(f"{proc.name()} is {user.variant}: recognised, but the search maps only the "
+                                    "scaled int8 GEMM onto Gemmini so far")
         if baseline is None:
             base_sched = exo_unopt.schedule(w)
         elif isinstance(baseline, Schedule):
@@ -174,11 +196,16 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
                          "pickle); use executor='local' or pass the baseline as a Schedule")
     pool = make_executor(executor, workers=workers, timeout=timeout, fn=evaluate_fn, ray_address=ray_address)
     try:
-        sr = beam_search(w, base_sched, agent, settings, pool=pool, run=run, task_extra=extra, progress=progress)
+        bar = _progress_fn(progress, budget)
+        try:
+            sr = beam_search(w, base_sched, agent, settings, pool=pool, run=run, task_extra=extra, progress=bar)
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+        best, seeds_passed, recheck_notes = _recheck(sr, pool, w, extra, recheck)
     finally:
         if pool is not executor:   # an executor object given by the caller stays open
             pool.close()
-    best = sr.best
     p = (baseline if base_key else w.proc)
     c_code = ""
     sp = None
@@ -194,10 +221,110 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
         proc=sp, c_code=c_code, schedule=best.schedule, cycles=best.cycles,
         baseline_cycles=sr.baseline.cycles, speedup=sr.baseline.cycles / best.cycles,
         utilization=(m.utilization if m and m.utilization is not None else float("nan")),
-        samples_used=sr.samples_used, run_dir=str(run.path) if run else None, workload=w, search=sr)
+        samples_used=sr.samples_used, run_dir=str(run.path) if run else None, workload=w, search=sr,
+        seeds=seeds_passed, notes=recheck_notes)
+    if user is not None:
+        _as_user(result, user)
+    if run is not None:
+        _finish_run_dir(run, result)
     if report:
         _write_report(run.path, report)
     return result
+
+
+class SettingsError(ValueError):
+    """A search setting out of its range (the message says which and why)."""
+
+
+def validate_settings(*, budget: Any = 1, beam: Any = 1, plans: Any = 1, impls: Any = 1, iterations: Any = None,
+                      dropout: Any = 0.0, workers: Any = None, timeout: Any = None, recheck: Any = 0) -> None:
+    """Raise SettingsError (one line) unless every setting is in range."""
+
+    def integer(name, v, lo, none_ok=False):
+        if v is None and none_ok:
+            return
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise SettingsError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+    integer("budget", budget, 1)
+    integer("beam", beam, 1)
+    integer("plans", plans, 1)
+    integer("impls", impls, 1)
+    integer("iterations", iterations, 1, none_ok=True)
+    integer("workers", workers, 0, none_ok=True)
+    integer("recheck", recheck, 0)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise SettingsError(f"dropout must be a number in [0, 1) (the chance of leaving a menu option out), "
+                            f"got {dropout!r}")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or not timeout >= 1.0):
+        raise SettingsError(f"timeout must be at least 1 second per candidate (a GEMM takes seconds to "
+                            f"schedule, compile and simulate), got {timeout!r}")
+
+
+def _progress_fn(progress: Any, budget: int) -> Any:
+    """``progress=True``: a progress bar; a callable: itself; else None."""
+    if progress is True:
+        return _Bar(budget, quiet=False)
+    return progress if callable(progress) else None
+
+
+def _recheck(sr: SearchResult, pool: Any, w: Any, extra: dict, n: int) -> tuple:
+    """The winner checked on ``n`` fresh inputs; if it fails, the next best
+    candidate that passes (at most 5 tried). Returns (candidate, seeds, notes)."""
+    from .library import fresh_seeds
+    from .measurement import Measurement
+
+    best = sr.best
+    seeds0 = list(getattr(best.measurement, "seeds", None) or [])
+    if n <= 0:
+        return best, seeds0, []
+    ranked = sorted((c for c in [sr.baseline] + list(sr.candidates) if c.ok), key=lambda c: (c.cycles, c.id))
+    notes = []
+    for c in ranked[:5]:
+        seeds = fresh_seeds(n)
+        task = {"M": w.M, "N": w.N, "K": w.K, "relu": bool(getattr(w, "relu", False)),
+                "schedule": c.schedule.to_list(), "seeds": seeds, "baseline_cycles": sr.baseline.cycles,
+                "label": "recheck", **extra}
+        res = pool.run([task])[0]
+        m = Measurement.from_dict(res.get("measurement") or {"ok": False, "stage": "worker"})
+        if m.ok:
+            return c, sorted(set(list(getattr(c.measurement, "seeds", None) or []) + list(m.seeds or []))), notes
+        notes.append(f"candidate {c.id} ({c.cycles:,} cycles) failed on fresh inputs: {m.stage}: "
+                     f"{(m.error or '').splitlines()[0][:200] if m.error else ''}")
+    return sr.baseline, list(getattr(sr.baseline.measurement, "seeds", None) or []), notes
+
+
+def _as_user(result: Any, user: Any) -> Any:
+    """Give a result the user's names: ``proc`` renamed (proc, parameters,
+    loops, buffers), ``c_code`` from it, ``schedule`` a `UserSchedule`."""
+    from .workloads import UserSchedule
+
+    result.recognition = user
+    if user.is_canonical:
+        return result
+    result.schedule = UserSchedule(result.schedule.steps)
+    if result.proc is not None:
+        try:
+            result.proc = user.to_user(result.proc)
+            from .exo_compile import to_c
+
+            result.c_code = to_c(result.proc)[0]
+        except Exception as e:  # pragma: no cover - renaming is structural
+            result.notes = list(getattr(result, "notes", None) or []) + [f"could not rename to the user's names: {e}"]
+    return result
+
+
+def _finish_run_dir(run: Any, result: Any) -> None:
+    """best.c, and the winner's re-checked seeds in best.json."""
+    from .atomic_write import write_atomic
+
+    if result.c_code:
+        write_atomic(run.path / "best.c", result.c_code)
+    b = run.best() or {}
+    b.update({"cycles": result.cycles, "schedule": result.schedule.to_list(), "seeds": list(result.seeds),
+              "recheck_notes": list(result.notes)})
+    run.write_best(b)
 
 
 def _write_report(run_dir: Any, report: Any) -> Any:
@@ -229,6 +356,10 @@ def _add_search_args(p, budget: int) -> None:
                    help="schedule to start from")
     p.add_argument("--paper", action="store_true", help="the paper's settings: B=6 N=6 K=2 T=15")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--library", default=None, metavar="DIR",
+                   help="schedule library: start from its (re-verified) record for this shape, save the winner")
+    p.add_argument("--reuse", default=None, metavar="DIR",
+                   help="library of similar shapes to transfer from when there is no record for this shape")
 
 
 def add_optimize_parser(subparsers):
@@ -287,11 +418,14 @@ class _Bar:
     def __call__(self, ev: dict) -> None:
         if self.bar is None:
             return
-        if ev["event"] == "candidate":
+        if ev.get("event") == "candidate":
             self.n += 1
             self.bar.update(1)
-        self.bar.set_postfix_str(f"it {ev['iteration']} best {ev['best_cycles']:,} cyc "
-                                 f"{ev['speedup']:.2f}x", refresh=False)
+        best, sp = ev.get("best_cycles"), ev.get("speedup")
+        phase = f"phase {ev['phase']} " if ev.get("phase") is not None else ""
+        self.bar.set_postfix_str(f"{phase}it {ev.get('iteration', '-')} best "
+                                 f"{f'{best:,}' if best else '-'} cyc {f'{sp:.2f}' if sp else '-'}x",
+                                 refresh=False)
 
     def close(self):
         if self.bar is not None:
@@ -348,9 +482,15 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
               file=sys.stderr)
         return 2, None
     as_json = getattr(args, "json", False)
+    try:
+        validate_settings(workers=getattr(args, "workers", None), timeout=getattr(args, "timeout", 600.0), **kw)
+    except SettingsError as e:
+        print(f"autocomp-exo: error: {e}", file=sys.stderr)
+        return 2, None
+    lib_kw = {k: getattr(args, k) for k in ("library", "reuse") if getattr(args, k, None)}
     bar = _Bar(kw["budget"], args.quiet)   # tqdm writes to stderr: stdout stays for the result
     try:
-        r = optimize(w, seed=args.seed, workers=args.workers, run_dir=args.run_dir,
+        r = optimize(w, seed=args.seed, workers=args.workers, run_dir=args.run_dir, **lib_kw,
                      baseline=None if start == "exo-unopt" else start,
                      timeout=getattr(args, "timeout", 600.0),
                      progress=bar if agent is None else agent.progress(bar), agent=agent,
@@ -358,6 +498,9 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
                      **kw)
     except ImportError as e:   # --executor ray without Ray installed
         print(f"autocomp-exo: error: {e}", file=sys.stderr)
+        return 2, None
+    except (ValueError, RuntimeError) as e:   # SettingsMismatch, SettingsError, WorkloadError, a failed baseline
+        print(f"autocomp-exo: error: {_one_line(e)}", file=sys.stderr)
         return 2, None
     finally:
         bar.close()
@@ -376,13 +519,21 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple[int, Optional[Re
     return 0, r
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception as one line (a failed baseline that ran out of time says so)."""
+    msg = " ".join(str(e).split())
+    if "candidate took longer than" in msg:
+        msg += " (raise --timeout)"
+    return msg[:600]
+
+
 def _result_json(r: Result) -> dict:
     """What ``optimize --json`` prints."""
     return {"workload": r.workload.signature() if r.workload is not None else None,
             "cycles": r.cycles, "baseline_cycles": r.baseline_cycles, "speedup": r.speedup,
             "utilization": r.utilization if r.utilization == r.utilization else None,
             "samples_used": r.samples_used, "run_dir": r.run_dir, "schedule": r.schedule.to_list(),
-            "c_code": r.c_code}
+            "c_code": r.c_code, "seeds": list(getattr(r, "seeds", None) or [])}
 
 
 def run_optimize(args) -> int:

@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .agents.offline import ACC_ROWS, BANK_ROWS, SP_ROWS
 from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
+from .workloads import WorkloadError
 
 __all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "TransferResult",
            "OptionAgent", "optimize_with_library", "StaleRecordWarning", "GUIDE_SKIP"]
@@ -368,6 +369,27 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
     return out
 
 
+def adapt_task(task: dict) -> dict:
+    """`adapt` as a worker task (``{"kind": "adapt", "record": {...}, "M", "N", "K", "relu"}``):
+    the replays of the record on both shapes run in a worker under the
+    per-candidate timeout. Returns ``{"measurement": {"ok", ...}, "adapted":
+    [{"schedule", "policy", "notes"}], "seconds"}``."""
+    from .workers import failed_result
+    from .workloads import GemmWorkload
+
+    t0 = time.perf_counter()
+    try:
+        rec = Record.from_dict(task["record"])
+        w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
+        ads = adapt(rec, w)
+    except Exception as e:  # a record that cannot even be replayed on its own shape
+        return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
+    return {"measurement": {"ok": True, "stage": None, "error": None},
+            "adapted": [{"schedule": a.schedule.to_list(), "policy": a.policy, "notes": list(a.notes)}
+                        for a in ads],
+            "proc_text": None, "seconds": time.perf_counter() - t0}
+
+
 # --------------------------------------------------------------------------- #
 # Phases 2-3: the search's API
 # --------------------------------------------------------------------------- #
@@ -491,13 +513,20 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
              timeout: Optional[float] = 600.0, config: Any = None, relu: bool = False, eval_seed: int = 0,
              max_sources: int = 2, guided_beam: int = 2, guided_budget: Optional[int] = None,
              pool: Any = None, progress: Optional[Callable[[dict], None]] = None,
-             baseline_cycles: Optional[int] = None) -> TransferResult:
+             baseline_cycles: Optional[int] = None, run_dir: Optional[str] = None) -> TransferResult:
     """Search for ``proc`` (GEMM proc or GemmWorkload) starting from ``record``.
 
     ``record`` is a Record, a list of Records, or a Library (its records
     similar to ``proc`` are used, closest first, at most ``max_sources``).
     ``budget`` counts evaluated candidates across the three phases.
+    Every replay (adapting a record, evaluating a candidate) runs in the
+    worker pool under ``timeout``. ``run_dir``: the run directory (every
+    candidate, resumable; ``best.json`` and ``best.c``). ``progress``
+    events have the search's schema (``event``, ``samples``, ``budget``,
+    ``best_cycles``, ``baseline_cycles``, ``speedup``, ``iteration``) plus
+    ``phase``; samples and best are over the whole transfer.
     """
+    from .runs import RunDir, schedule_key
     from .agents.offline import OfflineAgent
     from .baselines import exo_unopt
     from .measurement import Measurement
@@ -506,7 +535,17 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     from .workers import WorkerPool
     from .workloads import GemmWorkload, workload_of
 
-    w = proc if isinstance(proc, GemmWorkload) else workload_of(proc, relu=relu)
+    from .workloads import recognise
+
+    user = None
+    if isinstance(proc, GemmWorkload):
+        w = proc
+    else:
+        user = recognise(proc, relu=relu)
+        w = user.workload
+        if not isinstance(w, GemmWorkload):
+            raise WorkloadError(f"{proc.name()} is {user.variant}: recognised, but the search maps only the "
+                                "scaled int8 GEMM onto Gemmini so far")
     if isinstance(record, Record):
         sources = [record]
     elif isinstance(record, Library) or isinstance(record, (str, bytes)) or hasattr(record, "__fspath__"):
@@ -514,12 +553,36 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     else:
         sources = list(record)[:max_sources]
     agent = agent or OfflineAgent()
+    run = None
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        run.start({"workload": w.signature(), "agent": getattr(agent, "name", type(agent).__name__),
+                   "start": "transfer from " + ", ".join(f"{r.name}:{r.cycles}" for r in sources),
+                   "config": None if config is None else config.to_dict(), "seed": seed, "beam": beam,
+                   "plans": plans, "impls": impls, "dropout": dropout, "iterations": None,
+                   "eval_seed": eval_seed, "budget": budget, "workers": workers})
     own_pool = pool is None
     pool = _MemoPool(pool or WorkerPool(workers, timeout))
     history: list = []
     notes: list = []
     phases: dict = {}
     extra = {} if config is None else {"config": config.to_dict()}
+    state = {"best": None, "baseline": None, "iteration": 0}
+
+    def emit(ev: dict, phase: int) -> None:
+        """One schema for every phase: the transfer's totals over the sub-search's."""
+        if not progress:
+            return
+        bc = state["baseline"]
+        best = state["best"]
+        if ev.get("best_cycles") and (best is None or ev["best_cycles"] < best):
+            best = ev["best_cycles"]
+        if ev.get("iteration") is not None and phase > 1:
+            state["iteration"] = max(state["iteration"], int(ev["iteration"]))
+        out = {**ev, "phase": phase, "samples": len(history), "budget": budget,
+               "best_cycles": best, "baseline_cycles": bc, "iteration": state["iteration"] if phase > 1 else 0,
+               "speedup": (bc / best) if bc and best else None}
+        progress(out)
 
     def task(s: Schedule, bc=None) -> dict:
         t = {"M": w.M, "N": w.N, "K": w.K, "relu": w.relu, "schedule": s.to_list(), "seed": eval_seed,
@@ -530,40 +593,59 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     try:
         # the baseline (Exo's standard mapping of the new shape; not a sample)
         unopt = exo_unopt.schedule(w)
+
+        def run_logged(scheds: list, bc=None) -> list:
+            """Evaluate in the pool; with a run directory, finished ones are looked up, new ones logged."""
+            keys = [schedule_key(x) for x in scheds]
+            out = [run.lookup(k) if run else None for k in keys]
+            todo = [i for i, r in enumerate(out) if r is None]
+            got = pool.run([task(scheds[i], bc) for i in todo])
+            for i, r in zip(todo, got):
+                out[i] = r
+                if run is not None:
+                    run.append({"id": None, "key": keys[i], "parent": None, "iteration": 0, "plan": None,
+                                "menu": [], "schedule": scheds[i].to_list(), "phase": "replay",
+                                "measurement": r.get("measurement"), "proc_text": r.get("proc_text"),
+                                "seconds": r.get("seconds")})
+            return out
+
         if baseline_cycles is None:
-            r0 = pool.run([task(unopt)])[0]
+            r0 = run_logged([unopt])[0]
             m0 = Measurement.from_dict(r0["measurement"])
             if not m0.ok:
                 raise RuntimeError(f"the baseline failed: {m0.stage}: {m0.error}")
             baseline_cycles = m0.cycles
         best_sched, best_cycles, best_m = unopt, baseline_cycles, None
+        state["baseline"] = state["best"] = baseline_cycles
+        emit({"event": "start"}, 1)
 
-        # ---- phase 1: adapted replay ------------------------------------------
+        # ---- phase 1: adapted replay (adapting replays the records: in the pool, under the timeout)
         adapted_all: list = []
         t1 = time.perf_counter()
-        for r in sources:
-            try:
-                ads = adapt(r, w)
-            except Exception as e:  # a record that cannot even be replayed on its own shape
-                notes.append(f"{r.name}: cannot adapt ({type(e).__name__}: {e})")
+        a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu}
+                   for r in sources]
+        for r, rr in zip(sources, pool.run(a_tasks)):
+            if not (rr.get("measurement") or {}).get("ok") or "adapted" not in rr:
+                m = rr.get("measurement") or {}
+                notes.append(f"{r.name}: cannot adapt ({m.get('stage')}: {(m.get('error') or '')[:300]})")
                 continue
-            for a in ads:
-                if len(history) >= budget:
+            for a in rr["adapted"]:
+                if len(adapted_all) >= budget:
                     break
-                adapted_all.append(a)
-        res = pool.run([task(a.schedule, baseline_cycles) for a in adapted_all])
+                adapted_all.append(Adapted(Schedule.from_json(a["schedule"]), a["policy"], r, list(a["notes"])))
+        res = run_logged([a.schedule for a in adapted_all], baseline_cycles)
         adapted = []
         for a, rr in zip(adapted_all, res):
             m = Measurement.from_dict(rr["measurement"])
             adapted.append((a, m))
             history.append(m.cycles if m.ok else None)
-            if progress:
-                progress({"event": "candidate", "phase": 1, "ok": m.ok, "cycles": m.cycles})
             if m.ok and m.cycles < best_cycles:
                 best_sched, best_cycles, best_m = a.schedule, m.cycles, m
+                state["best"] = best_cycles
             elif not m.ok:
                 notes.append(f"adapted {a.source.name} ({a.policy}) failed at {m.stage}: "
                              f"{(m.error or '').splitlines()[0][:160] if m.error else ''}")
+            emit({"event": "candidate", "ok": m.ok, "cycles": m.cycles}, 1)
         phases["replay"] = {"samples": len(adapted), "best_cycles": best_cycles,
                             "seconds": time.perf_counter() - t1}
 
@@ -571,10 +653,12 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
             def prog(ev: dict) -> None:
                 if ev.get("event") == "candidate":
                     history.append(ev.get("cycles") if ev.get("ok") else None)
-                if progress:
-                    progress({**ev, "phase": phase})
+                emit(ev, phase)
 
-            return beam_search(w, base, ag, settings, pool=pool, task_extra=extra, progress=prog)
+            sr_ = beam_search(w, base, ag, settings, pool=pool, task_extra=extra, progress=prog, run=run)
+            if sr_.best.ok and (state["best"] is None or sr_.best.cycles < state["best"]):
+                state["best"] = sr_.best.cycles
+            return sr_
 
         # ---- phase 2: the records' menu options, one at a time -----------------
         t2 = time.perf_counter()
@@ -644,10 +728,27 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         pass
     util = best_m.utilization if best_m is not None and best_m.utilization is not None else \
         w.macs / 256 / best_cycles
-    return TransferResult(proc=sp, c_code=c_code, schedule=best_sched, cycles=best_cycles,
-                          baseline_cycles=baseline_cycles, speedup=baseline_cycles / best_cycles,
-                          utilization=util, samples_used=len(history), workload=w, search=sr,
-                          sources=sources, adapted=adapted, phases=phases, history=history, notes=notes)
+    if run is not None:
+        run.write_best({"cycles": best_cycles, "baseline_cycles": baseline_cycles,
+                        "speedup": baseline_cycles / best_cycles, "utilization": util,
+                        "samples_used": len(history), "final": True, "schedule": best_sched.to_list(),
+                        "menu": [st.menu for st in best_sched.steps], "phases": phases, "notes": notes,
+                        "sources": [r.name for r in sources]})
+        if c_code:
+            from .atomic_write import write_atomic
+
+            write_atomic(run.path / "best.c", c_code)
+    emit({"event": "end"}, 4)
+    result = TransferResult(proc=sp, c_code=c_code, schedule=best_sched, cycles=best_cycles,
+                            baseline_cycles=baseline_cycles, speedup=baseline_cycles / best_cycles,
+                            utilization=util, samples_used=len(history), workload=w, search=sr,
+                            sources=sources, adapted=adapted, phases=phases, history=history, notes=notes,
+                            run_dir=str(run.path) if run else None)
+    if user is not None:
+        from .optimize import _as_user
+
+        _as_user(result, user)
+    return result
 
 
 # --------------------------------------------------------------------------- #
@@ -677,26 +778,46 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
     - ``reuse``: a library (or path) of records of similar shapes: when there
       is no usable record for this shape, the search is a `transfer` from them.
     """
-    from .optimize import optimize
-    from .workloads import GemmWorkload, workload_of
+    from .optimize import _as_user, optimize
+    from .workloads import GemmWorkload, recognise
 
     lib = _as_library(library)
     reuse_lib = _as_library(reuse)
+    say = report or (lambda s: None)
+
+    def save_result(result, **rkw) -> None:
+        """Add the winner to ``lib``: verified first; a record that does not replay
+        on its workload (a search from a mapped proc) is refused and reported."""
+        if lib is None or not save:
+            return
+        try:
+            lib.add(record_from_result(result, config=config, agent=agent or "offline", seed=seed, **rkw),
+                    config=config, timeout=kw.get("timeout", 600.0))
+        except RecordError as e:
+            result.library_error = str(e)
+            warnings.warn(f"not saved to {lib.path}: {e}", StaleRecordWarning, stacklevel=3)
+            say(f"not saved to the library: {e}")
+
     if proc is None:   # an already mapped proc given as baseline=: nothing to start from, only save
         result = optimize(None, budget=budget, agent=agent, seed=seed, config=config, relu=relu, **kw)
         result.stale_record = None
-        if lib is not None and save:
-            lib.add(record_from_result(result, config=config, agent=agent or "offline", seed=seed,
-                                       source="search (from a mapped proc)", baseline="mapped proc"))
+        save_result(result, source="search (from a mapped proc)", baseline="mapped proc")
         return result
-    w = proc if isinstance(proc, GemmWorkload) else workload_of(proc, relu=relu)
-    say = report or (lambda s: None)
+    user = None
+    if isinstance(proc, GemmWorkload):
+        w = proc
+    else:
+        user = recognise(proc, relu=relu)
+        w = user.workload
+        if not isinstance(w, GemmWorkload):
+            raise WorkloadError(f"{proc.name()} is {user.variant}: recognised, but the search maps only the "
+                                "scaled int8 GEMM onto Gemmini so far")
     start_record = None
     stale = None
     if lib is not None and kw.get("baseline") is None:   # an explicit starting point wins
         rec = lib.best(w, config=config)
         if rec is not None:
-            v = verify(rec, config=config)
+            v = verify(rec, config=config, timeout=kw.get("timeout", 600.0))
             if v.ok:
                 start_record = rec
                 say(f"starting from the library record for {rec.name} ({rec.cycles:,} cycles, verified)")
@@ -716,19 +837,82 @@ def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, 
             result.baseline_cycles = start_record.baseline_cycles
             result.speedup = result.baseline_cycles / result.cycles
     elif reuse_lib is not None and similar_records(reuse_lib, w, config=config):
-        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed", "progress")
-                if k in kw}
-        result = transfer(reuse_lib, w, budget=budget, agent=agent, seed=seed, config=config, **keep)
+        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed", "progress",
+                                   "run_dir") if k in kw}
+        from .optimize import _progress_fn
+
+        bar = _progress_fn(keep.get("progress"), budget)
+        keep["progress"] = bar
+        try:
+            result = transfer(reuse_lib, w, budget=budget, agent=agent, seed=seed, config=config, **keep)
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
     else:
         result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, **kw)
     result.stale_record = stale
-    if lib is not None and save:
-        source = "search" if start_record is None else "search (from library record)"
-        if isinstance(result, TransferResult):
-            source = "transfer from " + ", ".join(r.name for r in result.sources)
-        rec = record_from_result(result, config=config, agent=agent or "offline", seed=seed, source=source)
-        lib.add(rec)
+    source = "search" if start_record is None else "search (from library record)"
+    if isinstance(result, TransferResult):
+        source = "transfer from " + ", ".join(r.name for r in result.sources)
+    save_result(result, source=source)
+    if user is not None:
+        _as_user(result, user)
     return result
+
+
+# --------------------------------------------------------------------------- #
+# CLI: `autocomp-exo transfer gemm M N K --from DIR` (the parser is in cli.py)
+# --------------------------------------------------------------------------- #
+
+
+def run_transfer(args) -> int:
+    import json as _json
+
+    from .library import _default_path
+    from .optimize import SettingsError, _Bar, _one_line, _result_json, validate_settings
+    from .workloads import GemmWorkload
+
+    try:
+        w = GemmWorkload(args.M, args.N, args.K, args.relu)
+        validate_settings(budget=args.budget, beam=args.beam, plans=args.plans, impls=args.impls,
+                          dropout=args.dropout, workers=args.workers, timeout=args.timeout)
+    except (WorkloadError, SettingsError) as e:
+        print(f"autocomp-exo: error: {e}", file=sys.stderr)
+        return 2
+    src = Library(args.source or _default_path())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Warning)
+        sources = similar_records(src, w)
+    if not sources:
+        print(f"autocomp-exo: error: no record in {src.path} is similar to {w.name}", file=sys.stderr)
+        return 2
+    bar = _Bar(args.budget, args.quiet or args.json)
+    try:
+        r = transfer(src, w, budget=args.budget, beam=args.beam, plans=args.plans, impls=args.impls,
+                     dropout=args.dropout, seed=args.seed, workers=args.workers, timeout=args.timeout,
+                     run_dir=args.run_dir, progress=bar)
+    except (ValueError, RuntimeError) as e:
+        print(f"autocomp-exo: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    if args.library:
+        try:
+            Library(args.library).add(record_from_result(r, source="transfer from " + ", ".join(
+                x.name for x in r.sources), agent="offline", seed=args.seed), timeout=args.timeout)
+        except RecordError as e:
+            print(f"autocomp-exo: warning: not saved: {e}", file=sys.stderr)
+    if args.json:
+        d = _result_json(r)
+        d.update({"sources": [x.name for x in r.sources], "phases": r.phases, "notes": r.notes})
+        print(_json.dumps(d, sort_keys=True, default=str))
+    else:
+        print(r.summary())
+        for n in r.notes:
+            print(f"  note: {n}")
+        if r.run_dir:
+            print(f"run directory: {r.run_dir}")
+    return 0
 
 
 class _CallableModule(type(sys.modules[__name__])):

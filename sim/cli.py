@@ -37,6 +37,10 @@ def add_sim_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-timing", action="store_true", help="functional run only (faster, cycles = 0)")
     p.add_argument("--max-instructions", type=int, default=50_000_000,
                    help="stop with an error after this many Gemmini instructions (default 50M)")
+    p.add_argument("--max-seconds", type=float, default=120.0,
+                   help="stop with an error after this many seconds of wall-clock time (default 120; 0: none)")
+    p.add_argument("--max-source-bytes", type=int, default=None,
+                   help="refuse C files larger than this (default 8 MiB)")
     p.set_defaults(handler=main_sim)
     return p
 
@@ -147,16 +151,35 @@ def format_report(path: str, entry: str, r: RunResult, macs: Optional[int] = Non
 
 def main_sim(ns: argparse.Namespace) -> int:
     path = Path(ns.file)
+    from .run import MAX_SOURCE_BYTES, time_limit
+
+    limit = MAX_SOURCE_BYTES if ns.max_source_bytes is None else ns.max_source_bytes
     try:
+        if ns.max_seconds is not None and ns.max_seconds < 0:
+            raise ArgumentError(f"--max-seconds must be >= 0, got {ns.max_seconds}")
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise ArgumentError(f"cannot read {path}: {e}") from None
+        if 0 < limit < size:
+            from .run import InputTooLargeError
+
+            raise InputTooLargeError(f"the C source is {size:,} bytes, more than the limit of {limit:,} "
+                                     f"(--max-source-bytes)", file=str(path))
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise ArgumentError(f"cannot read {path}: {e}") from None
-        prog = compile_program(text, str(path))
-        args = build_args(prog, ns.entry, ns.arg, ns.seed)
-        result = prog.run(ns.entry, args, timing=not ns.no_timing, max_instructions=ns.max_instructions)
+        with time_limit(ns.max_seconds):   # parsing and compiling count too
+            prog = compile_program(text, str(path), max_source_bytes=limit)
+            args = build_args(prog, ns.entry, ns.arg, ns.seed)
+            result = prog.run(ns.entry, args, timing=not ns.no_timing, max_instructions=ns.max_instructions)
     except SimError as e:  # one line: file:line:column: what went wrong
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"error: {path}: out of memory simulating it (try a smaller input, --max-source-bytes)",
+              file=sys.stderr)
         return 2
     if ns.save:
         out = Path(ns.save)

@@ -181,7 +181,9 @@ class Program:
         return values, arrays, copy_back
 
     def run(self, entry: str, args: dict[str, Any], *, config: Optional[GemminiConfig] = None,
-            timing: bool = True, max_instructions: Optional[int] = 50_000_000) -> RunResult:
+            timing: bool = True, max_instructions: Optional[int] = 50_000_000,
+            max_seconds: Optional[float] = None) -> RunResult:
+        """``max_seconds``: a wall-clock limit (`TimeLimitError`; main thread only)."""
         config = config or default()
         info = self._entry(entry)
         tm = make_timing_model(config) if timing else None
@@ -190,8 +192,9 @@ class Program:
         ns = self._namespace()
         fn = ns[info.py]
         try:
-            fn(m, *values)
-            m.finish()
+            with time_limit(max_seconds):
+                fn(m, *values)
+                m.finish()
         except SimError as e:
             raise self._locate(e, sys.exc_info()[2]) from None
         except (ZeroDivisionError, ValueError, OverflowError, RecursionError, IndexError, TypeError,
@@ -240,8 +243,12 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
 
 
-def compile_program(c_source: str, filename: str = "<c>", config: Optional[GemminiConfig] = None) -> Program:
-    """Parse and compile C text once (cached on the exact text and file name)."""
+def compile_program(c_source: str, filename: str = "<c>", config: Optional[GemminiConfig] = None,
+                    max_source_bytes: Optional[int] = None) -> Program:
+    """Parse and compile C text once (cached on the exact text and file name).
+    Text longer than ``max_source_bytes`` (default `MAX_SOURCE_BYTES`) is
+    refused with `InputTooLargeError` before parsing."""
+    check_source_size(c_source, filename, max_source_bytes)
     dim = (config or default()).dim
     cpu = CpuParams.of(config or default())  # the CPU estimate is compiled in: part of the key
     if not isinstance(c_source, str):
@@ -281,3 +288,60 @@ def run(c_source: str, entry: str, args: dict[str, Any], *, config: Optional[Gem
     """Simulate `entry` of the C text with `args` (numpy arrays bound by reference)."""
     prog = compile_program(c_source, filename, config)
     return prog.run(entry, args, config=config, timing=timing, max_instructions=max_instructions)
+
+
+# --------------------------------------------------------------------------- #
+# Limits: input size and wall clock
+# --------------------------------------------------------------------------- #
+
+#: C text longer than this is refused before parsing (a 50 MB file takes minutes and gigabytes)
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+
+
+class InputTooLargeError(SimError):
+    """The C source is larger than the limit."""
+
+
+class TimeLimitError(SimError):
+    """The run took longer than its wall-clock limit."""
+
+
+def check_source_size(c_source: Any, filename: str = "<c>", limit: Optional[int] = None) -> None:
+    limit = MAX_SOURCE_BYTES if limit is None else int(limit)
+    n = len(c_source) if isinstance(c_source, (str, bytes)) else 0
+    if limit > 0 and n > limit:
+        raise InputTooLargeError(f"the C source is {n:,} bytes, more than the limit of {limit:,} "
+                                 f"(--max-source-bytes)", file=filename)
+
+
+class time_limit:  # noqa: N801  (a context manager)
+    """Raise `TimeLimitError` in the block after ``seconds`` of wall-clock time
+    (SIGALRM; a no-op off the main thread, where signals cannot be delivered)."""
+
+    def __init__(self, seconds: Optional[float]):
+        self.seconds = seconds
+        self.armed = False
+
+    def __enter__(self):
+        import signal
+
+        if not self.seconds or self.seconds <= 0 or not hasattr(signal, "setitimer") or \
+                threading.current_thread() is not threading.main_thread():
+            return self
+        secs = float(self.seconds)
+
+        def on_alarm(signum, frame):
+            raise TimeLimitError(f"the run took longer than its wall-clock limit of {secs:g} s (--max-seconds)")
+
+        self._old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, secs)
+        self.armed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.armed:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+        return False
