@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import operator
 import os
 import platform
 import shlex
@@ -58,7 +59,7 @@ from typing import Any, Optional
 from gemmini_isa.config import GemminiConfig
 from gemmini_isa.config import default as _default_config
 
-from .timing import _KIND, _UNIT_CLASS, TimingModel, TimingReport
+from .timing import _KIND, _UNIT_CLASS, TimingModel, TimingReport, _ceil
 
 __all__ = ["FastTimingModel", "make_timing_model", "load_library", "kernel_status"]
 
@@ -71,7 +72,7 @@ _FLUSH_AT = 256
 _TK_VERSION = 3           # must match TK_VERSION in timing_kernel.c
 #: whether timing_kernel.c implements the current sim/timing.py rules (while it
 #: does not, every model is the Python one)
-_PORTED = False
+_PORTED = True
 _PURE_ENV = "AUTOCOMP_EXO_PURE_TIMING"
 
 # record tags / markers (timing_kernel.c)
@@ -108,6 +109,15 @@ class _Kernel:
         lib.tk_snapshot.restype = None
         lib.tk_snapshot.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double),
                                     ctypes.POINTER(ctypes.c_int64)]
+        lib.tk_snapshot_size.restype = None
+        lib.tk_snapshot_size.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+                                         ctypes.POINTER(ctypes.c_int64)]
+        lib.tk_finish.restype = ctypes.c_double
+        lib.tk_finish.argtypes = [ctypes.c_void_p]
+        lib.tk_now.restype = ctypes.c_double
+        lib.tk_now.argtypes = [ctypes.c_void_p]
+        lib.tk_calendar.restype = ctypes.c_int64
+        lib.tk_calendar.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64]
         lib.tk_table_umax.restype = ctypes.c_int
         lib.tk_table_umax.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
                                       ctypes.c_int64, ctypes.c_double]
@@ -241,34 +251,133 @@ def kernel_status() -> str:
 
 # ---- the model ------------------------------------------------------------
 def _params(cfg: GemminiConfig) -> tuple[Any, Any]:
-    """The kernel's parameters, derived exactly as sim/timing.py derives them."""
-    rocc = float(cfg.cpu_rocc_cycles)
-    exec_rpc = float(cfg.exec_rows_per_cycle)
-    dram_lat = float(cfg.dram_latency)
-    ip = (ctypes.c_int64 * 10)(
-        cfg.sp_rows, cfg.acc_rows, max(1, cfg.rs_load), max(1, cfg.rs_execute), max(1, cfg.rs_store),
-        max(1, cfg.dma_mvins_in_flight), cfg.dim, cfg.dma_beat_bytes, cfg.dma_max_request_bytes,
-        max(1, cfg.sp_bank_rows))
-    dp = (ctypes.c_double * 17)(
-        rocc,                                       # DP_ROCC
-        float(cfg.cpu_op_cycles),                   # DP_OP_CYCLES
-        float(cfg.fsm_issue_cycles),                # DP_FSM_ISSUE
-        float(cfg.fsm_setup_cycles) * rocc,         # DP_FSM_SETUP
-        float(cfg.fence_round_trip),                # DP_FENCE_RT
-        exec_rpc,                                   # DP_EXEC_RPC
-        cfg.dim / exec_rpc,                         # DP_PRELOAD_CYCLES
-        float(cfg.preload_garbage_cycles),          # DP_GARBAGE
-        float(cfg.exec_latency),                    # DP_EXEC_LAT
-        float(cfg.bank_conflict_factor),            # DP_BANK_FACTOR
-        float(cfg.config_ex_cycles),                # DP_CONFIG_EX
-        float(cfg.config_unit_cycles),              # DP_CONFIG_UNIT
-        dram_lat,                                   # DP_DRAM_LAT
-        dram_lat / max(1, cfg.dma_max_inflight),    # DP_REQ_OCC
-        float(cfg.store_pipeline),                  # DP_ST_PIPE
-        float(cfg.store_rows_per_cycle),            # DP_ST_RPC
-        float(cfg.store_ack_latency),               # DP_ST_ACK
+    """The kernel's parameters (layout: IP_* / DP_* in timing_kernel.c):
+    integers the model uses as integers (with the max(1, n) sizes
+    sim/timing.py takes), and ``float(cfg.x)`` of those it uses as floats,
+    derived exactly as sim/timing.py derives them."""
+    ip = (ctypes.c_int64 * 19)(
+        cfg.sp_rows, cfg.acc_rows,
+        max(1, cfg.rs_load), max(1, cfg.rs_execute), max(1, cfg.rs_store),
+        max(1, cfg.frontend_slack), max(1, cfg.dma_mvins_in_flight), max(1, cfg.dma_read_ids),
+        max(1, cfg.dma_write_ids), max(1, cfg.tlb_entries), max(1, cfg.fsm_concurrent_loops),
+        cfg.dim, cfg.dma_beat_bytes, cfg.dma_max_request_bytes, cfg.sp_bank_rows, cfg.acc_bank_rows,
+        cfg.acc_banks, cfg.exec_min_rows, cfg.mvout_buffer_rows)
+    dp = (ctypes.c_double * 23)(
+        float(cfg.cpu_rocc_cycles),
+        float(cfg.rocc_replay_cycles),
+        float(cfg.frontend_latency),
+        float(cfg.rs_issue_latency),
+        float(cfg.ld_queue_latency),
+        float(cfg.ex_queue_latency),
+        float(cfg.st_queue_latency),
+        float(cfg.mvin_request_latency),
+        float(cfg.mvin_write_latency),
+        float(cfg.mvin_release_cycles),
+        float(cfg.mvin_scaled_row_cycles),
+        float(cfg.zero_fill_latency),
+        float(cfg.mvout_read_latency),
+        float(cfg.mvout_put_latency),
+        float(cfg.mem_read_latency),
+        float(cfg.mem_write_latency),
+        float(cfg.mem_bytes_per_cycle),
+        float(cfg.tlb_miss_cycles),
+        float(cfg.exec_result_latency),
+        float(cfg.acc_commit_cycles),
+        float(cfg.config_ex_cycles),
+        float(cfg.fence_tail_cycles),
+        float(cfg.fsm_setup_commands) * float(cfg.cpu_rocc_cycles),   # fsm_begin's setup
     )
     return ip, dp
+
+
+def _check_config(cfg: GemminiConfig) -> None:
+    """Configs the kernel refuses (the Python model divides by zero or loops
+    forever on them)."""
+    ints = ("sp_rows", "acc_rows", "dim", "dma_beat_bytes", "dma_max_request_bytes", "sp_bank_rows",
+            "acc_bank_rows", "acc_banks", "exec_min_rows", "mvout_buffer_rows")
+    for name in ints:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"FastTimingModel needs an integer {name} (got {v!r})")
+    if min(cfg.dim, cfg.dma_beat_bytes, cfg.sp_bank_rows, cfg.acc_bank_rows, cfg.acc_banks) < 1:
+        raise ValueError("FastTimingModel needs dim, dma_beat_bytes, sp/acc_bank_rows and acc_banks >= 1")
+    if cfg.dma_beat_bytes > cfg.dma_max_request_bytes:
+        raise ValueError("FastTimingModel needs dma_beat_bytes <= dma_max_request_bytes")
+    if cfg.mvout_buffer_rows < 0 or cfg.sp_rows < 0 or cfg.acc_rows < 0:
+        raise ValueError("FastTimingModel needs mvout_buffer_rows, sp_rows and acc_rows >= 0")
+    bw = float(cfg.mem_bytes_per_cycle)
+    if not (0.0 < bw < float("inf")):
+        raise ValueError(f"FastTimingModel needs 0 < mem_bytes_per_cycle < inf (got {bw!r})")
+
+
+# the raw state (tk_snapshot): names of the float scalars, of the 3-vectors, of the int scalars
+_SNAP_D = ("cpu_t", "cpu_busy", "cpu_scalar", "stall_rs", "stall_fence", "last_alloc", "store_release",
+           "last_end", "ex_free", "ex_drain", "bank_stall", "ld_free", "get_free", "wr_free", "last_ack",
+           "fsm_last_issue", "run_start", "run_ld", "run_ex", "row_w")
+_SNAP_D3 = ("busy", "busy_until", "st_dep", "st_issue", "last_issue", "fsm_next")
+_SNAP_I = ("n_rocc", "fe_i", "dram_rd", "dram_wr", "in_fsm", "n_pending", "has_wait_pre")
+
+
+def _unpack_snapshot(d: Any, iv: Any, cfg: GemminiConfig) -> dict:
+    out: dict = {}
+    k = 0
+    for name in _SNAP_D:
+        out[name] = d[k]
+        k += 1
+    for name in _SNAP_D3:
+        out[name] = list(d[k:k + 3])
+        k += 3
+    sizes = (("fe_ring", max(1, cfg.frontend_slack)), ("rs_load", max(1, cfg.rs_load)),
+             ("rs_execute", max(1, cfg.rs_execute)), ("rs_store", max(1, cfg.rs_store)),
+             ("ld_slots", max(1, cfg.dma_mvins_in_flight)), ("rids", max(1, cfg.dma_read_ids)),
+             ("wids", max(1, cfg.dma_write_ids)))
+    for name, n in sizes:
+        out[name] = list(d[k:k + n])
+        k += n
+    j = 0
+    for name in _SNAP_I:
+        out[name] = iv[j]
+        j += 1
+    runs_n, tlb_n = iv[j], iv[j + 1]
+    j += 2
+    out["runs"] = list(d[k:k + runs_n])
+    out["n_cmd"] = list(iv[j:j + 3])
+    out["tlb_last"] = list(iv[j + 3:j + 5])
+    out["tlb"] = list(iv[j + 5:j + 5 + tlb_n])
+    out["rs"] = [out.pop("rs_load"), out.pop("rs_execute"), out.pop("rs_store")]
+    return out
+
+
+def python_snapshot(tm: TimingModel) -> dict:
+    """The same raw state as :meth:`FastTimingModel._snapshot`, read from a
+    Python :class:`~sim.timing.TimingModel` (for the differential tests)."""
+    out: dict = {name: getattr(tm, name) for name in _SNAP_D}
+    for name in _SNAP_D3:
+        out[name] = list(getattr(tm, name))
+    for name in ("fe_ring", "ld_slots", "rids", "wids", "runs", "n_cmd", "tlb_last", "tlb"):
+        out[name] = list(getattr(tm, name))
+    out["rs"] = [list(r) for r in tm.rs]
+    out.update(n_rocc=tm.n_rocc, fe_i=tm.fe_i, dram_rd=tm.dram_rd, dram_wr=tm.dram_wr, in_fsm=int(tm.in_fsm),
+               n_pending=len(tm.pending), has_wait_pre=int(tm.wait_pre is not None))
+    return out
+
+
+def python_calendar(tm: TimingModel) -> list:
+    """The memory calendar's non-zero buckets, (bucket, bytes) in bucket order."""
+    return sorted((float(b), u) for b, u in tm.cal.items() if u != 0.0)
+
+
+class _ReportView:
+    """What TimingModel.report() reads, from a snapshot: the report is built
+    by the Python model's own code."""
+
+    def __init__(self, snap: dict, end: float, config: GemminiConfig):
+        self.__dict__.update(snap)
+        self.config = config
+        self._end = end
+
+    def _finish_time(self) -> float:
+        return self._end
 
 
 def _encode(items: list) -> array:
@@ -280,6 +389,7 @@ def _encode(items: list) -> array:
     double's bits."""
     out = array("q")
     ext = out.extend
+    index = operator.index   # integers only (TypeError for floats and strings), as the extension
     for it in items:
         if type(it) is tuple:
             if len(it) == 1:
@@ -292,12 +402,14 @@ def _encode(items: list) -> array:
                 kind = 0 if cls is None else _OTHER_KIND[cls]
             reads = list(reads)
             writes = list(writes)
-            ext((_TK_CMD, kind, 1 if fsm else 0, int(flags), int(dram_bytes), int(rows), int(cols),
-                 int(dram_addr), int(dram_stride), len(reads), len(writes)))
+            ext((_TK_CMD, kind, 1 if fsm else 0, index(flags), index(dram_bytes), index(rows), index(cols),
+                 index(dram_addr), index(dram_stride), len(reads), len(writes)))
             for r in reads:
-                ext(tuple(int(x) for x in r))
+                sp, a, b = r   # ValueError unless a triple
+                ext((index(sp), index(a), index(b)))
             for w in writes:
-                ext(tuple(int(x) for x in w))
+                sp, a, b = w
+                ext((index(sp), index(a), index(b)))
         else:
             ext((_TK_CPUF, struct.unpack("<q", struct.pack("<d", float(it)))[0]))
     return out
@@ -355,14 +467,9 @@ class FastTimingModel:
     ``encode_in_python=True`` uses the ctypes path (records buffered in Python
     and encoded to int64 words) even when the extension is there (tests)."""
 
-    report = TimingModel.report     # the same report code, over our snapshot
-    cycles = TimingModel.cycles
-    now = TimingModel.now
-
     def __init__(self, config: GemminiConfig | None = None, *, encode_in_python: bool = False):
         cfg = config if config is not None else _default_config()
-        if cfg.dma_beat_bytes < 1 or cfg.dma_max_request_bytes < 1:
-            raise ValueError("FastTimingModel needs dma_beat_bytes and dma_max_request_bytes >= 1")
+        _check_config(cfg)
         self.config = cfg
         kernel = load_library()
         lib = self._lib = kernel.lib
@@ -381,7 +488,7 @@ class FastTimingModel:
         self._m = None
         st = lib.tk_new(ip, dp)
         if not st:
-            raise MemoryError("tk_new failed")
+            raise ValueError("timing: tk_new refused the parameters (or out of memory)")
         self._st = st
         self._fin = weakref.finalize(self, lib.tk_free, st)
         buf: list = []
@@ -422,27 +529,58 @@ class FastTimingModel:
                 flush()
 
         self.command = command
-        self.cpu = app   # cpu(ops): just the record
+        self.cpu = app   # cpu(cycles): just the record
         self.fence = fence
         self.fsm_begin = fsm_begin
         self.fsm_end = fsm_end
         self.flush = flush
 
-    def _now(self) -> float:
-        return self._snapshot()["cpu_t"]
+    # ---- results (TimingModel's, over the C state) ----------------------------------
+    def _finish_time(self) -> float:
+        """TimingModel._finish_time: fires the pending executes, like the Python model."""
+        if self._m is not None:
+            return self._m.finish()
+        self.flush()
+        return self._lib.tk_finish(self._st)
+
+    @property
+    def now(self) -> float:
+        """Current CPU time (cycles)."""
+        if self._m is not None:
+            return self._m.now()
+        self.flush()
+        return self._lib.tk_now(self._st)
+
+    @property
+    def cycles(self) -> int:
+        """Cycles until everything issued so far (and the CPU) has finished."""
+        return _ceil(self._finish_time())
+
+    def report(self) -> TimingReport:
+        """The same report as TimingModel.report() (built by its code)."""
+        end = self._finish_time()
+        return TimingModel.report(_ReportView(self._snapshot(), end, self.config))  # type: ignore[arg-type]
 
     def _snapshot(self) -> dict:
+        """The raw state (the same dict as :func:`python_snapshot` of the Python model)."""
         if self._m is not None:
-            v = self._m.snapshot()
-            d, i = v[:16], v[16:]
+            d, i = self._m.snapshot()
         else:
             self.flush()
-            d = (ctypes.c_double * 16)()
-            i = (ctypes.c_int64 * 6)()
+            nd, ni = ctypes.c_int64(), ctypes.c_int64()
+            self._lib.tk_snapshot_size(self._st, ctypes.byref(nd), ctypes.byref(ni))
+            d = (ctypes.c_double * nd.value)()
+            i = (ctypes.c_int64 * ni.value)()
             self._lib.tk_snapshot(self._st, d, i)
-        return dict(cpu_t=d[0], last_end=d[1], cpu_busy=d[2], busy=list(d[3:6]), n_cmd=list(i[0:3]),
-                    st_dep=list(d[6:9]), st_issue=list(d[9:12]), stall_rs=d[12], stall_fence=d[13],
-                    dram_rd=i[3], dram_wr=i[4], bank_stall=d[14], cpu_ops=d[15], n_rocc=i[5])
+        return _unpack_snapshot(d, i, self.config)
+
+    def _calendar(self) -> list:
+        """The memory calendar's non-zero buckets (as :func:`python_calendar`)."""
+        self.flush()
+        n = self._lib.tk_calendar(self._st, None, 0)
+        buf = (ctypes.c_double * max(1, 2 * n))()
+        self._lib.tk_calendar(self._st, buf, n)
+        return [(buf[2 * k], buf[2 * k + 1]) for k in range(n)]
 
 
 def _nothing() -> None:

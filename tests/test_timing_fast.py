@@ -29,17 +29,27 @@ except KernelUnavailable as e:  # no compiler here: only the fallback tests run
     _why = str(e)
 needs_kernel = pytest.mark.skipif(bool(_why), reason=f"C timing kernel unavailable: {_why}")
 
-# configs with awkward numbers, so float rounding differences would show
+# configs with awkward numbers, so float rounding differences would show (the
+# Python model takes float(cfg.x) of the latencies, so some are not integers)
 CONFIGS = [
     GemminiConfig(),
-    GemminiConfig(cpu_op_cycles=0.7, bank_conflict_factor=1.37, dram_latency=83, dma_max_inflight=7,
-                  exec_rows_per_cycle=3, store_rows_per_cycle=3, rs_load=3, rs_execute=5, rs_store=2,
-                  dma_mvins_in_flight=3, cpu_rocc_cycles=5, fsm_setup_cycles=3, fsm_issue_cycles=2,
-                  dma_beat_bytes=24, dma_max_request_bytes=40, preload_garbage_cycles=3),
-    GemminiConfig(rs_load=0, rs_execute=1, rs_store=1, dma_mvins_in_flight=0, dma_max_inflight=0,
-                  cpu_op_cycles=0.1),
-    # many small banks: ranges straddle banks (preload/compute bank conflicts)
-    GemminiConfig(sp_banks=128, sp_bank_rows=128, bank_conflict_factor=1.9, cpu_op_cycles=0.3),
+    GemminiConfig(cpu_rocc_cycles=1.7, rocc_replay_cycles=7, frontend_slack=3, frontend_latency=4.5,
+                  rs_load=3, rs_execute=5, rs_store=2, rs_issue_latency=2, ex_queue_latency=3,
+                  dma_beat_bytes=24, dma_max_request_bytes=96, dma_read_ids=5, dma_write_ids=3,
+                  dma_mvins_in_flight=3, mvin_request_latency=4.25, mvin_write_latency=6,
+                  mvin_release_cycles=1, mvin_scaled_row_cycles=3, zero_fill_latency=2, mvout_read_latency=3,
+                  mvout_put_latency=11.5, mvout_buffer_rows=3, mem_read_latency=83.3, mem_write_latency=61,
+                  mem_bytes_per_cycle=7.3, tlb_entries=2, tlb_miss_cycles=3.1, exec_min_rows=5,
+                  exec_result_latency=31, acc_commit_cycles=3, config_ex_cycles=2, fence_tail_cycles=2.7,
+                  fsm_setup_commands=5, fsm_concurrent_loops=1),
+    GemminiConfig(rs_load=0, rs_execute=1, rs_store=1, dma_mvins_in_flight=0, dma_read_ids=0, dma_write_ids=1,
+                  frontend_slack=0, tlb_entries=0, fsm_concurrent_loops=0, mvout_buffer_rows=0,
+                  mem_bytes_per_cycle=2.5, exec_min_rows=0, fsm_setup_commands=0, cpu_rocc_cycles=0.3,
+                  rs_issue_latency=0, ld_queue_latency=0, st_queue_latency=0, mem_read_latency=0.1),
+    # many small banks: ranges straddle banks (bank sharing, DMA-write stealing); 4 accumulator banks
+    GemminiConfig(sp_banks=128, sp_bank_rows=128, acc_banks=4, acc_bank_rows=64, mem_bytes_per_cycle=12.5,
+                  tlb_entries=1, tlb_miss_cycles=7, dma_max_request_bytes=32, fsm_concurrent_loops=3,
+                  mvout_buffer_rows=12, exec_result_latency=7.5),
 ]
 
 
@@ -55,8 +65,18 @@ def _range(rng: random.Random, space: int, cfg: GemminiConfig, *, aligned: float
     return (space, a, a + n)
 
 
+def _dram(rng: random.Random) -> tuple[int, int]:
+    """(dram_addr, dram_stride): varied alignment (16/32/64-byte requests,
+    page crossings: the TLB), strides including 0 (one row read) and negative."""
+    page = rng.choice((0x80000, 0x80001, 0x80002, 0x80003, 0x80004, 0x90000, 0x80000 + rng.randrange(64)))
+    addr = (page << 12) + rng.choice((0, 0, 16, 32, 48, 64, 4032, 4080, rng.randrange(4096)))
+    addr += rng.choice((0, 0, 0, 1, 8, 15, 24))
+    stride = rng.choice((0, 16, 64, 64, 256, 1000, 4096, 4104, -64, rng.randrange(1, 9000)))
+    return addr, stride
+
+
 def _stream(seed: int, cfg: GemminiConfig, n: int = 2500, *, dense: bool = False) -> list:
-    """A list of events: ('cpu', ops) / ('cmd', args, kwargs) / ('fence',) /
+    """A list of events: ('cpu', cycles) / ('cmd', args, kwargs) / ('fence',) /
     ('fsm_begin',) / ('fsm_end',) / ('peek',). `dense`: every range in the
     first 96 rows, mostly unaligned (partial-block updates and queries)."""
     rng = random.Random(seed)
@@ -91,35 +111,40 @@ def _stream(seed: int, cfg: GemminiConfig, n: int = 2500, *, dense: bool = False
         if x < 0.12:
             ev.append(("peek",))
         if rng.random() < 0.5:
-            ops = rng.choice((0, 1, 2, 3, 7, 40)) if rng.random() < 0.95 else rng.choice((0.5, 2.25, 300))
-            ev.append(("cpu", ops))
+            cyc = (rng.choice((0, 1, 2, 3, 7, 40)) if rng.random() < 0.9 else
+                   rng.choice((0.5, 2.25, 300, 0.1 * 3, 1.6 * 7, 1e-3, 12345.678)))
+            ev.append(("cpu", cyc))
         f = fsm and rng.random() < 0.9
         space = rng.randrange(2)
         op = rng.choice(("mvin", "mvin", "mvin_acc", "mvin_zero", "config_ld", "config_ex", "config_st",
                          "preload", "preload", "compute_preloaded", "compute_accumulated", "compute_preloaded",
                          "mvout", "mvout", "flush", "weird"))
         rows = rng.choice((0, 1, 5, 16, 16, 16))
-        cols = rng.choice((1, 16, 64))
+        cols = rng.choice((0, 1, 16, 17, 33, 64, 64))
+        flags = rng.choice((0, 0, 1, 2, 4, 7))
+        addr, stride = _dram(rng)
         if op in ("mvin", "mvin_acc", "mvin_zero"):
             writes = tuple(c(space if op == "mvin" else 1) for _ in range(rng.choice((1, 1, 1, 2, 4))))
-            nb = 0 if op == "mvin_zero" else rng.choice((0, 1, 63, 64, 65, 256, 1024, 4096))
-            ev.append(("cmd", (op, "load", (), writes, nb, rows, cols), {"fsm": f}))
+            nb = 0 if op == "mvin_zero" else rng.choice((0, 1, 63, 64, 65, 256, 1024, 4096, rows * cols))
+            ev.append(("cmd", (op, "load", (), writes, nb, rows, cols),
+                       {"fsm": f, "dram_addr": addr, "dram_stride": stride, "flags": flags}))
         elif op in ("config_ld", "config_st", "config_ex"):
             unit = {"config_ld": "load", "config_st": "store", "config_ex": "execute"}[op]
             ev.append(("cmd", (op, unit, (), (), 0, 0, 0), {"fsm": f}))
         elif op == "preload":
             reads = () if rng.random() < 0.2 else (c(0),)
             writes = () if rng.random() < 0.1 else (c(rng.randrange(2)),)
-            ev.append(("cmd", (op, "execute", reads, writes, 0, rows if reads else 0, 16), {"fsm": f}))
+            ev.append(("cmd", (op, "execute", reads, writes, 0, rows if reads else 0, 16, f, False, 0, 0,
+                               rng.choice((0, 2, 2, 3))), {}))
         elif op.startswith("compute"):
-            reads = tuple(c(rng.randrange(2)) for _ in range(rng.choice((0, 1, 1, 2))))
+            reads = tuple(c(rng.randrange(2)) for _ in range(rng.choice((0, 1, 1, 2, 3))))
             writes = () if rng.random() < 0.8 else (c(1),)
             ev.append(("cmd", (op, "execute", reads, writes, 0, rows, cols),
                        {"fsm": f, "bank_conflict": rng.random() < 0.3}))
         elif op == "mvout":
             reads = tuple(c(space) for _ in range(rng.choice((1, 1, 2, 4))))
-            ev.append(("cmd", (op, "store", reads, (), rng.choice((0, 16, 256, 1000, 1024)), rows, cols),
-                       {"fsm": f}))
+            nb = rng.choice((0, 16, 256, 1000, 1024, rows * cols))
+            ev.append(("cmd", ("mvout", "store", reads, (), nb, rows, cols, f, False, addr, stride, flags), {}))
         elif op == "flush":
             ev.append(("cmd", ("flush", "sync", (), (), 0, 0, 0), {"fsm": f}))
         else:  # an op the model does not know: costs like its unit's config
@@ -147,10 +172,24 @@ def _play(tm, events) -> list:
     return peeks
 
 
+def _bits(x):
+    """Floats as their exact hex (so -0.0 != 0.0 and every bit counts)."""
+    if isinstance(x, float):
+        return x.hex()
+    if isinstance(x, dict):
+        return {k: _bits(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_bits(v) for v in x]
+    return x
+
+
 def _same(py: TimingModel, fast: FastTimingModel) -> None:
+    # the raw state first (report() fires what is pending, in both)
+    assert _bits(fast._snapshot()) == _bits(timing_fast.python_snapshot(py))   # every raw float, exactly
+    assert _bits(fast._calendar()) == _bits(timing_fast.python_calendar(py))
     assert fast.report().to_dict() == py.report().to_dict()
-    assert fast._snapshot() == py._snapshot()   # every raw float, exactly
-    assert fast.now == py.now and fast.cycles == py.cycles
+    assert _bits(fast._snapshot()) == _bits(timing_fast.python_snapshot(py))
+    assert _bits(fast.now) == _bits(py.now) and fast.cycles == py.cycles
 
 
 @needs_kernel
@@ -171,10 +210,10 @@ def test_random_streams_small_flushes_and_python_encoder(monkeypatch, seed):
     Python.h is missing), change nothing."""
     cfg = CONFIGS[1]
     events = _stream(100 + seed, cfg)
-    py = TimingModel(cfg)
-    _play(py, events)
     monkeypatch.setattr(timing_fast, "_FLUSH_AT", 5)
     for enc in (False, True):
+        py = TimingModel(cfg)   # fresh: report() fires what is pending
+        _play(py, events)
         fast = FastTimingModel(cfg, encode_in_python=enc)
         _play(fast, events)
         _same(py, fast)
@@ -185,13 +224,13 @@ def test_random_streams_small_flushes_and_python_encoder(monkeypatch, seed):
 def test_row_scoreboard_matches_per_row_maxima(seed):
     """The blocked row tables (one value per 16-row block, per-row detail only
     where touched unaligned), in C and in Python, against plain per-row maxima."""
-    from sim.timing import _qmax, _table, _umax
+    from sim.timing import _qmax, _umax
     rng = random.Random(seed)
     rows = 160
     fast = FastTimingModel(GemminiConfig(sp_bank_rows=rows // 4))   # scratchpad: 160 rows
     lib, st = fast._lib, fast._st
     ref = [0.0] * rows
-    blk, fine = _table(rows)
+    blk, fine = [0.0] * (rows // 16), [None] * (rows // 16)
     for step in range(3000):
         a = rng.randrange(rows)
         if rng.random() < 0.3:
@@ -215,6 +254,7 @@ def test_row_scoreboard_matches_per_row_maxima(seed):
                 assert _qmax(blk, fine, a, b) == want
     assert lib.tk_table_umax(st, 2, 0, 0, rows + 1, 1.0) == -1
     assert lib.tk_table_umax(st, 2, 2, 0, 16, 1.0) == -1
+    assert lib.tk_table_umax(st, 4, 0, 0, 16, 1.0) == -1
 
 
 @needs_kernel
@@ -223,10 +263,16 @@ def test_numpy_ints_lists_and_keywords():
     py, fast = TimingModel(cfg), FastTimingModel(cfg)
     for tm in (py, fast):
         tm.cpu(np.int64(5))
-        tm.command("mvin", "load", [], [[0, np.int64(3), 19]], np.int32(256), rows=np.int64(16), cols=16)
-        tm.command(op="preload", unit="execute", reads=[(0, 3, 19)], writes=[(1, 0, 16)], rows=16, cols=16)
+        tm.cpu(np.float32(0.7))
+        tm.cpu(2.5)
+        tm.command("mvin", "load", [], [[0, np.int64(3), 19]], np.int32(256), rows=np.int64(16), cols=16,
+                   dram_addr=np.int64(0x80000008), dram_stride=np.int32(64), flags=np.int64(1))
+        tm.command(op="preload", unit="execute", reads=[(0, 3, 19)], writes=[(1, 0, 16)], rows=16, cols=16,
+                   flags=2)
         tm.command("compute_preloaded", "execute", ((0, 0, 16),), (), 0, 16, 16, fsm=0, bank_conflict=1)
-        tm.command("mvout", "store", ((1, 0, 16),), (), 256, 16, 16, True)
+        tm.command("mvout", "store", ((1, 0, 16),), (), 256, 16, 16, True, False, 0x80001000, 16, 4)
+        tm.command("mvout", "store", ((1, 0, 16),), (), 256, 16, 16, False, False, dram_addr=0x80001000,
+                   dram_stride=0)
         tm.fence()
     _same(py, fast)
 
@@ -252,7 +298,9 @@ def test_return_values_and_bad_input(enc):
     bad(TypeError, "", "mvin", "load", (), ((0, 0, 16),), 16.5, 1, 16)
     bad((TypeError, ValueError), "", "mvin", "load", (), ((0, 0),), 16, 1, 16)
     bad(TypeError, "", "mvin", "load", 5, (), 16, 1, 16)
-    bad(TypeError, "", "mvin", "load", (), (), 16, 1, 16, False, False, "extra")
+    bad(TypeError, "", "mvin", "load", (), (), 16, 1, 16, False, False, "addr")
+    bad(TypeError, "", "mvin", "load", (), (), 16, 1, 16, False, False, 0, 0, 0, "extra")
+    bad(TypeError, "", "mvin", "load", (), ((0, 0, 16),), 16, 1, 16, False, False, 0, 0.5, 0)
     bad(TypeError, "unexpected keyword argument 'colz'", "mvin", "load", colz=3)
     bad(TypeError, "multiple values", "mvin", "load", (), (), op="mvin")
     bad(TypeError, "missing", "mvin")
