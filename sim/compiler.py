@@ -33,7 +33,7 @@ class E:
     proven interval (ints only, when norm). ``ops``: scalar CPU operations.
     """
 
-    __slots__ = ("_code", "t", "norm", "lo", "hi", "const", "ops", "aff", "_mat", "stall")
+    __slots__ = ("_code", "t", "norm", "lo", "hi", "const", "ops", "aff", "_mat", "stall", "nosr")
 
     def __init__(self, code: Optional[str], t: CType, norm: bool = True, lo: Optional[int] = None,
                  hi: Optional[int] = None, const: Any = None, ops: int = 0, aff: Any = None,
@@ -46,6 +46,9 @@ class E:
             ops = 1 if aff[1] else 0
         self._code, self.t, self.norm, self.const, self.ops = code, t, norm, const, ops
         self.stall = stall
+        # index arithmetic gcc does not fold into one induction variable: a division
+        # of a sum with a constant term, `(j * 16384 + 256) / 16` (see Compiler.charge)
+        self.nosr = False
         # affine form (constant, {key: (coefficient, code)}) of index arithmetic; its
         # code is made (with loop-invariant parts hoisted) only when first needed
         self.aff = aff
@@ -200,6 +203,7 @@ class Compiler:
         self.var_range: dict[str, tuple] = {}
         self.h_code: dict[str, str] = {}
         self.counters: set = set()
+        self.if_floor = 0     # loop depth of the innermost enclosing if/else body
         self.filename = filename
         self.c_lines = text.split("\n")
         self.dim = dim
@@ -385,6 +389,7 @@ class Compiler:
         self.live = 0
         self.top_ctx = LoopCtx(set())
         self.var_level, self.var_range = {}, {}
+        self.if_floor = 0
         body = info.node.children[3]
         self.addr_taken = _addr_taken_names(body)
         self.func_assigned = self._assigned(body)
@@ -551,11 +556,15 @@ class Compiler:
     def _ctx(self, level: int) -> LoopCtx:
         return self.top_ctx if level == 0 else self.loops[level - 1]
 
-    def add_cost(self, n: int, stall: float = 0.0, level: Optional[int] = None) -> None:
+    def add_cost(self, n: int, stall: float = 0.0, level: Optional[int] = None, clamp: bool = False) -> None:
         """n instructions (+ stall cycles) executed once per iteration of the loop at
         `level` (0: once per call; None: where the current statement stands)."""
         if not n and not stall:
             return
+        if clamp and level is not None and level < self.if_floor:
+            # computed only where an `if` body needs it: not hoisted past the loop
+            # that holds the `if` (gcc does not speculate it on every iteration)
+            level = self.if_floor
         self.static += n
         c = n * self.cpu.cpi + stall
         if level is not None and level < len(self.loops):
@@ -598,6 +607,8 @@ class Compiler:
         if e.const is not None:
             return 0
         if e.aff is not None:
+            if e.nosr:
+                return self._charge_nosr(e)
             return self._charge_aff(e.aff)
         code = e.code
         lvl = self.level_of(code)
@@ -608,7 +619,7 @@ class Compiler:
             if code in ctx.costed:
                 return lvl
             ctx.costed.add(code)
-        self.add_cost(e.ops, e.stall, lvl)
+        self.add_cost(e.ops, e.stall, lvl, clamp=True)
         return lvl
 
     def _charge_aff(self, aff: tuple) -> int:
@@ -632,6 +643,13 @@ class Compiler:
         if inv:
             self._charge_aff((0, inv))
         loop = self.loops[lvl - 1]
+        for k, _ in var:  # `counter * invariant`: linear in the counter (an IV with an invariant step)
+            m = _MULTERM.match(terms[k][1])
+            if m and loop.counter in (m.group(1), m.group(2)):
+                other = m.group(2) if m.group(1) == loop.counter else m.group(1)
+                if self.level_of(other) < lvl:
+                    terms = dict(terms)
+                    terms[k] = (terms[k][0], loop.counter)
         if any(terms[k][1] == loop.counter for k, _ in var):
             loop.n_aff += 1
         if loop.counter and all(terms[k][1] == loop.counter for k, _ in var) and not inv and \
@@ -652,6 +670,30 @@ class Compiler:
         else:  # variant values that are not induction variables: add them up
             n = len(var) - (0 if (inv or const) else 1) + sum(1 for _, c in var if c not in (1, -1))
             self.add_cost(max(n, 0), level=lvl)
+        return lvl
+
+    def _charge_nosr(self, e: E) -> int:
+        """`base + (iv + c) / 16`: gcc keeps the undivided sum on the counter's
+        induction variable and adds the constant, shifts and adds the base at each
+        use (3 instructions), with the sum's own IV charged once."""
+        const, terms = e.aff
+        lvl = max((self.level_of(code) for _, code in terms.values()), default=0)
+        ctx = self._ctx(lvl)
+        key = ("nosr", const, tuple(sorted((k, c) for k, (c, _) in terms.items())))
+        if key in ctx.costed:
+            return lvl
+        ctx.costed.add(key)
+        inv = {k: t for k, t in terms.items() if self.level_of(t[1]) < lvl}
+        if inv and lvl:
+            self._charge_aff((0, inv))
+        if lvl:
+            loop = self.loops[lvl - 1]
+            var = ("undivided", tuple(sorted(k for k in terms if k not in inv)))
+            if var not in loop.ivs:
+                loop.ivs.add(var)
+                self.add_cost(1, level=lvl)
+                self.add_cost(1, level=lvl - 1)
+        self.add_cost(2 + (1 if inv else 0), level=lvl, clamp=True)
         return lvl
 
     def charge_cond(self, c: E, node: Any) -> None:
@@ -713,7 +755,18 @@ class Compiler:
             return
         depth = len(self.loops)
         inner = self.loops[-1] if depth else None
+        here = inner if inner is not None else self.top_ctx
         for reg in layout:
+            # the same 64-bit operand as an earlier command of this iteration (pure
+            # values only): gcc computes it once (CSE) and keeps it in a register
+            rkey = ("operand", tuple((pi, shift, args[pi].code if args[pi] is not None else canon[pi])
+                                     for pi, shift, _ in reg))
+            varying = [args[pi] for pi, _, _ in reg if args[pi] is not None and args[pi].const is None]
+            if varying and all(self._pure(e.code) for e in varying) and \
+                    all(self.level_of(e.code) == depth for e in varying):
+                if rkey in here.costed:
+                    continue
+                here.costed.add(rkey)
             n_var = n_cap = 0
             fixed = False  # a constant or hoisted part to OR in
             inv_key = []   # what that part is made of
@@ -753,15 +806,51 @@ class Compiler:
                 self.add_cost(unrolled)
                 if inner is not None:
                     self.add_rolled(rolled - unrolled, inner)
-            if fixed and inv_lvl == 0:
-                key = ("const", tuple(inv_key))
-                if key not in self.top_ctx.costed:
-                    self.top_ctx.costed.add(key)
-                    self.add_cost(2, level=0)  # a 64-bit constant: li/slli or a constant-pool load
-            if fixed and depth:
+            if fixed and not depth:
+                self._straight_constant(inv_key)
+            elif fixed:
+                if inv_lvl == 0:
+                    key = ("const", tuple(inv_key))
+                    if key not in self.top_ctx.costed:
+                        self.top_ctx.costed.add(key)
+                        self.add_cost(2, level=0)  # a 64-bit constant, in front of the loops
                 self._use_hoisted(tuple(inv_key), inv_lvl)
         self.pend_n += 1
         self.static += 1
+
+    def _pure(self, code: str) -> bool:
+        """Only loop counters, variables set once and hoisted values: safe to CSE."""
+        if _NOHOIST.search(code):
+            return False
+        for name in _PYNAME.findall(code):
+            if not (name.startswith("_h") or name in self.var_range or name in self.counters or
+                    name in self.var_level):
+                return False
+        return True
+
+    def _straight_constant(self, parts: list) -> None:
+        """A 64-bit operand constant in straight-line code: free if a register still
+        holds it (the last 8 constants), one addi from one within +-2047 of it,
+        else two instructions (lui + slli/addi, or auipc + ld from the pool)."""
+        value = 0
+        try:
+            for _, shift, code in parts:
+                v = float(code) if ("." in code or "e" in code) else int(code, 0)
+                if isinstance(v, float):
+                    v = _F32.unpack(_F32.pack(v))[0]
+                    v = int.from_bytes(_F32.pack(v), "little")
+                value |= (v & 0xFFFFFFFFFFFFFFFF) << shift
+        except (ValueError, OverflowError):
+            value = None
+        recent = self.top_ctx.recent
+        if value is not None and value in recent:
+            recent.remove(value)
+        else:
+            near = value is not None and any(abs(value - r) < 2048 for r in recent if r is not None)
+            self.add_cost(1 if near else 2)
+            if len(recent) >= 8:
+                del recent[0]
+        recent.append(value)
 
     def _use_hoisted(self, key: Any, lvl: int) -> None:
         """A value computed in front of the innermost loop is used in it: it stays in
@@ -799,7 +888,7 @@ class Compiler:
         return self._unknown32(e.code)
 
     def _unknown32(self, code: str) -> bool:
-        if "0xffffffff" in code or _NOHOIST.search(code):
+        if _TRUNC32.search(code) or _NOHOIST.search(code):
             return True
         for name in _PYNAME.findall(code):
             if name.startswith("_h"):
@@ -831,7 +920,7 @@ class Compiler:
         """Per iteration: the back branch, and the counter's increment unless an
         induction variable takes over the exit test (decided at the loop's end:
         gcc may unroll it completely)."""
-        affine, other = _counter_uses(body, name)
+        affine, other = _counter_uses(body, name, ctx.start)
         self.live += 1
         self.add_rolled(1 if (affine and not other) else 2, ctx)
         ctx.pre_rolled += 2  # start and bound registers
@@ -1048,8 +1137,9 @@ class Compiler:
         self.flush_ops()
         self.emit(f"if {c.code}:")
         self.indent += 1
-        if other is not None:
+        if other is not None and not (self.loops and self._first_iteration_test(cond, self.loops[-1])):
             self.add_cost(1)  # the jump over the else branch
+        floor, self.if_floor = self.if_floor, len(self.loops)
         self.body(then)
         self.indent -= 1
         if other is not None:
@@ -1057,6 +1147,7 @@ class Compiler:
             self.indent += 1
             self.body(other)
             self.indent -= 1
+        self.if_floor = floor
 
     def st_return_stmt(self, node: Tree) -> None:
         val = node.children[0]
@@ -1414,6 +1505,9 @@ class Compiler:
         if ax is not None and bx is not None:
             aff = _aff_add(ax, _aff_scale(bx, size), 1)
             addr = E(None, ct.ptr(elem), aff=aff, mat=self.aff_code)
+            addr.nosr = base.nosr or idx.nosr
+            if addr.nosr:
+                addr.ops = 3
             return LV("mem", elem, addr=addr, ops=addr.ops)
         if idx.const is not None:
             off = idx.const * size
@@ -1444,7 +1538,9 @@ class Compiler:
         if lv.kind == "mem":
             if lv.t.kind == "array":
                 if lv.addr.aff is not None:
-                    return E(lv.addr._code, lv.t, aff=lv.addr.aff, mat=lv.addr._mat)
+                    r = E(lv.addr._code, lv.t, aff=lv.addr.aff, mat=lv.addr._mat)
+                    r.nosr, r.ops = lv.addr.nosr, lv.addr.ops
+                    return r
                 return E(lv.addr.code, lv.t, ops=lv.ops)
             return E(self.load_code(lv.addr.code, lv.t), lv.t, ops=lv.ops + 1)
         if lv.kind == "ctx":
@@ -1607,7 +1703,9 @@ class Compiler:
         if lv.kind != "mem":
             raise self.err(UnsupportedError, "taking the address of this expression is not supported", node)
         if lv.addr.aff is not None:
-            return E(lv.addr._code, ct.ptr(lv.t), aff=lv.addr.aff, mat=lv.addr._mat)
+            r = E(lv.addr._code, ct.ptr(lv.t), aff=lv.addr.aff, mat=lv.addr._mat)
+            r.nosr, r.ops = lv.addr.nosr, lv.addr.ops
+            return r
         return E(lv.addr.code, ct.ptr(lv.t), ops=lv.ops)
 
     def ex_call(self, node: Tree) -> E:
@@ -1653,6 +1751,12 @@ class Compiler:
         e = self._ternary(node)
         if e.const is None and e.aff is None:
             c = self._tern_parts
+            if self.loops and self._first_iteration_test(node.children[0], self.loops[-1]):
+                # the first iteration takes one side, the others the other (jump threading)
+                self.add_cost(c[0].ops + 1, level=len(self.loops) - 1)
+                ops, stall = self._operand_ops(list(c[1:]))
+                e.ops, e.stall = ops, stall
+                return e
             ops, stall = self._operand_ops(list(c))
             e.ops, e.stall = ops + 1, stall
         return e
@@ -1666,6 +1770,11 @@ class Compiler:
             return E(f"({a.code} if {c.code} else {b.code})", t, ops=c.ops + a.ops + b.ops + 1)
         t = ct.common(a.t, b.t)
         a, b = self.convert(a, t, node), self.convert(b, t, node)
+        # constant folding: a known condition, or the same constant either way
+        if c.const is not None and a.const is not None and b.const is not None:
+            return a if c.const else b
+        if a.const is not None and a.const == b.const and not _IMPURE.search(c.code):
+            return a
         lo = min(a.lo, b.lo) if a.lo is not None and b.lo is not None else None
         hi = max(a.hi, b.hi) if a.hi is not None and b.hi is not None else None
         return E(f"({a.code} if {c.code} else {b.code})", t, lo=lo, hi=hi, ops=c.ops + a.ops + b.ops + 1)
@@ -1777,15 +1886,35 @@ class Compiler:
                 stall += p.stall
         return ops, stall
 
+    def _counter_loop(self, code: str) -> int:
+        """The depth of the loop whose counter `code` is (0: none)."""
+        for i, lp in enumerate(self.loops):
+            if lp.counter == code:
+                return i + 1
+        return 0
+
+    def _counter_times_invariant(self, a: E, b: E) -> bool:
+        for x, y in ((a, b), (b, a)):
+            d = self._counter_loop(x.code) if x.aff is None else 0
+            if d and self.level_of(y.code) < d:
+                return True
+        return False
+
     def binary(self, op: str, a: E, b: E, node: Any) -> E:
         e = self._binary(op, a, b, node)
         if e.const is None and e.aff is None and not e.t.is_float:
             n, st = self._op_cost(op, a, b)
+            if op == "*" and st and self._counter_times_invariant(a, b):
+                st = 0.0  # strength reduction: an induction variable stepping by the invariant
             ops, stall = self._operand_ops([a, b])
             e.ops = ops + n
             e.stall = stall + st
         elif e.const is None:
             e.stall = a.stall + b.stall
+            if e.aff is not None:
+                e.nosr = a.nosr or b.nosr or (op == "/" and a.aff is not None and a.aff[0] != 0)
+                if e.nosr:
+                    e.ops = 3  # add the constant, shift, add the base (see _charge_nosr)
         return e
 
     def _binary(self, op: str, a: E, b: E, node: Any) -> E:
@@ -1933,8 +2062,12 @@ class Compiler:
                 keep_unnormalized: bool = False) -> E:
         """Convert e to type t, emitting only the code that can change the value."""
         r = self._convert(e, t, node, explicit, keep_unnormalized)
-        if e.stall and r is not e and r.const is None:
-            r.stall = e.stall
+        if r is not e and r.const is None:
+            if e.stall:
+                r.stall = e.stall
+            if e.nosr and r.aff is not None:
+                r.nosr = True
+                r.ops = e.ops
         return r
 
     def _convert(self, e: E, t: CType, node: Any = None, explicit: bool = False,
@@ -2119,6 +2252,8 @@ _PYNAME = re.compile(r"\b(?:v_\w+|s\d+_\w+|_h\d+)\b")
 _RUNTIME_COST = {  # argument + jal + the out-of-line bump allocator of benchmarks/riscv_gemmini.h
     "gemm_malloc": 10, "gemm_acc_malloc": 12, "gemm_free": 3, "gemm_acc_free": 3,
 }
+_MULTERM = re.compile(r"^\(*(\w+) \* (\w+)\)*$")
+_TRUNC32 = re.compile(r"0xffffffff\b")
 _SLOT = re.compile(r"@@(\d+)@@")
 _NOHOIST = re.compile(r"_m\.|\bf_\w+\(|_cx\b")  # memory, calls: evaluated where they stand
 # gemmini.h's two operand registers per command: (parameter index, shift, kind)
@@ -2147,8 +2282,9 @@ def _num(x: Any) -> str:
 _AFFINE_CTX = ("arith", "cast", "index", "addr_of", "deref", "paren", "neg", "pos")
 
 
-def _counter_uses(body: Any, name: str) -> tuple[bool, bool]:
-    """(used in index arithmetic, used otherwise: compared, %, passed on) for a loop counter."""
+def _counter_uses(body: Any, name: str, start: Optional[int] = None) -> tuple[bool, bool]:
+    """(used in index arithmetic, used otherwise: compared, %, passed on) for a loop
+    counter; a comparison with its start value does not count (jump threading)."""
     affine = other = False
     stack = [(body, None)]
     while stack:
@@ -2160,6 +2296,10 @@ def _counter_uses(body: Any, name: str) -> tuple[bool, bool]:
             if p is not None and p.data in _AFFINE_CTX and not (
                     p.data == "arith" and str(p.children[1]) == "%"):
                 affine = True
+            elif p is not None and p.data == "compare" and start is not None and any(
+                    isinstance(y, Tree) and y.data == "int_lit" and str(y.children[0]).rstrip("uUlL") == str(start)
+                    for y in (p.children[0], p.children[2])):
+                pass
             else:
                 other = True
             continue
