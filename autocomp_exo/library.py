@@ -797,6 +797,11 @@ def run_library(args) -> int:
             print(r.summary())
             for k, v in sorted(r.provenance.items()):
                 print(f"  {k}: {v}")
+            v = r.verification
+            print(f"  verification: " + (f"{v['cycles']:,} cycles on input seeds {v['seeds']} ({v.get('date', '-')})"
+                                         if v else "none (unverified)"))
+            if r.unchecked:
+                print(f"  unchecked steps (not proven by Exo): {r.unchecked}")
             print(f"  menu options: {', '.join(r.menu)}")
             print(f"  schedule ({len(r.schedule)} steps):")
             for i, s in enumerate(r.schedule.steps):

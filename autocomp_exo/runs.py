@@ -36,6 +36,9 @@ def schedule_key(schedule: Any) -> str:
     return "[" + ",".join(s.program_key() for s in schedule) + "]"
 
 
+#: a candidates.jsonl line longer than this is not read (as a truncated line)
+_MAX_LINE = 64 * 1024 * 1024
+
 #: settings that must match to resume (others, e.g. workers, may change)
 #: (the budget may change: a resumed run with a larger budget replays the
 #: finished candidates and goes on)
@@ -74,9 +77,11 @@ class RunDir:
                 good += len(line) + 1
                 continue
             try:
+                if len(line) > _MAX_LINE:
+                    raise ValueError("line too long")
                 rec = json.loads(line)
-            except ValueError:
-                break  # a truncated last line: drop it
+            except (ValueError, RecursionError):
+                break  # a truncated last line (or one no reader could take): drop it
             good += len(line) + 1
             if isinstance(rec, dict) and "key" in rec:
                 self.records[rec["key"]] = rec

@@ -436,3 +436,19 @@ def test_issue17_cli_library_verify(tmp_path, small_record, capsys):
     assert main(["library", "verify", "--library", str(tmp_path)]) == 1
     assert "STALE" in capsys.readouterr().out
     assert main(["library", "verify", "gemm", "60", "64", "64", "--library", str(tmp_path)]) == 2
+
+
+def test_issue17_result_of_a_search_from_a_mapped_proc_is_refused(tmp_path):
+    """The issue's reproduction: `lib.add(result)` of a search started with
+    ``baseline=<mapped proc>`` stored a record that does not replay on the workload."""
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.optimize import optimize
+
+    w = GemmWorkload(64, 64, 64)
+    mapped = exo_unopt.schedule(w).apply(w.proc)
+    r = optimize(None, baseline=mapped, budget=2, beam=1, plans=2, impls=1, workers=1, recheck=0)
+    assert r.schedule.steps and r.cycles <= r.baseline_cycles
+    lib = Library(tmp_path)
+    with pytest.raises(RecordError, match="does not replay"):
+        lib.add(r)
+    assert lib.records() == []
