@@ -91,6 +91,9 @@ class LoopCtx:
     costed: set = field(default_factory=set)
     ivs: set = field(default_factory=set)
     regs: dict = field(default_factory=dict)
+    iv_base: dict = field(default_factory=dict)
+    n_operands: int = 0
+    operand_at: dict = field(default_factory=dict)
     recent: list = field(default_factory=list)
     counter: str = ""
     top: list = field(default_factory=list)
@@ -661,12 +664,15 @@ class Compiler:
             self.add_rolled(1, loop)
         elif loop.counter and all(terms[k][1] == loop.counter for k, _ in var):
             # strength reduction: an induction variable stepping by coef * step
-            if var not in loop.ivs:
+            d = const - loop.iv_base.get(var, const)
+            if var not in loop.ivs or not -2048 <= d < 2048:
+                # a new IV (also when the offset from an existing one does not fit addi's 12 bits)
                 loop.ivs.add(var)
-                self.add_cost(1, level=lvl)        # its add, each iteration
-                self.add_cost(1, level=lvl - 1)    # its start value, in front of the loop
-            else:
-                self.add_cost(1, level=lvl)        # the same IV plus another offset
+                loop.iv_base.setdefault(var, const)
+                self.add_cost(1, level=lvl, clamp=True)        # its add, each iteration
+                self.add_cost(1, level=lvl - 1, clamp=True)    # its start value, in front of the loop
+            else:  # the same IV plus another offset: one addi
+                self.add_cost(1, level=lvl, clamp=True)
         else:  # variant values that are not induction variables: add them up
             n = len(var) - (0 if (inv or const) else 1) + sum(1 for _, c in var if c not in (1, -1))
             self.add_cost(max(n, 0), level=lvl)
@@ -764,9 +770,20 @@ class Compiler:
             varying = [args[pi] for pi, _, _ in reg if args[pi] is not None and args[pi].const is None]
             if varying and all(self._pure(e.code) for e in varying) and \
                     all(self.level_of(e.code) == depth for e in varying):
+                here.n_operands += 1
                 if rkey in here.costed:
+                    # still in a register if few values came since; else spilled once, reloaded
+                    last = here.operand_at[rkey]
+                    here.operand_at[rkey] = here.n_operands
+                    busy = sum(len(c.ivs) + 1 for c in self.loops) + 3
+                    if here.n_operands - last > 27 - busy:
+                        if rkey not in here.regs:
+                            here.regs[rkey] = True
+                            self.add_cost(1)  # the store (counted here: same total)
+                        self.add_cost(1)  # the reload
                     continue
                 here.costed.add(rkey)
+                here.operand_at[rkey] = here.n_operands
             n_var = n_cap = 0
             fixed = False  # a constant or hoisted part to OR in
             inv_key = []   # what that part is made of
@@ -2062,6 +2079,10 @@ class Compiler:
                 keep_unnormalized: bool = False) -> E:
         """Convert e to type t, emitting only the code that can change the value."""
         r = self._convert(e, t, node, explicit, keep_unnormalized)
+        if r is not e and r.const is None and e.t.kind == "int" and e.t.bits == 32 and not e.t.signed and \
+                (t.kind in ("ptr", "array") or (t.kind == "int" and t.bits == 64)) and r.aff is None and \
+                e.code and self._unknown32(e.code):
+            r.ops = e.ops + 2  # slli + srli: the uint32 is held sign-extended
         if r is not e and r.const is None:
             if e.stall:
                 r.stall = e.stall
