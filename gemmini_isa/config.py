@@ -91,11 +91,6 @@ class GemminiConfig:
     # ---- CPU ------------------------------------------------------------
     cpu_rocc_cycles: int = _p(1, "CPU cycles of one accepted RoCC instruction (operand packing is scalar "
                               "code, counted by the compiler's estimate).", "sourced")
-    cpu_op_cycles: float = _p(1.6, "CPU cycles per scalar operation (loop control, address math, if): an "
-                              "in-order Rocket CPI with load-use and branch stalls. Fitted by "
-                              "benchmarks/calibrate.py with cpu_rocc_cycles (range 0.75-2.0; it sets the "
-                              "software library at ~16% utilization).", "calibrated")
-
     # The compiler (sim/compiler.py) estimates the RISC-V instructions gcc -O2 emits
     # for the scalar code and turns them into the cycles it hands to the timing model
     # with these Rocket facts (GEMMINI_RTL.md section 6); benchmarks/cpu_fidelity.py
