@@ -135,6 +135,9 @@ def format_report(path: str, entry: str, r: RunResult, macs: Optional[int] = Non
     ins = {k: v for k, v in sorted(r.instructions.items()) if k != "total"}
     lines.append(f"  instructions      {r.instructions.get('total', 0):,}  (" +
                  ", ".join(f"{k} {v:,}" for k, v in ins.items()) + ")")
+    if r.cpu_instructions:
+        lines.append(f"  cpu instructions  {r.cpu_instructions:,}  (RISC-V, estimated as gcc -O2 compiles the C; "
+                     f"RoCC commands included)")
     if r.units:
         lines.append("  units             busy cycles (share of total)")
         for name, u in r.units.items():

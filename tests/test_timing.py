@@ -411,7 +411,10 @@ def test_fsm_is_faster_than_the_same_tiled_loop_from_the_cpu(real_programs):
         n_hw = sum(v for k, v in hw.instructions.items() if k.startswith("fsm_" + op))
         assert n_sw == n_hw > 0, (op, sw.instructions, hw.instructions)
     assert sw.units["execute"]["commands"] == hw.units["execute"]["commands"]
-    assert hw.cycles < 0.5 * sw.cycles, (hw.cycles, sw.cycles)
+    # (the 2x margin this asserted came from the old per-C-operator CPU charge; with the
+    # compiled-code estimate the library's loop costs ~10 instructions per command, and
+    # what else separates it from the FSM is memory-side work, issue 12 item 3)
+    assert hw.cycles < sw.cycles, (hw.cycles, sw.cycles)
     assert hw.units["cpu"]["busy"] < 0.1 * sw.units["cpu"]["busy"]
     assert hw.units["execute"]["busy"] >= 0.8 * hw.cycles  # the FSM keeps the array busy
 
