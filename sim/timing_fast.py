@@ -19,17 +19,29 @@ Python list that is encoded to int64 records and handed to ``tk_run``
 through ctypes every ``_FLUSH_AT`` records and before the state is read
 (slower, same results).
 
+``report()`` is built by :meth:`TimingModel.report` itself over the C state
+(:class:`_ReportView`); like the Python model, ``report()`` and ``cycles``
+fire the execute commands still waiting for their lookahead.
+``FastTimingModel._snapshot()`` equals :func:`python_snapshot` of a Python
+model fed the same calls (every raw float, bit for bit; the differential
+tests compare them).
+
 Differences from TimingModel:
 
 - ``command()`` and ``fence()`` return None (the Python model returns the
-  completion / CPU time; the machine ignores it). ``now`` / ``cycles`` /
-  ``report()`` are exact.
-- ``rows`` and ``dram_bytes`` must be integers (as the machine passes them);
-  ``cols`` is not used by the model.
+  RS release / CPU time as far as known; the machine ignores it). ``now`` /
+  ``cycles`` / ``report()`` are exact.
+- ``dram_bytes``, ``rows``, ``cols``, ``dram_addr``, ``dram_stride``,
+  ``flags`` and the ranges must be integers (as the machine passes them);
+  ``bank_conflict`` is accepted and not used (nor is it by the Python model).
 - Bad input (a range outside the scratchpad / accumulator, a space that is
   not 0 or 1) raises ``ValueError`` (``TypeError`` for non-integers): in the
   call itself with the extension, at the next flush on the ctypes path. The
-  functional machine never produces it.
+  functional machine never produces it. Configs the Python model cannot run
+  (a zero bank size, a DMA beat wider than the largest request, memory
+  bandwidth <= 0: division by zero or an endless loop there) raise
+  ``ValueError`` in the constructor (:func:`make_timing_model` then falls
+  back to the Python model).
 
 :func:`make_timing_model` returns a FastTimingModel when the library builds
 and loads, else the Python TimingModel with one warning naming why.

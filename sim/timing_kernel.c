@@ -208,13 +208,22 @@ typedef struct {
     int64_t *v;
 } Rng;
 
-/* an array indexed by any int64 (a dict keyed by bucket / a set of cycles):
- * elements [base, base + n), zero outside */
+/* a sparse array indexed by any int64 (the calendar dict keyed by bucket,
+ * the set of used FSM cycles): pages of PG_N elements, zero where never
+ * written, in an open-addressing hash map keyed by page number */
+#define PG_SHIFT 10
+#define PG_N ((int64_t)1 << PG_SHIFT)
 typedef struct {
-    int64_t base, n;
+    int64_t key;
+    char *data; /* NULL: empty slot */
+} PSlot;
+typedef struct {
+    PSlot *slots;
+    int64_t cap, n; /* cap: a power of two */
     size_t elt;
-    char *v;
-} GArr;
+    int64_t last_key;
+    char *last; /* the page found last */
+} PMap;
 
 /* a window ring: the newest WINDOWS entries of a Python list (append, then
  * del w[0] past WINDOWS), oldest first */
@@ -299,13 +308,13 @@ typedef struct {
     double *wids;
     Ring *acc_windows; /* per accumulator bank */
     /* memory and TLB */
-    GArr cal;
+    PMap cal;
     int64_t *tlb;
     int64_t tlb_len, tlb_last[2];
     /* FSM */
     int in_fsm;
     double fsm_next[3];
-    GArr fsm_used; /* bitmap, 64 cycles a word */
+    PMap fsm_used; /* bitmap, 64 cycles a word */
     double fsm_last_issue, run_start, run_ld, run_ex;
     double runs[RUNS_KEPT + 1];
     int runs_n;
@@ -339,37 +348,58 @@ static void rng_set(State *st, Rng *r, const int64_t *src, int64_t n) {
     r->n = n;
 }
 
-static int garr_ensure(GArr *g, int64_t i) {
-    if (g->n && i >= g->base && i < g->base + g->n) return 0;
-    if (!g->n) {
-        int64_t n = 1024;
-        char *p = (char *)calloc((size_t)n, g->elt);
-        if (!p) return -1;
-        g->v = p;
-        g->n = n;
-        g->base = i - 64;
-        return 0;
+static inline uint64_t pm_hash(int64_t key, int64_t cap) {
+    return ((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 17 & (uint64_t)(cap - 1);
+}
+
+/* the page `key`, or NULL if never made */
+static char *pm_find(PMap *m, int64_t key) {
+    if (m->last && m->last_key == key) return m->last;
+    if (!m->cap) return NULL;
+    for (uint64_t h = pm_hash(key, m->cap);; h = (h + 1) & (uint64_t)(m->cap - 1)) {
+        PSlot *sl = &m->slots[h];
+        if (!sl->data) return NULL;
+        if (sl->key == key) {
+            m->last_key = key;
+            m->last = sl->data;
+            return sl->data;
+        }
     }
-    if (i < g->base) {
-        int64_t grow = g->base - i + g->n;
-        int64_t nn = g->n + grow;
-        char *p = (char *)realloc(g->v, (size_t)nn * g->elt);
-        if (!p) return -1;
-        memmove(p + (size_t)grow * g->elt, p, (size_t)g->n * g->elt);
-        memset(p, 0, (size_t)grow * g->elt);
-        g->v = p;
-        g->base -= grow;
-        g->n = nn;
-        return 0;
+}
+
+static void pm_insert(PSlot *slots, int64_t cap, int64_t key, char *data) {
+    uint64_t h = pm_hash(key, cap);
+    while (slots[h].data) h = (h + 1) & (uint64_t)(cap - 1);
+    slots[h].key = key;
+    slots[h].data = data;
+}
+
+/* the page `key`, made (zeroed) if new; NULL when out of memory */
+static char *pm_get(PMap *m, int64_t key) {
+    char *d = pm_find(m, key);
+    if (d) return d;
+    if (2 * (m->n + 1) > m->cap) {
+        int64_t cap = m->cap ? 2 * m->cap : 64;
+        PSlot *ns = (PSlot *)calloc((size_t)cap, sizeof(PSlot));
+        if (!ns) return NULL;
+        for (int64_t i = 0; i < m->cap; i++)
+            if (m->slots[i].data) pm_insert(ns, cap, m->slots[i].key, m->slots[i].data);
+        free(m->slots);
+        m->slots = ns;
+        m->cap = cap;
     }
-    int64_t nn = 2 * g->n;
-    if (nn < i - g->base + 1024) nn = i - g->base + 1024;
-    char *p = (char *)realloc(g->v, (size_t)nn * g->elt);
-    if (!p) return -1;
-    memset(p + (size_t)g->n * g->elt, 0, (size_t)(nn - g->n) * g->elt);
-    g->v = p;
-    g->n = nn;
-    return 0;
+    d = (char *)calloc((size_t)PG_N, m->elt);
+    if (!d) return NULL;
+    pm_insert(m->slots, m->cap, key, d);
+    m->n++;
+    m->last_key = key;
+    m->last = d;
+    return d;
+}
+
+static void pm_free(PMap *m) {
+    for (int64_t i = 0; i < m->cap; i++) free(m->slots[i].data);
+    free(m->slots);
 }
 
 void tk_free(State *s) {
@@ -391,9 +421,9 @@ void tk_free(State *s) {
     free(s->sp_writes);
     free(s->wids);
     free(s->acc_windows);
-    free(s->cal.v);
+    pm_free(&s->cal);
     free(s->tlb);
-    free(s->fsm_used.v);
+    pm_free(&s->fsm_used);
     free(s->banks);
 #ifdef TK_PYTHON
     free(s->scratch);
@@ -668,23 +698,23 @@ static void do_fsm_begin(State *s) {
 
 /* `while c in used: c += 1; used.add(c)` on the bitmap */
 static int64_t fsm_claim(State *s, int64_t c) {
-    GArr *g = &s->fsm_used;
+    PMap *m = &s->fsm_used;
     int64_t w = c >> 6; /* floor(c / 64) */
     int bit = (int)(c & 63);
     for (;;) {
-        if (garr_ensure(g, w)) {
+        uint64_t *page = (uint64_t *)pm_get(m, w >> PG_SHIFT);
+        if (!page) {
             s->oom = 1;
             return c;
         }
-        uint64_t *word = (uint64_t *)g->v + (w - g->base);
-        uint64_t x = *word | (bit ? (((uint64_t)1 << bit) - 1) : 0);
-        if (~x) {
-            int k = __builtin_ctzll(~x);
-            *word |= (uint64_t)1 << k;
-            return w * 64 + k;
+        for (int64_t k = w & (PG_N - 1); k < PG_N; k++, w++, bit = 0) {
+            uint64_t x = page[k] | (bit ? (((uint64_t)1 << bit) - 1) : 0);
+            if (~x) {
+                int b = __builtin_ctzll(~x);
+                page[k] |= (uint64_t)1 << b;
+                return w * 64 + b;
+            }
         }
-        w++;
-        bit = 0;
     }
 }
 
@@ -715,19 +745,20 @@ static double mem_xfer(State *s, double t, int64_t nbytes) {
     double cap = s->cap;
     int64_t b = ifloor(t / (double)BUCKET); /* int(t // _BUCKET) */
     double rem = (double)nbytes;
-    GArr *g = &s->cal;
+    PMap *m = &s->cal;
     double u = 0.0;
     for (;;) {
-        u = (g->n && b >= g->base && b < g->base + g->n) ? ((double *)g->v)[b - g->base] : 0.0;
+        double *page = (double *)pm_find(m, b >> PG_SHIFT);
+        u = page ? page[b & (PG_N - 1)] : 0.0; /* cal.get(b, 0.0) */
         double room = cap - u;
         if (room > 0.0) {
             double take = room < rem ? room : rem;
             u += take;
-            if (garr_ensure(g, b)) {
+            if (!page && !(page = (double *)pm_get(m, b >> PG_SHIFT))) {
                 s->oom = 1;
                 break;
             }
-            ((double *)g->v)[b - g->base] = u;
+            page[b & (PG_N - 1)] = u;
             rem -= take;
             if (rem <= 0.0) break;
         }
@@ -1482,18 +1513,34 @@ void tk_snapshot(const State *s, double *d, int64_t *iv) {
 }
 
 /* the memory calendar's non-zero buckets as (bucket, bytes) pairs into out
- * (2 doubles each, up to cap pairs); returns how many there are */
-int64_t tk_calendar(const State *s, double *out, int64_t cap) {
+ * (2 doubles each, up to cap pairs), in bucket order; returns how many there
+ * are (-1 when out of memory) */
+static int key_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t tk_calendar(State *s, double *out, int64_t cap) {
+    PMap *m = &s->cal;
+    int64_t *keys = (int64_t *)malloc((size_t)(m->n > 0 ? m->n : 1) * sizeof(int64_t));
+    if (!keys) return -1;
+    int64_t nk = 0;
+    for (int64_t i = 0; i < m->cap; i++)
+        if (m->slots[i].data) keys[nk++] = m->slots[i].key;
+    qsort(keys, (size_t)nk, sizeof(int64_t), key_cmp);
     int64_t k = 0;
-    const double *v = (const double *)s->cal.v;
-    for (int64_t i = 0; i < s->cal.n; i++)
-        if (v[i] != 0.0) {
-            if (k < cap) {
-                out[2 * k] = (double)(s->cal.base + i);
-                out[2 * k + 1] = v[i];
+    for (int64_t p = 0; p < nk; p++) {
+        const double *v = (const double *)pm_find(m, keys[p]);
+        for (int64_t i = 0; i < PG_N; i++)
+            if (v[i] != 0.0) {
+                if (k < cap) {
+                    out[2 * k] = (double)(keys[p] * PG_N + i);
+                    out[2 * k + 1] = v[i];
+                }
+                k++;
             }
-            k++;
-        }
+    }
+    free(keys);
     return k;
 }
 

@@ -220,6 +220,41 @@ def test_random_streams_small_flushes_and_python_encoder(monkeypatch, seed):
 
 
 @needs_kernel
+def test_long_runs_sparse_times():
+    """Huge CPU gaps between commands (the memory calendar and the FSM's
+    used-cycle set are sparse in C as in Python) and long FSM runs."""
+    cfg = CONFIGS[3]
+    events = [("cpu", 4e7 * k) if e[0] == "cpu" and e[1] == 40 else e
+              for k, e in enumerate(_stream(21, cfg, n=2000))]
+    events += [("fsm_begin",)] + [e for e in _stream(22, cfg, n=600) if e[0] == "cmd"]
+    py, fast = TimingModel(cfg), FastTimingModel(cfg)
+    assert _play(fast, events) == _play(py, events)
+    _same(py, fast)
+    assert py.cycles > 10**10
+
+
+@needs_kernel
+def test_trace_record_and_replay():
+    """TraceRecorder's int64 records, replayed by the kernel (replay_trace) and
+    by the Python model (replay_python), give the live model's report."""
+    from sim.timing_fast import TraceRecorder, replay_python, replay_trace
+    cfg = CONFIGS[1]
+    events = [e for e in _stream(11, cfg, n=1500) if e[0] != "peek"]
+    rec, py = TraceRecorder(cfg), TimingModel(cfg)
+    _play(rec, events)
+    _play(py, events)
+    want = py.report().to_dict()
+    words = rec.words()
+    assert rec.report().to_dict() == want
+    assert replay_trace(words, cfg).to_dict() == want
+    assert replay_trace(words.tobytes(), cfg).to_dict() == want
+    assert replay_trace(np.frombuffer(words.tobytes(), dtype=np.int64), cfg).to_dict() == want
+    assert replay_python(words, TimingModel(cfg)).report().to_dict() == want
+    with pytest.raises(ValueError, match="truncated"):
+        replay_trace(words[:-1], cfg)
+
+
+@needs_kernel
 @pytest.mark.parametrize("seed", range(3))
 def test_row_scoreboard_matches_per_row_maxima(seed):
     """The blocked row tables (one value per 16-row block, per-row detail only
