@@ -27,12 +27,12 @@ def _search_in_daemon(_):
     assert mp.current_process().daemon
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
-        r = run_stub_search(workers=2, budget=12)
+        r = run_stub_search(workers=2, budget=8)
     return r.trace_key(), r.trace, [w.category.__name__ for w in ws]
 
 
 def test_pool_inside_a_daemonic_process_falls_back_to_in_process_with_the_same_results():
-    want = run_stub_search(workers=2, budget=12)
+    want = run_stub_search(workers=1, budget=8)
     with mp.get_context("fork").Pool(1) as p:   # pool workers are daemonic: no children allowed
         key, trace, warned = p.map(_search_in_daemon, [0])[0]
     assert key == want.trace_key()

@@ -39,15 +39,16 @@ def expected_series(run_dir: Path) -> tuple[list, list]:
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """A real search of a 64x64x64 GEMM through the CLI, with --report and --json."""
+    """A real search of a 64x64x64 GEMM through the CLI, with --report and --json (in this
+    process: one Exo warm-up for the search and the report's baselines)."""
     run_dir = tmp_path_factory.mktemp("run") / "r"
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        rc = main(["optimize", "gemm", "64", "64", "64", "--budget", "4", "--beam", "1", "--plans", "2",
-                   "--impls", "2", "--workers", "1", "--run-dir", str(run_dir), "--report", "--json"])
+        rc = main(["optimize", "gemm", "64", "64", "64", "--budget", "3", "--beam", "1", "--plans", "3",
+                   "--impls", "1", "--workers", "0", "--run-dir", str(run_dir), "--report", "--json"])
     assert rc == 0, err.getvalue()
     return run_dir, out.getvalue(), err.getvalue()
 
@@ -56,7 +57,7 @@ def test_json_is_all_that_goes_to_stdout_and_the_bar_stays(real_run):
     run_dir, out, err = real_run
     d = json.loads(out)   # the whole of stdout is one JSON object
     assert out.strip().count("\n") == 0
-    assert d["samples_used"] == 4 and d["cycles"] <= d["baseline_cycles"] and d["run_dir"] == str(run_dir)
+    assert d["samples_used"] == 3 and d["cycles"] <= d["baseline_cycles"] and d["run_dir"] == str(run_dir)
     assert "cand" in err and "best" in err   # the progress bar (samples, best cycles, speedup) on stderr
     assert "report written to" in err
 
@@ -68,7 +69,7 @@ def test_report_files_hold_the_runs_data(real_run, tmp_path):
         data = (rep_dir / f"{name}.png").read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
     xs, ys = expected_series(run_dir)
-    assert len(xs) == 5 and ys[0] == json.loads(out)["baseline_cycles"] and ys[-1] == json.loads(out)["cycles"]
+    assert len(xs) == 4 and ys[0] == json.loads(out)["baseline_cycles"] and ys[-1] == json.loads(out)["cycles"]
     # the CSV the CLI wrote is the plotted series
     rows = (rep_dir / "best_cycles.csv").read_text().splitlines()
     assert rows[0] == "sample,best_cycles"
@@ -78,7 +79,7 @@ def test_report_files_hold_the_runs_data(real_run, tmp_path):
     assert rep["series"]["samples"] == [float(x) for x in xs]
     assert rep["series"]["cycles"] == [float(y) for y in ys]
     counts = rep["counts"]
-    assert sum(sum(v.values()) for v in counts.values()) == 4
+    assert sum(sum(v.values()) for v in counts.values()) == 3
     # baselines measured for the shape, and the ideal
     base = json.loads((rep_dir / "baselines.json").read_text())
     assert set(base["cycles"]) == {"swlib", "exo-unopt", "exo-opt", "fsm"}
@@ -106,3 +107,22 @@ def test_report_cli_on_a_stub_run_and_on_a_missing_run(tmp_path, capsys):
     assert "Search report" in Path(files["html"]).read_text()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_optimize_report_argument(real_run, tmp_path):
+    import shutil
+
+    import autocomp_exo as ax
+    from search_stubs import StubAgent, fake_eval
+
+    from autocomp_exo.optimize import optimize
+
+    with pytest.raises(ValueError, match="run_dir"):
+        optimize(ax.gemm(64, 64, 64), agent=StubAgent(), evaluate_fn=fake_eval, workers=0, budget=2, report=True)
+    (tmp_path / "pictures").mkdir()   # the same shape's baselines, measured once (the report's cache)
+    shutil.copy(real_run[0] / "report" / "baselines.json", tmp_path / "pictures" / "baselines.json")
+    r = optimize(ax.gemm(64, 64, 64), agent=StubAgent(), evaluate_fn=fake_eval, workers=0, budget=4,
+                 run_dir=str(tmp_path / "run"), report=str(tmp_path / "pictures"))
+    assert r.samples_used == 4
+    assert (tmp_path / "pictures" / "index.html").is_file()
+    assert all((tmp_path / "pictures" / f"{k}.png").read_bytes().startswith(PNG_MAGIC) for k in PNGS)
