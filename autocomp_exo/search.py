@@ -21,6 +21,17 @@ of the budget unused). The search stops when the sample budget (evaluated
 children) or the iterations are used up, or when every correct candidate is
 exhausted (three iterations in a row with nothing new).
 
+An agent that answers many requests at once (``agent.concurrent``, the LLM
+agent) is asked round by round instead of one request at a time: every
+slot's rng, dropout menu and sample index are drawn first; all B x N plan
+requests go out together (`Agent.plan_many`), then all B x N x K implement
+requests (`Agent.implement_many`), then the re-asks for duplicates as later
+rounds, with the same per-slot rngs as the one-at-a-time loop. Answers are
+used in slot order, so the trace does not depend on the order they arrive in
+or on how many are in flight. With worker processes, a round's new children
+are evaluated while the next round's requests are out. Agents without
+``concurrent`` (the offline agent) keep the one-at-a-time loop.
+
 With a `RunDir`, every finished candidate is appended to the run as it
 finishes, and candidates already in the run are taken from it instead of
 being evaluated: a resumed run replays to the same result.

@@ -10,15 +10,22 @@
     print(agent.summary())
 
 ``plan`` asks a model for one option of the menu left after dropout (the plan
-prompt of `prompts.plan_messages`); ``implement`` asks a model for the steps
-(`prompts.implement_messages`). Plans and implementations are assigned to the
-models round robin (plan j to model j mod M, implementation j to model j mod
-M, counted over the run), so with two or more plans and implementations every
-model both plans and writes code; a model whose call fails hands the request
-to the next live model.
+prompt of `prompts.plan_messages`, the menu shuffled with the rng); ``implement``
+asks a model for the steps (`prompts.implement_messages`). ``plan_many`` and
+``implement_many`` send a whole round at once (threads; at most
+``max_in_flight`` per model), results in request order: the search uses them
+(``concurrent = True``). Plans are dealt round robin over the plan models
+(``models`` plus ``plan_models``), implementations over the code models
+(``models`` plus ``code_models``), counted over the run; a model whose call
+fails hands the request to the next live model, and a request waits for a
+model that is cooling down after an outage (`llm_client`).
 
-An answer is untrusted text. It is parsed as JSON (sizes, nesting and numbers
-bounded; no ``__`` names, no control characters), each step is checked
+An answer is untrusted text. The last fenced block (or the last JSON value)
+is taken, near forms repaired (`extract_answer`, `_repair_step`: comments,
+trailing commas, Python literals and Exo-Python calls read with ``ast``,
+named, numeric-string and comma-string arguments), and it is parsed as JSON
+(sizes, nesting and numbers bounded; no ``__`` names, no control
+characters); a misspelt op is answered with the nearest one. Each step is checked
 against the whitelist (`autocomp_exo.schedule.Step`), and by default applied
 with Exo to the parent's proc (``check="exo"``; ``"evaluate"`` also compiles
 and simulates it, so mismatches are caught; ``"schema"`` only validates).
@@ -71,7 +78,7 @@ class AnswerError(ValueError):
 class Limits:
     """Bounds on what an answer may contain."""
 
-    def __init__(self, max_chars: int = 60_000, max_steps: int = 40, max_depth: int = 12,
+    def __init__(self, max_chars: int = 60_000, max_steps: int = 128, max_depth: int = 12,
                  max_string: int = 400, max_int: int = 1 << 24):
         self.max_chars = max_chars
         self.max_steps = max_steps
