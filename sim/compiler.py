@@ -393,6 +393,7 @@ class Compiler:
         self.top_ctx = LoopCtx(set())
         self.var_level, self.var_range = {}, {}
         self.if_floor = 0
+        self.n_spills = 0
         body = info.node.children[3]
         self.addr_taken = _addr_taken_names(body)
         self.func_assigned = self._assigned(body)
@@ -708,9 +709,11 @@ class Compiler:
             return
         fused = isinstance(node, Tree) and node.data in ("compare", "log_and", "log_or", "lnot")
         if self.loops and self._first_iteration_test(node, self.loops[-1]):
-            # decided by the counter after the first iteration: gcc threads the back
-            # edge past it, so it is tested once per run of the loop
-            self.add_cost(max(c.ops - (1 if fused else 0), 0) + 1, c.stall, level=len(self.loops) - 1)
+            # decided by the counter: gcc peels the first iteration and threads the
+            # back edge past the test, so only the other conjuncts are tested, once per
+            # run of the loop (`a && b`: a's compare and the && fold away)
+            rest = c.ops - 2 if node.data == "log_and" else 0
+            self.add_cost(max(rest, 0), c.stall, level=len(self.loops) - 1)
             return
         own = c.ops - (1 if fused else 0)
         if isinstance(node, Tree) and node.data in ("log_and", "log_or"):
@@ -778,9 +781,9 @@ class Compiler:
                     busy = sum(len(c.ivs) + 1 for c in self.loops) + 3
                     if here.n_operands - last > 27 - busy:
                         if rkey not in here.regs:
-                            here.regs[rkey] = True
-                            self.add_cost(1)  # the store (counted here: same total)
-                        self.add_cost(1)  # the reload
+                            here.regs[rkey] = self._spill_slot_cost()
+                            self.add_cost(here.regs[rkey])  # the store (counted here: same total)
+                        self.add_cost(here.regs[rkey])  # the reload
                     continue
                 here.costed.add(rkey)
                 here.operand_at[rkey] = here.n_operands
@@ -890,9 +893,17 @@ class Compiler:
             spilled = len(ctx.regs) >= 27 - busy
             ctx.regs[key] = spilled
             if spilled:
-                self.add_cost(1, level=min(lvl, len(self.loops) - 1))  # the spill store
+                ctx.regs[key] = spilled = self._spill_slot_cost()
+                self.add_cost(spilled, level=min(lvl, len(self.loops) - 1))  # the spill store
         if spilled:
-            self.add_cost(1)  # the reload
+            self.add_cost(spilled)  # the reload
+
+    def _spill_slot_cost(self) -> int:
+        """Instructions of one access to a new spill slot: one ld/sd off sp (slots past
+        sp + 2047 need lui/addi/add first; gcc packs slots tighter than this count
+        of spilled values, so that cost is left out)."""
+        self.n_spills += 1
+        return 1
 
     def _needs_zext(self, e: Optional[E]) -> bool:
         """Must gcc zero-extend this uint32 before ORing it into a 64-bit operand?
@@ -1302,6 +1313,8 @@ class Compiler:
         ctx.start = start.const if isinstance(start.const, int) else None
         if start.const is not None and stop.const is not None:
             ctx.trip = len(range(start.const, stop.const + (1 if inclusive else 0), step))
+            if ctx.trip == 1 and isinstance(start.const, int):
+                v.const = start.const  # one iteration: gcc folds the counter to its start
         self.emit(f"for {v.py} in {rng}:")
         self.indent += 1
         self._loop_body(body, name)
@@ -1769,8 +1782,8 @@ class Compiler:
         if e.const is None and e.aff is None:
             c = self._tern_parts
             if self.loops and self._first_iteration_test(node.children[0], self.loops[-1]):
-                # the first iteration takes one side, the others the other (jump threading)
-                self.add_cost(c[0].ops + 1, level=len(self.loops) - 1)
+                # the first iteration takes one side, the others the other (peeling and
+                # jump threading): no select is left
                 ops, stall = self._operand_ops(list(c[1:]))
                 e.ops, e.stall = ops, stall
                 return e
