@@ -151,6 +151,9 @@ def iteration_counts(records: list) -> dict:
 
 
 def _menu_of(rec: dict) -> str:
+    """The menu option a child came from (its plan's), "start" for the start."""
+    if rec.get("parent") is None:
+        return "start"
     menu = rec.get("menu") or []
     plan = rec.get("plan") or {}
     opt = plan.get("option") or plan.get("menu") or (menu[-1] if menu else None)
@@ -493,9 +496,14 @@ def _html(run, best, base, counts, lin, c, note, files) -> str:
         cyc = (base.get("cycles") or {}).get(b)
         why = (base.get("errors") or {}).get(b)
         if cyc:
-            rows.append((f"baseline {b}", f"{cyc:,} cycles" + (f" (best is {cyc / bc:.2f}x faster)" if bc else "")))
+            rows.append((f"baseline {b}", f"{cyc:,} cycles" + (f" (the best's speedup over it: {cyc / bc:.2f}x)"
+                                                              if bc else "")))
         elif why:
             rows.append((f"baseline {b}", f"not plotted: {why}"))
+    now = (base.get("cycles") or {}).get(s.get("start"))
+    if now and sc and now != sc:   # the start measured again by the report, under today's timing model
+        rows.append(("note", f"the start ({s.get('start')}) simulates to {now:,} cycles now and took {sc:,} in "
+                             f"the run: the simulator changed since, so the baselines do not compare exactly"))
     table = "\n".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     imgs = "\n".join(f'<figure><a href="{e(files[k].name)}"><img src="{e(files[k].name)}" alt="{e(v)}"></a>'
                      f"<figcaption>{e(v)}</figcaption></figure>" for k, v in PNGS.items())
