@@ -85,7 +85,7 @@ def swlib_kernels(shapes: list) -> list[Kernel]:
     return out
 
 
-def record_kernels(max_commands: Optional[int] = 40_000) -> list[Kernel]:
+def record_kernels(max_commands: Optional[int] = 20_000) -> list[Kernel]:
     """Search winners: each schedules/*.json record applied to its own workload
     (records whose kernel issues more than `max_commands` are skipped)."""
     from autocomp_exo.library import Record
@@ -151,7 +151,7 @@ def generated_kernels(large: bool = False) -> list[Kernel]:
                       ([(512, 512, 512), (1024, 256, 128)] if large else []),
                       [(128, 128, 128), (256, 256, 256), (64, 512, 128)] +
                       ([(512, 512, 512)] if large else []))
-    ks += record_kernels(None if large else 40_000)
+    ks += record_kernels(None if large else 20_000)
     return ks
 
 
