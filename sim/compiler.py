@@ -5,8 +5,18 @@ Integers are Python ints kept in the range of their C type: interval analysis
 of loop counters and index arithmetic proves most expressions cannot
 overflow, so wrap-around code is only emitted where it may matter. Pointers
 are integer virtual addresses (see `machine.Dram`). Gemmini instructions
-become calls of machine methods that also receive the number of scalar CPU
-operations executed since the previous instruction (for the timing model).
+become calls of machine methods that also receive the CPU cycles of the scalar
+code executed since the previous instruction (for the timing model: the RoCC
+instruction itself is the timing model's cpu_rocc_cycles).
+
+Those cycles come from an estimate of the RISC-V instructions gcc -O2 would
+execute for each statement (see "CPU cost" below: constant folding, hoisting,
+induction variables, operand packing, loop control, complete unrolling, jump
+threading, spills), with Rocket's CPI, multiplier/divider latencies, exit-branch
+mispredictions and I-cache refills (`CpuParams`, from the GemminiConfig). The
+generated code also counts the instructions (`_n`, into `Machine.ni`: RunResult.
+cpu_instructions); benchmarks/cpu_fidelity.py checks them against a real
+RISC-V build of the same C.
 """
 from __future__ import annotations
 
