@@ -1,28 +1,23 @@
-"""Fit the guessed timing parameters to the published FireSim speedups.
+"""Fit the few memory-side parameters the RTL does not fix (GEMMINI_RTL.md
+section 9) on absolute FireSim cycles and published speedups.
 
-Target (issue 4, BENCHMARKS.md): on the six ResNet-50 GEMMs the four
-baselines (software library, Exo unoptimized, Exo hand-optimized, hardware
-FSM) reproduce the published speedups over the software library: on every
-shape swlib < exo-unopt < exo-opt < fsm, every ratio within 30% of the
-published one.
+Fitted on: the 3,435,455-cycle anchor kernel of BENCHMARKS.md (absolute), and
+the published speedups over the software library of Exo-unoptimized and the
+hardware FSM on the six ResNet-50 GEMMs. Held out (validation, never in the
+loss): the Exo hand-optimized schedules, reported beside the fit.
 
-How: every bench cell is simulated ONCE with a trace recorder as its timing
-model (benchmarks/trace_util.py; the recorded command stream does not depend
-on the timing parameters), then each candidate configuration re-times all
-24 traces through the C kernel (~0.1 s for the whole table instead of
-minutes). The search is a coarse grid over the two CPU costs (they decide
-almost everything: the three CPU-issued baselines are CPU-bound) followed by
-coordinate descent over every guessed parameter inside the range GEMMINI.md
-gives for it. Loss = the worst cell's |ours / published - 1| plus a penalty
-per order violation, ties broken by the mean squared log error; a parameter
-moves only when that really helps.
+How: every cell is simulated ONCE with a trace recorder (benchmarks/trace_util.py;
+the recorded command stream does not depend on the timing parameters), then
+each candidate configuration re-times the traces (C kernel when it is built,
+else the Python reference). Coordinate descent over `SPACE`. Loss = the worst
+fitted cell's |ours / published - 1| plus 0.5 per order violation, ties broken
+by the mean squared log error; a parameter moves only when that really helps.
 
     python benchmarks/calibrate.py               # fit, print the table and the values
     python benchmarks/calibrate.py --check       # only evaluate the current defaults
     python benchmarks/calibrate.py --refresh     # re-record the traces first
 
 The values it prints go into gemmini_isa/config.py, marked "calibrated".
-Confirm with ``python benchmarks/fidelity.py`` (real simulations).
 """
 from __future__ import annotations
 
@@ -31,6 +26,7 @@ import itertools
 import math
 import sys
 import time
+from typing import Optional
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,26 +35,23 @@ import trace_util as T  # noqa: E402
 
 from gemmini_isa.config import GemminiConfig  # noqa: E402
 
-#: the guessed parameters and the range GEMMINI.md section 4 allows for each:
-#: (low, high, step, integer)
+#: the parameters the RTL leaves open and their ranges: (low, high, step, integer).
+#: FireSim's default memory model is a 30-memory-cycle latency pipe; with the
+#: tile at 1-3.2x the memory clock, the L2 and the crossings, the round trip is
+#: somewhere in 40-300 core cycles; the port moves at most 16 B per cycle.
 SPACE: dict[str, tuple[float, float, float, bool]] = {
-    # GEMMINI.md guesses 4-12 cycles per RoCC command; the fit is allowed down to 2
-    # (Rocket can hand a custom instruction to the RoCC queue every cycle or two
-    # when the operands are ready; the operand arithmetic is counted as scalar ops)
-    "cpu_rocc_cycles": (2, 12, 1, True),
-    "cpu_op_cycles": (0.75, 2.0, 0.05, False),    # "~1 cycle per scalar op" (in-order Rocket CPI)
-    "dram_latency": (40, 150, 10, True),          # "guess 40-150 cycles"
-    "exec_latency": (20, 60, 5, True),            # "about 40 cycles"
-    "bank_conflict_factor": (1.5, 2.0, 0.05, False),  # "about 2x" (<= 2 keeps the model monotone)
-    "config_ex_cycles": (1, 20, 1, True),
-    "preload_garbage_cycles": (1, 16, 1, True),
-    "store_pipeline": (4, 16, 1, True),           # "~8-cycle scale pipeline"
-    "store_ack_latency": (0, 100, 10, True),
-    "config_unit_cycles": (1, 4, 1, True),
-    "fence_round_trip": (20, 200, 20, True),
+    "mem_read_latency": (40, 300, 10, True),
+    "mem_write_latency": (40, 300, 10, True),
+    "mem_bytes_per_cycle": (4.0, 16.0, 1.0, False),
 }
+#: cells in the loss; exo-opt is validation only
+FITTED = ("exo-unopt", "fsm")
+#: the loss uses ratios that do not involve the software library (its published
+#: figure is not yet explained by any mechanism here: see the fidelity note)
+RELATIVE = (("exo-unopt", "fsm"),)       # (slower, faster): our cycles ratio vs the published one
+VALIDATION = (("exo-unopt", "exo-opt"),)
 ORDER = ("swlib", "exo-unopt", "exo-opt", "fsm")
-TOLERANCE = 0.30
+TOLERANCE = 0.20
 
 
 def cell_errors(cycles: dict) -> dict:
@@ -69,6 +62,23 @@ def cell_errors(cycles: dict) -> dict:
         if pub:
             out[(s, b)] = r / pub - 1.0
     return out
+
+
+def kendall_tau(cycles: dict) -> float:
+    """Kendall's tau-a between our and the published speedups over swlib, over
+    every (shape, baseline) cell that has both."""
+    rat = T.ratios(cycles)
+    cells = [(rat[k], T.published(*k)) for k in rat if T.published(*k)]
+    n = len(cells)
+    if n < 2:
+        return float("nan")
+    s = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            a = cells[i][0] - cells[j][0]
+            b = cells[i][1] - cells[j][1]
+            s += (a > 0) - (a < 0) if b > 0 else ((a < 0) - (a > 0) if b < 0 else 0)
+    return s / (n * (n - 1) / 2)
 
 
 def order_violations(cycles: dict) -> list:
@@ -84,10 +94,31 @@ def order_violations(cycles: dict) -> list:
     return bad
 
 
+def relative_errors(cycles: dict, pairs=RELATIVE) -> dict:
+    """{(shape, "slow/fast"): (our cycles ratio slow/fast) / (published speedup
+    fast / published speedup slow) - 1}: figures that do not depend on swlib."""
+    out = {}
+    for s in {k[0] for k in cycles}:
+        for slow, fast in pairs:
+            a, b = cycles.get((s, slow)), cycles.get((s, fast))
+            ps, pf = T.published(s, slow), T.published(s, fast)
+            if a and b and ps and pf:
+                out[(s, f"{fast}/{slow}")] = (a / b) / (pf / ps) - 1.0
+    return out
+
+
+def anchor_error(cycles: dict) -> Optional[float]:
+    got = cycles.get((T.ANCHOR[1], T.ANCHOR[0]))
+    return None if got is None else got / T.ANCHOR_CYCLES - 1.0
+
+
 def loss(cycles: dict) -> tuple[float, float]:
-    """(worst |ours / published - 1| + 0.5 per order violation, mean squared
-    log error): the issue's criterion first, the overall fit second."""
-    errs = cell_errors(cycles)
+    """(worst |ours / published - 1| over the fitted cells and the anchor + 0.5
+    per order violation, mean squared log error)."""
+    errs = relative_errors(cycles)
+    ae = anchor_error(cycles)
+    if ae is not None:
+        errs[("anchor", "anchor")] = ae
     worst = max(abs(e) for e in errs.values())
     logs = [math.log1p(e) for e in errs.values()]
     mse = sum(x * x for x in logs) / len(logs)
@@ -136,27 +167,8 @@ class Fitter:
     def fit(self, start: dict, *, rounds: int = 4, verbose: bool = True) -> dict:
         best = dict(start)
         best_loss, _ = self.evaluate(best)
-        # 1. coarse grid over the two CPU costs
-        for rocc, op in itertools.product(_values(*SPACE["cpu_rocc_cycles"]),
-                                          _values(*SPACE["cpu_op_cycles"])):
-            p = dict(best, cpu_rocc_cycles=rocc, cpu_op_cycles=op)
-            l, _ = self.evaluate(p)
-            if better(l, best_loss):
-                best, best_loss = p, l
-        if verbose:
-            print(f"grid: {best_loss[0]:.4f} worst |error| at rocc={best['cpu_rocc_cycles']} "
-                  f"op={best['cpu_op_cycles']}", file=sys.stderr, flush=True)
-        # 2. coordinate descent over every guessed parameter, then over pairs of
-        # the three that matter most (the loss is a max: one at a time stalls)
-        pairs = [("cpu_rocc_cycles", "cpu_op_cycles"), ("cpu_op_cycles", "bank_conflict_factor")]
         for rnd in range(rounds):
             improved = False
-            for a, b in pairs:
-                for va, vb in itertools.product(_near(best[a], SPACE[a]), _near(best[b], SPACE[b])):
-                    p = dict(best, **{a: va, b: vb})
-                    l, _ = self.evaluate(p)
-                    if better(l, best_loss):
-                        best, best_loss, improved = p, l, True
             for name, spec in SPACE.items():
                 for v in _values(*spec):
                     if v == best.get(name):
@@ -176,14 +188,28 @@ class Fitter:
 def format_table(cycles: dict) -> str:
     errs = cell_errors(cycles)
     rat = T.ratios(cycles)
-    lines = [f"{'GEMM (MxNxK)':<16} {'baseline':<10} {'ours':>6} {'published':>9} {'error':>7}"]
+    lines = [f"{'GEMM (MxNxK)':<16} {'baseline':<10} {'ours':>6} {'published':>9} {'error':>7}  role"]
     for s in T.SHAPES:
         for b in ORDER[1:]:
             if (s, b) in errs:
                 e = errs[(s, b)]
-                flag = "" if abs(e) <= TOLERANCE else "  > 30%"
+                flag = "" if abs(e) <= TOLERANCE else "  > 20%"
+                role = "fit" if b in FITTED else "validation"
                 lines.append(f"{T.describe(s):<16} {b:<10} {rat[(s, b)]:>5.2f}x {T.published(s, b):>8.1f}x "
-                             f"{100 * e:>+6.1f}%{flag}")
+                             f"{100 * e:>+6.1f}%  {role}{flag}")
+    ae = anchor_error(cycles)
+    if ae is not None:
+        lines.append(f"anchor 12544x256x64 kernel: {cycles[(T.ANCHOR[1], T.ANCHOR[0])]:,} cycles, FireSim "
+                     f"{T.ANCHOR_CYCLES:,} ({100 * ae:+.1f}%)  fit")
+    lines.append(f"Kendall tau, model vs published speedups over all cells: {kendall_tau(cycles):.3f}")
+    lines.append("")
+    lines.append("ratios without the software library (fit: fsm over exo-unopt; validation: exo-opt over exo-unopt):")
+    for (s, name), e in sorted(relative_errors(cycles, RELATIVE + VALIDATION).items()):
+        fast, slow = name.split("/")
+        ours = cycles[(s, slow)] / cycles[(s, fast)]
+        pub = T.published(s, fast) / T.published(s, slow)
+        role = "fit" if (slow, fast) in RELATIVE else "validation"
+        lines.append(f"  {T.describe(s):<16} {name:<20} {ours:>5.2f}x {pub:>5.2f}x {100 * e:>+6.1f}%  {role}")
     worst = max(errs, key=lambda k: abs(errs[k]))
     lines.append(f"worst cell: {T.describe(worst[0])} {worst[1]} {100 * errs[worst]:+.1f}%")
     bad = order_violations(cycles)
@@ -200,7 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4, help="coordinate-descent rounds")
     args = ap.parse_args(argv)
     t0 = time.time()
-    traces = T.load_traces(jobs=args.jobs, refresh=args.refresh)
+    traces = T.load_traces(jobs=args.jobs, refresh=args.refresh, anchor=True)
     base = GemminiConfig()
     start = {k: getattr(base, k) for k in SPACE}
     fitter = Fitter(traces, base)

@@ -40,6 +40,7 @@ def _sources_key() -> str:
     files = sorted((ROOT / "autocomp_exo" / "baselines").glob("*.py"))
     files += [ROOT / "sim" / n for n in ("machine.py", "compiler.py", "loop_ws.py", "run.py")]
     files += [ROOT / "autocomp_exo" / n for n in ("evaluate.py", "exo_compile.py", "workloads.py")]
+    files += [ROOT / "gemmini_isa" / "config.py", ANCHOR_FILE]
     for f in files:
         if f.exists():
             h.update(f.name.encode())
@@ -47,12 +48,38 @@ def _sources_key() -> str:
     return h.hexdigest()[:16]
 
 
+#: the FireSim anchor of BENCHMARKS.md (absolute cycles), written from its description
+ANCHOR = ("anchor", (12544, 256, 64))
+ANCHOR_CYCLES = 3_435_455
+ANCHOR_FILE = ROOT / "benchmarks" / "kernels" / "anchor_12544x256x64.c"
+
+
+def run_anchor(config: Optional[GemminiConfig] = None) -> int:
+    """Cycles of the anchor kernel (zero inputs: its control flow and timing do
+    not depend on data)."""
+    import sim
+    args = {"A": np.zeros((12544, 64), np.int8), "B": np.zeros((64, 256), np.int8),
+            "C": np.zeros((12544, 256), np.int8)}
+    return int(sim.run(ANCHOR_FILE.read_text(), "solution", args, config=config,
+                       filename=str(ANCHOR_FILE)).cycles)
+
+
 def record_cell(baseline: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, int]:
-    """Simulate one bench cell with a TraceRecorder as its timing model.
-    Returns (trace words, cycles the run reported under the default config)."""
+    """Simulate one bench cell (or the anchor kernel, baseline "anchor") with a
+    TraceRecorder as its timing model. Returns (trace words, cycles the run
+    reported under the default config)."""
     import sim.run  # noqa: F401
     simrun = sys.modules["sim.run"]
     from autocomp_exo.bench import measure_baseline
+    if baseline == ANCHOR[0]:
+        recs0: list[TraceRecorder] = []
+        orig0 = simrun.make_timing_model
+        simrun.make_timing_model = lambda config=None: recs0.append(TraceRecorder(config)) or recs0[-1]
+        try:
+            cyc = run_anchor()
+        finally:
+            simrun.make_timing_model = orig0
+        return np.frombuffer(recs0[0].words(), dtype=np.int64).copy(), cyc
 
     recs: list[TraceRecorder] = []
     orig = simrun.make_timing_model
@@ -84,11 +111,14 @@ def _record_to_file(args: tuple) -> str:
 
 
 def load_traces(shapes: Iterable[tuple[int, int, int]] = SHAPES, baselines: Iterable[str] = BASELINES,
-                *, jobs: int = 2, refresh: bool = False, verbose: bool = True) -> dict[tuple, np.ndarray]:
+                *, jobs: int = 2, refresh: bool = False, verbose: bool = True,
+                anchor: bool = False) -> dict[tuple, np.ndarray]:
     """{(shape, baseline): trace}, recording the missing ones (in `jobs` processes)."""
     d = trace_dir() / _sources_key()
     d.mkdir(parents=True, exist_ok=True)
     cells = [(tuple(s), b) for s in shapes for b in baselines]
+    if anchor:
+        cells.append((ANCHOR[1], ANCHOR[0]))
     path = {c: d / f"{c[1]}_{'x'.join(map(str, c[0]))}.npy" for c in cells}
     todo = [(b, s, path[(s, b)]) for s, b in cells if refresh or not path[(s, b)].exists()]
     if todo:
@@ -117,7 +147,7 @@ def ratios(cycles: dict[tuple, int]) -> dict[tuple, float]:
     """{(shape, baseline): speedup over swlib of that shape} (swlib itself omitted)."""
     out = {}
     for (s, b), c in cycles.items():
-        if b != "swlib" and (s, "swlib") in cycles:
+        if b not in ("swlib", ANCHOR[0]) and (s, "swlib") in cycles:
             out[(s, b)] = cycles[(s, "swlib")] / c
     return out
 

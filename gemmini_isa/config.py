@@ -67,10 +67,10 @@ class GemminiConfig:
     mvout_read_latency: int = _p(2, "Cycles from a mvout's RS issue to its first accumulator read.", "sourced")
     mvout_put_latency: int = _p(13, "Cycles from an accumulator read to its Put leaving (scaler 8 + queues).", "sourced")
     mvout_buffer_rows: int = _p(8, "Rows that fit between the SRAM reads and the writer.", "sourced")
-    mem_read_latency: int = _p(80, "Cycles from a Get leaving Gemmini to its first data beat back (memory "
+    mem_read_latency: int = _p(130, "Cycles from a Get leaving Gemmini to its first data beat back (memory "
                                "pipe, L2, crossings).", "calibrated")
-    mem_write_latency: int = _p(80, "Cycles from a Put's data to its AccessAck back (write round trip).", "calibrated")
-    mem_bytes_per_cycle: float = _p(16.0, "Bytes per cycle the memory side moves, read and write data together "
+    mem_write_latency: int = _p(40, "Cycles from a Put's data to its AccessAck back (write round trip).", "calibrated")
+    mem_bytes_per_cycle: float = _p(15.0, "Bytes per cycle the memory side moves, read and write data together "
                                     "(the 16-byte port caps it at 16).", "calibrated")
     tlb_entries: int = _p(4, "Shared TLB entries (reader and writer), behind a last-page filter each.", "sourced")
     tlb_miss_cycles: int = _p(0, "Cycles a TLB miss costs a request (a page walk; 0 for bare-metal runs).", "guessed")
