@@ -51,7 +51,7 @@ def _sources_key() -> str:
 #: the FireSim anchor of BENCHMARKS.md (absolute cycles), written from its description
 ANCHOR = ("anchor", (12544, 256, 64))
 ANCHOR_CYCLES = 3_435_455
-ANCHOR_FILE = ROOT / "benchmarks" / "kernels" / "anchor_12544x256x64.c"
+ANCHOR_FILE = ROOT / "examples" / "anchor_12544x256x64.c"
 
 
 def run_anchor(config: Optional[GemminiConfig] = None) -> int:
