@@ -300,6 +300,12 @@ class TimingModel:
 
     def __init__(self, config: GemminiConfig | None = None):
         cfg = config if config is not None else _default_config()
+        if cfg.dma_beat_bytes < 1 or cfg.dma_beat_bytes > cfg.dma_max_request_bytes:
+            raise ValueError(f"dma_beat_bytes must be 1..dma_max_request_bytes, got {cfg.dma_beat_bytes}")
+        if not cfg.mem_bytes_per_cycle > 0:
+            raise ValueError(f"mem_bytes_per_cycle must be > 0, got {cfg.mem_bytes_per_cycle}")
+        if cfg.mvout_buffer_rows < 0 or cfg.sp_bank_rows < 1 or cfg.acc_bank_rows < 1:
+            raise ValueError("mvout_buffer_rows must be >= 0 and bank sizes >= 1")
         self.config = cfg
         self.dim = cfg.dim
         # ---- CPU and command path

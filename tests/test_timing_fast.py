@@ -348,15 +348,18 @@ def test_return_values_and_bad_input(enc):
 @needs_kernel
 @pytest.mark.parametrize("bad", [dict(dma_beat_bytes=128), dict(mem_bytes_per_cycle=0.0), dict(acc_bank_rows=0),
                                  dict(mvout_buffer_rows=-1)])
-def test_configs_the_python_model_cannot_run_fall_back(monkeypatch, bad):
-    """Configs on which the Python model would divide by zero or loop forever
-    are refused by the kernel; make_timing_model then gives the Python model."""
+def test_configs_no_model_can_run_are_refused(monkeypatch, bad):
+    """Configs on which the rules would divide by zero or never finish are
+    refused by both models with a ValueError (make_timing_model too)."""
     monkeypatch.delenv("AUTOCOMP_EXO_PURE_TIMING", raising=False)
     cfg = GemminiConfig(**bad)
     with pytest.raises(ValueError):
         FastTimingModel(cfg)
-    with pytest.warns(RuntimeWarning, match="Python timing model"):
-        assert type(make_timing_model(cfg)) is TimingModel
+    with pytest.raises(ValueError):
+        TimingModel(cfg)
+    with pytest.raises(ValueError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        make_timing_model(cfg)
 
 
 @needs_kernel
