@@ -71,15 +71,6 @@ def record_cell(baseline: str, shape: tuple[int, int, int]) -> tuple[np.ndarray,
     import sim.run  # noqa: F401
     simrun = sys.modules["sim.run"]
     from autocomp_exo.bench import measure_baseline
-    if baseline == ANCHOR[0]:
-        recs0: list[TraceRecorder] = []
-        orig0 = simrun.make_timing_model
-        simrun.make_timing_model = lambda config=None: recs0.append(TraceRecorder(config)) or recs0[-1]
-        try:
-            cyc = run_anchor()
-        finally:
-            simrun.make_timing_model = orig0
-        return np.frombuffer(recs0[0].words(), dtype=np.int64).copy(), cyc
 
     recs: list[TraceRecorder] = []
     orig = simrun.make_timing_model
@@ -91,14 +82,18 @@ def record_cell(baseline: str, shape: tuple[int, int, int]) -> tuple[np.ndarray,
 
     simrun.make_timing_model = make
     try:
-        m = measure_baseline(baseline, *shape)
+        if baseline == ANCHOR[0]:
+            cycles = run_anchor()
+        else:
+            m = measure_baseline(baseline, *shape)
+            if not m.ok:
+                raise RuntimeError(f"{baseline} {shape}: {m.stage}: {m.error}")
+            cycles = int(m.cycles)
     finally:
         simrun.make_timing_model = orig
-    if not m.ok:
-        raise RuntimeError(f"{baseline} {shape}: {m.stage}: {m.error}")
     if len(recs) != 1:
         raise RuntimeError(f"{baseline} {shape}: {len(recs)} timing models made, expected 1")
-    return np.frombuffer(recs[0].words(), dtype=np.int64).copy(), int(m.cycles)
+    return np.frombuffer(recs[0].words(), dtype=np.int64).copy(), cycles
 
 
 def _record_to_file(args: tuple) -> str:

@@ -292,6 +292,7 @@ class TimingModel:
     - ``command(op, unit, reads, writes, dram_bytes, rows, cols, fsm=False,
       bank_conflict=False, dram_addr=0, dram_stride=0, flags=0) -> float``:
       time one instruction; returns its RS release time as far as known now.
+      ``bank_conflict`` is accepted and ignored: the banks are read from the ranges.
       Ops that are not unit commands ("flush", unit "sync") cost the CPU one
       RoCC issue only.
     - ``fence() -> float``: the CPU waits for Gemmini to go idle.
@@ -629,7 +630,7 @@ class TimingModel:
         if self.wait_pre is not None:   # no compute follows: its entry goes at its rows' end
             self._resolve_pre(self.wait_pre[3] + 1.0)
 
-    def _execute(self, kind: int, cls: int, slot: int, arrival: float, held: bool, reads: Any, writes: Any,
+    def _execute(self, kind: int, slot: int, arrival: float, held: bool, reads: Any, writes: Any,
                  rows: int, flags: int) -> None:
         self.pending.append((kind, slot, arrival, held, tuple(reads), tuple(writes), rows, flags))
         while self.pending and self._fire(force=False):
@@ -975,7 +976,7 @@ class TimingModel:
         issue, arrival = self._issue(cls, alloc, dep)
         held = dep > alloc + float(self.config.rs_issue_latency)
         if cls == _EXEC:
-            self._execute(kind, cls, slot, arrival, held, reads, writes, rows, flags)
+            self._execute(kind, slot, arrival, held, reads, writes, rows, flags)
             return self.rs[cls][slot]
         if cls == _LOAD:
             self._load(kind, slot, arrival, held, writes, dram_bytes, rows, cols, dram_addr, dram_stride, flags)

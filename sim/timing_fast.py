@@ -82,9 +82,6 @@ _SRC = Path(__file__).with_name("timing_kernel.c")
 # than the whole model); a flush is one ctypes call (~1-2 us).
 _FLUSH_AT = 256
 _TK_VERSION = 3           # must match TK_VERSION in timing_kernel.c
-#: whether timing_kernel.c implements the current sim/timing.py rules (while it
-#: does not, every model is the Python one)
-_PORTED = True
 _PURE_ENV = "AUTOCOMP_EXO_PURE_TIMING"
 
 # record tags / markers (timing_kernel.c)
@@ -684,7 +681,7 @@ def make_timing_model(config: GemminiConfig | None = None) -> "FastTimingModel |
     """FastTimingModel when the C kernel builds and loads, else the Python
     TimingModel (with one warning per reason and process naming why).
     ``AUTOCOMP_EXO_PURE_TIMING=1`` forces the Python model."""
-    if os.environ.get(_PURE_ENV, "").strip() not in ("", "0") or not _PORTED:
+    if os.environ.get(_PURE_ENV, "").strip() not in ("", "0"):
         return TimingModel(config)
     try:
         return FastTimingModel(config)
