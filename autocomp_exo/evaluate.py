@@ -1,4 +1,4 @@
-"""Evaluate a program for a GEMM workload: apply, compile, simulate, check, time.
+"""Evaluate a program for a workload: apply, compile, simulate, check, time.
 
 ``evaluate(workload, schedule)`` applies an Exo `Schedule` to
 ``workload.proc``, lowers it to Gemmini C with Exo, runs the C on the
@@ -14,7 +14,6 @@ raised), "mismatch" (the output differs from the reference). Nothing escapes.
 """
 from __future__ import annotations
 
-import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -25,7 +24,7 @@ import numpy as np
 from .measurement import Measurement
 from .reference import compare, gemm_reference, random_inputs
 
-__all__ = ["evaluate", "evaluate_c", "inputs_and_reference"]
+__all__ = ["evaluate", "evaluate_c", "inputs_and_reference", "bind_arguments"]
 
 _CACHE_SIZE = 4
 _ref_cache: "OrderedDict[tuple, tuple[dict, np.ndarray]]" = OrderedDict()
@@ -41,27 +40,30 @@ def _message(e: BaseException) -> str:
     return msg if msg.startswith(name) else f"{name}: {msg}"
 
 
-def inputs_and_reference(workload: Any, seed: int = 0) -> tuple[dict, np.ndarray]:
+def inputs_and_reference(workload: Any, seed: int = 0) -> tuple[dict, Any]:
     """Seeded inputs and the reference output (cached: treat both as read-only).
 
-    A workload with ``inputs(seed)`` and ``reference(inputs)`` (the GEMM
-    variants of `autocomp_exo.workloads`) draws its own inputs (scale and
-    ``act`` vary with the seed) and computes its own reference; anything else
-    with M, N, K gets `reference.random_inputs` and `reference.gemm_reference`."""
+    A `Workload` (``inputs(seed)`` keyed by the proc's argument names and an
+    independent ``reference(inputs)``) draws its own inputs and computes its
+    own reference; anything else with M, N, K gets `reference.random_inputs`
+    and `reference.gemm_reference` (the scaled GEMM)."""
     sig = workload.signature() if callable(getattr(workload, "signature", None)) else None
-    key = (type(workload).__name__, repr(sig), int(workload.M), int(workload.N), int(workload.K),
+    dims = _dims(workload)
+    key = (type(workload).__name__, repr(sig), repr(sorted(dims.items())),
            bool(getattr(workload, "relu", False)), int(seed))
     hit = _ref_cache.get(key)
     if hit is not None:
         _ref_cache.move_to_end(key)
         return hit
     if callable(getattr(workload, "inputs", None)) and callable(getattr(workload, "reference", None)):
-        inp = workload.inputs(seed)
+        inp = dict(workload.inputs(seed))
         ref = workload.reference(inp)
     else:
         inp = random_inputs(workload, seed)
+        inp["C"] = inp.pop("C_init")
         ref = gemm_reference(inp["A"], inp["B"], inp["scale"], inp["act"])
-    for a in list(inp.values()) + [ref]:
+    refs = ref.values() if isinstance(ref, dict) else [ref]
+    for a in list(inp.values()) + list(refs):
         if isinstance(a, np.ndarray):
             a.setflags(write=False)
     _ref_cache[key] = (inp, ref)
@@ -70,14 +72,47 @@ def inputs_and_reference(workload: Any, seed: int = 0) -> tuple[dict, np.ndarray
     return inp, ref
 
 
+def _dims(workload: Any) -> dict:
+    d = getattr(workload, "dims", None)
+    if isinstance(d, dict):
+        return {k: int(v) for k, v in d.items()}
+    return {k: int(getattr(workload, k)) for k in ("M", "N", "K")}
+
+
+def _outputs(workload: Any) -> tuple:
+    return tuple(getattr(workload, "outputs", None) or ("C",))
+
+
+def bind_arguments(workload: Any, inputs: dict) -> dict:
+    """The simulator's arguments from a workload's inputs: arrays copied (the
+    program writes its outputs into them), float scalars as a 1-element
+    float32 array (Exo passes ``f32`` scalars by pointer), bools and ints as
+    they are."""
+    args = {}
+    for name, v in inputs.items():
+        if isinstance(v, np.ndarray):
+            args[name] = np.array(v, copy=True)
+        elif isinstance(v, (bool, np.bool_)):
+            args[name] = bool(v)
+        elif isinstance(v, (float, np.floating)):
+            args[name] = np.array([v], dtype=np.float32)
+        else:
+            args[name] = v
+    return args
+
+
 def _base(workload: Any, seed: int, baseline_cycles: Optional[int], label: Optional[str]) -> Measurement:
-    M, N, K = (int(getattr(workload, a)) for a in ("M", "N", "K"))
+    dims = _dims(workload)
+    M, N, K = dims.get("M"), dims.get("N"), dims.get("K")
     name = getattr(workload, "name", None)
     if callable(name):
         name = None
+    macs = getattr(workload, "macs", None)
+    if not isinstance(macs, int):
+        macs = M * N * K
     return Measurement(
         ok=False, workload=name or f"gemm_{M}x{N}x{K}", label=label, M=M, N=N, K=K,
-        relu=bool(getattr(workload, "relu", False)), macs=M * N * K, seed=seed,
+        relu=bool(getattr(workload, "relu", False)), macs=macs, seed=seed,
         baseline_cycles=baseline_cycles,
     )
 
@@ -197,12 +232,9 @@ def _check_one(m: Measurement, program: Any, workload: Any, entry: str, *, confi
     t = time.perf_counter()
     try:
         inp, ref = inputs_and_reference(workload, seed)
-        C = np.array(inp["C_init"], copy=True)
-        args = {"A": inp["A"], "B": inp["B"], "C": C}
-        if "scale" in inp:
-            args["scale"] = np.array([inp["scale"]], dtype=np.float32)
-        if "act" in inp:
-            args["act"] = bool(inp["act"])
+        args = bind_arguments(workload, inp)
+        outputs = _outputs(workload)
+        refs = ref if isinstance(ref, dict) else {outputs[0]: ref}
     except Exception as e:
         m.timings["reference"] = time.perf_counter() - t
         return _fail(m, "simulate", e, t0)
@@ -234,43 +266,41 @@ def _check_one(m: Measurement, program: Any, workload: Any, entry: str, *, confi
                 m.utilization = m.macs / 256 / m.cycles
             if m.baseline_cycles:
                 m.speedup = float(m.baseline_cycles) / m.cycles
-        out = getattr(result, "arrays", {}).get("C", C)
+        arrays = getattr(result, "arrays", {}) or {}
+        outs = {o: arrays.get(o, args.get(o)) for o in refs}
     except Exception as e:
         return _fail(m, "simulate", e, t0)
 
-    # ---- check -----------------------------------------------------------
+    # ---- check (every output against the workload's reference) ------------
     t = time.perf_counter()
+    mismatches = total = 0
+    first = None
     try:
-        got = np.asarray(out)
-        if got.size != ref.size:
-            m.timings["compare"] = time.perf_counter() - t
-            return _fail(m, "mismatch", f"output C has {got.size} elements, expected {ref.size}", t0)
-        r = compare(got.reshape(ref.shape), ref)
+        for o, want in refs.items():
+            got = np.asarray(outs[o])
+            want = np.asarray(want)
+            if got.size != want.size:
+                m.timings["compare"] = time.perf_counter() - t
+                return _fail(m, "mismatch", f"output {o} has {got.size} elements, expected {want.size}", t0)
+            r = compare(got.reshape(want.shape), want)
+            mismatches += r["mismatches"]
+            total += r["total"]
+            if not r["equal"] and first is None:
+                first = (o, r)
     except Exception as e:
         m.timings["compare"] = time.perf_counter() - t
         return _fail(m, "mismatch", e, t0)
     m.timings["compare"] = time.perf_counter() - t
-    m.mismatches = r["mismatches"]
-    m.total_elements = r["total"]
-    if not r["equal"]:
+    m.mismatches = mismatches
+    m.total_elements = total
+    if first is not None:
+        o, r = first
         idx, g, w = r["first"]
         m.first_mismatch = {"index": list(idx), "got": g, "want": w}
         return _fail(
             m, "mismatch",
-            f"{r['mismatches']} of {r['total']} output elements differ from the reference; "
-            f"first at C{list(idx)}: got {g}, expected {w}", t0)
+            f"{mismatches} of {total} output elements differ from the reference; "
+            f"first at {o}{list(idx)}: got {g}, expected {w}", t0)
     m.ok = True
     m.timings["total"] = time.perf_counter() - t0
     return m
-
-
-class _CallableModule(type(sys.modules[__name__])):
-    """`autocomp_exo.evaluate` is both this module and the function: once the
-    submodule is imported, Python binds the package attribute to the module,
-    so the module itself forwards calls to `evaluate`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Measurement:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -289,9 +289,12 @@ class Record:
         return str(self.provenance.get("source", "unknown"))
 
     def gemm_workload(self):
-        from .workloads import GemmWorkload
+        """The record's workload (`Workload.from_signature`; a signature without "kind" is a GEMM)."""
+        from .workloads import Workload
 
-        return GemmWorkload.from_signature(self.workload)
+        return Workload.from_signature(self.workload)
+
+    workload_object = gemm_workload
 
     def better_than(self, other: Optional["Record"]) -> bool:
         """Strictly fewer cycles than ``other`` (None: always better)."""
@@ -674,14 +677,13 @@ def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measur
         seeds = fresh_seeds(VERIFY_SEEDS_UNCHECKED if record.unchecked else VERIFY_SEEDS)
     m = measurement
     if m is None:
-        task = {"M": w.M, "N": w.N, "K": w.K, "relu": w.relu, "schedule": record.schedule.to_list(),
-                "seeds": [int(x) for x in seeds], "label": f"verify {record.name}"}
-        if config is not None and not isinstance(config, str):
-            task["config"] = config.to_dict()
+        from .workers import Task, WorkerPool
+
+        cfg = config.to_dict() if config is not None and not isinstance(config, str) else None
+        task = Task.of(w, record.schedule, seeds=[int(x) for x in seeds], label=f"verify {record.name}",
+                       config=cfg).to_dict()
         own = pool is None
         if own:
-            from .workers import WorkerPool
-
             pool = WorkerPool(workers, timeout)
         try:
             res = pool.run([task])[0]

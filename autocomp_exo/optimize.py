@@ -551,17 +551,3 @@ def run_demo(args) -> int:
     args._demo = dict(beam=DEMO["beam"], plans=DEMO["plans"], impls=DEMO["impls"])
     rc, _ = _run(args, DEMO["M"], DEMO["N"], DEMO["K"])
     return rc
-
-
-# `autocomp_exo.optimize` is both this module and the function: importing the
-# submodule makes the package attribute the module, so the module is callable.
-import sys as _sys
-import types as _types
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return optimize(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -50,7 +50,7 @@ from .measurement import Measurement
 from .menu import MENU, dropout as menu_dropout
 from .runs import RunDir, schedule_key
 from .schedule import Schedule
-from .workers import WorkerPool
+from .workers import Task, WorkerPool
 
 __all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam", "refill_beam"]
 
@@ -172,10 +172,8 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
     S = settings
 
     def task(schedule: Schedule, baseline_cycles=None) -> dict:
-        t = {"M": workload.M, "N": workload.N, "K": workload.K, "relu": bool(getattr(workload, "relu", False)),
-             "schedule": schedule.to_list(), "seed": S.eval_seed, "baseline_cycles": baseline_cycles}
-        t.update(task_extra)
-        return t
+        return Task.of(workload, schedule, seed=S.eval_seed, baseline_cycles=baseline_cycles,
+                       **task_extra).to_dict()
 
     def record(c: Candidate, res: dict, key: str) -> dict:
         return {
@@ -229,8 +227,8 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         """The answers the agent refused since the last look (agents that keep a
         `rejections` list, like the LLM agent, report them this way)."""
         nonlocal rejections_seen
-        rej = getattr(agent, "rejections", None)
-        if not isinstance(rej, list) or len(rej) <= rejections_seen:
+        rej = agent.rejections
+        if len(rej) <= rejections_seen:
             return []
         out = rej[rejections_seen:]
         rejections_seen = len(rej)
@@ -348,7 +346,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         proposals: list[tuple[Candidate, str]] = []
         pending: set[str] = set()
         early = None
-        if getattr(agent, "concurrent", False):
+        if agent.concurrent:
             if getattr(pool, "workers", 0) > 0 and hasattr(pool, "_ensure"):
                 pool._ensure()   # the pool exists before a second thread uses it
                 early = _EarlyEval(pool, lambda sc: task(sc, base_cycles))
@@ -445,6 +443,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             children_all.append(c)
             if accept(c, by_id[c.parent]):
                 accepted.append(c)
+        agent.notify([c for c, _key in proposals])
         beam = next_beam(beam, accepted, S.beam)
         if beam[0].cycles < best.cycles:
             best = beam[0]

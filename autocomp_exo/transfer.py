@@ -55,9 +55,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+from .agents.base import Agent
 from .agents.offline import ACC_ROWS, BANK_ROWS, SP_ROWS
+from .menu import option as menu_option
 from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
-from .workloads import WorkloadError
+from .workloads import Workload, WorkloadError
 
 __all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "TransferResult",
            "OptionAgent", "optimize_with_library", "StaleRecordWarning", "GUIDE_SKIP"]
@@ -76,27 +78,25 @@ class StaleRecordWarning(UserWarning):
 # --------------------------------------------------------------------------- #
 
 
-def similarity(a: dict, b: dict) -> Optional[tuple]:
-    """How ``b`` (a record's signature) is similar to ``a`` (the new one).
+def similarity(a: Any, b: Any) -> Optional[tuple]:
+    """How ``b`` (a record's signature or workload) is similar to ``a`` (the new one).
 
-    Returns None when not similar, else a sort key ``(rule, distance)``:
+    Delegates to the workload's `Workload.similarity` (signatures are rebuilt
+    with `Workload.from_signature`; one without "kind" is a GEMM). Returns
+    None when not similar, else a sort key; for GEMMs ``(rule, distance)``:
     rule 0 for the same shape, 1 for two shared dimensions, 2 for the same
     aspect ratio; distance is |log(volume ratio)|.
     """
-    for k in ("kind", "dtype", "acc"):
-        if a.get(k) != b.get(k):
-            return None
-    A = (int(a["M"]), int(a["N"]), int(a["K"]))
-    B = (int(b["M"]), int(b["N"]), int(b["K"]))
-    dist = abs(math.log((B[0] * B[1] * B[2]) / (A[0] * A[1] * A[2])))
-    if A == B:
-        return (0, 0.0)
-    shared = sum(x == y for x, y in zip(A, B))
-    if shared >= 2:
-        return (1, dist)
-    if A[0] * B[1] == B[0] * A[1] and A[0] * B[2] == B[0] * A[2]:
-        return (2, dist)
-    return None
+    try:
+        wa = Workload.from_signature(a) if isinstance(a, dict) else a
+        wb = Workload.from_signature(b) if isinstance(b, dict) else b
+    except (WorkloadError, KeyError, TypeError, ValueError):
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in ("dtype", "acc"):   # kept in the signature, not in the workload object
+            if a.get(k, "int8" if k == "dtype" else "int32") != b.get(k, "int8" if k == "dtype" else "int32"):
+                return None
+    return wa.similarity(wb)
 
 
 def similar_records(source: Any, workload: Any, *, config: Any = None, include_same: bool = False,
@@ -395,21 +395,43 @@ def adapt_task(task: dict) -> dict:
 # --------------------------------------------------------------------------- #
 
 
-class OptionAgent:
-    """Wraps an agent so that every plan uses one fixed menu option."""
+class OptionAgent(Agent):
+    """Wraps an agent so that every plan uses one fixed menu option.
+
+    Everything else is the wrapped agent's: its ``rejections`` list (so the
+    search records the answers an LLM agent refused in the guided phase),
+    ``notify``, and batched requests (``concurrent``, ``plan_many``,
+    ``implement_many``)."""
 
     def __init__(self, agent: Any, option: str):
-        from .menu import option as _opt
-
         self.agent = agent
-        self.option = _opt(option)
+        self.option = menu_option(option)
         self.name = f"{getattr(agent, 'name', type(agent).__name__)}[{option}]"
+        self.concurrent = bool(getattr(agent, "concurrent", False))
+
+    @property
+    def rejections(self) -> list:
+        rej = getattr(self.agent, "rejections", None)
+        if not isinstance(rej, list):   # a duck-typed agent without the base class
+            rej = self.__dict__.setdefault("_rejections", [])
+        return rej
 
     def plan(self, candidate, menu, n, rng):
         return self.agent.plan(candidate, [self.option], n, rng)
 
     def implement(self, candidate, plan, k, rng):
         return self.agent.implement(candidate, plan, k, rng)
+
+    def plan_many(self, requests):
+        return self.agent.plan_many([(c, [self.option], n, r) for c, _m, n, r in requests])
+
+    def implement_many(self, requests):
+        return self.agent.implement_many(requests)
+
+    def notify(self, results) -> None:
+        notify = getattr(self.agent, "notify", None)
+        if callable(notify):
+            notify(results)
 
 
 @dataclass
@@ -913,13 +935,3 @@ def run_transfer(args) -> int:
         if r.run_dir:
             print(f"run directory: {r.run_dir}")
     return 0
-
-
-class _CallableModule(type(sys.modules[__name__])):
-    """`autocomp_exo.transfer` is both this module and the function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TransferResult:
-        return transfer(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

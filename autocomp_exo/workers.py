@@ -21,16 +21,71 @@ baseline, which cannot be pickled) are visible in the workers.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
 import time
 import traceback
 import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers",
+__all__ = ["Task", "evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers",
            "InProcessFallback"]
+
+
+@dataclass
+class Task:
+    """What a worker evaluates: a workload (by its signature), a schedule (step
+    dicts), the search's input seed (or the exact ``seeds`` to pass), the
+    baseline cycles for the speedup, the key of a registered base proc, the
+    hardware config (``GemminiConfig.to_dict()``) and a label.
+
+    ``to_dict()`` is the JSON-ready form sent to workers; it also carries the
+    workload's M, N, K, relu (older readers, failure records)."""
+
+    workload: dict
+    schedule: list
+    seed: int = 0
+    seeds: list = field(default_factory=list)
+    baseline_cycles: Optional[int] = None
+    base: Optional[str] = None
+    config: Optional[dict] = None
+    label: Optional[str] = None
+
+    @classmethod
+    def of(cls, workload: Any, schedule: Any, **kw) -> "Task":
+        """The task of a `Workload` and a `Schedule` (or list of step dicts)."""
+        steps = schedule.to_list() if hasattr(schedule, "to_list") else list(schedule)
+        sig = workload.to_task() if callable(getattr(workload, "to_task", None)) else workload.signature()
+        return cls(dict(sig), steps, **kw)
+
+    def to_dict(self) -> dict:
+        d = {"workload": dict(self.workload), "schedule": list(self.schedule), "seed": int(self.seed),
+             "baseline_cycles": self.baseline_cycles}
+        for k in ("M", "N", "K", "relu"):
+            if k in self.workload:
+                d[k] = self.workload[k]
+        if self.seeds:
+            d["seeds"] = [int(x) for x in self.seeds]
+        for k in ("base", "config", "label"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Task":
+        """A task from its dict; a dict without "workload" (written before tasks
+        carried one) is a GEMM of its M, N, K, relu."""
+        sig = d.get("workload")
+        if sig is None:
+            sig = {"kind": "gemm", "M": int(d["M"]), "N": int(d["N"]), "K": int(d["K"]),
+                   "relu": bool(d.get("relu", False)), "dtype": "int8", "acc": "int32"}
+        return cls(dict(sig), list(d["schedule"]), int(d.get("seed", 0) or 0),
+                   [int(x) for x in d.get("seeds") or []], d.get("baseline_cycles"), d.get("base"),
+                   d.get("config"), d.get("label"))
 
 
 class InProcessFallback(RuntimeWarning):
@@ -53,18 +108,22 @@ def register_base(key: str, proc: Any) -> None:
 
 
 class _Workload:
-    """A GemmWorkload whose proc is a registered base proc."""
+    """A workload whose proc is a registered base proc (everything else, its
+    inputs and reference included, is the wrapped workload's)."""
 
     def __init__(self, w: Any, proc: Any):
         self._w, self.proc = w, proc
-        self.M, self.N, self.K, self.relu = w.M, w.N, w.K, w.relu
-        self.name, self.macs = w.name, w.macs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._w, name)
 
 
 def failed_result(stage: str, error: str, seconds: float = 0.0, task: Optional[dict] = None) -> dict:
     m = {"ok": False, "stage": stage, "error": error, "timings": {"total": seconds}}
     if task:
-        m.update({"M": task.get("M"), "N": task.get("N"), "K": task.get("K")})
+        dims = task.get("workload") if isinstance(task.get("workload"), dict) else task
+        m.update({"M": dims.get("M", task.get("M")), "N": dims.get("N", task.get("N")),
+                  "K": dims.get("K", task.get("K"))})
     return {"measurement": m, "proc_text": None, "seconds": seconds}
 
 
@@ -72,51 +131,53 @@ def candidate_seed(eval_seed: int, schedule: Any) -> int:
     """The input seed of one candidate: drawn from the search's ``eval_seed`` and
     the candidate's own program (its schedule key), so every candidate sees
     other inputs (A, B, scale, act) and a resumed run sees the same ones."""
-    import hashlib
-
     from .runs import schedule_key
 
     h = hashlib.sha256(f"{int(eval_seed)}|{schedule_key(schedule)}".encode()).hexdigest()
     return int(h[:8], 16) & 0x7FFFFFFF
 
 
-def evaluate_task(task: dict) -> dict:
+def evaluate_task(task: Any) -> dict:
     """Evaluate one candidate (runs in a worker). Never raises for candidate errors.
 
-    The inputs come from the candidate's own seed (`candidate_seed` of the
-    task's ``seed`` and the schedule) unless the task lists ``"seeds"``: then
-    the first is used and the program must pass every one (verification).
-    A task with ``"kind": "adapt"`` adapts a library record to a new shape
-    (`transfer.adapt_task`) under the same timeout."""
+    ``task`` is a `Task` or its dict. The workload is rebuilt from the task's
+    signature (`Workload.from_signature`). The inputs come from the
+    candidate's own seed (`candidate_seed` of the task's ``seed`` and the
+    schedule) unless the task lists ``"seeds"``: then the first is used and the
+    program must pass every one (verification). A task with ``"kind":
+    "adapt"`` adapts a library record to a new shape (`transfer.adapt_task`)
+    under the same timeout."""
     t0 = time.perf_counter()
-    if task.get("kind") == "adapt":
+    if isinstance(task, dict) and task.get("kind") == "adapt":
         from .transfer import adapt_task
 
         return adapt_task(task)
+    # Exo loads here, in the worker (this module is imported by fast paths too)
     from .evaluate import evaluate
     from .schedule import Schedule
-    from .workloads import GemmWorkload
+    from .workloads import Workload
 
+    raw = task.to_dict() if isinstance(task, Task) else task
     try:
-        w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
-        sched = Schedule.from_json(task["schedule"])
-        seeds = [int(x) for x in task.get("seeds") or []]
+        t = task if isinstance(task, Task) else Task.from_dict(task)
+        w = Workload.from_signature(t.workload)
+        sched = Schedule.from_json(t.schedule)
+        seeds = list(t.seeds)
     except Exception as e:
-        return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
-    base = task.get("base")
-    if base:
-        if base not in _BASES:
-            return failed_result("schedule", f"base proc {base!r} is not registered in this worker",
-                                 time.perf_counter() - t0, task)
-        w = _Workload(w, _BASES[base])
-    config = task.get("config")
+        return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, raw)
+    if t.base:
+        if t.base not in _BASES:
+            return failed_result("schedule", f"base proc {t.base!r} is not registered in this worker",
+                                 time.perf_counter() - t0, raw)
+        w = _Workload(w, _BASES[t.base])
+    config = t.config
     if config is not None:
         from gemmini_isa import GemminiConfig
 
         config = GemminiConfig(**config)
-    seed = seeds[0] if seeds else candidate_seed(int(task.get("seed", 0)), sched)
+    seed = seeds[0] if seeds else candidate_seed(int(t.seed), sched)
     m = evaluate(w, sched, config=config, seed=seed, seeds=seeds[1:],
-                 baseline_cycles=task.get("baseline_cycles"), label=task.get("label"))
+                 baseline_cycles=t.baseline_cycles, label=t.label)
     proc_text = None
     if m.proc is not None:
         try:
@@ -177,7 +238,7 @@ class WorkerPool:
             self._pool.join()
             self._pool = None
 
-    def _local(self, task: dict) -> dict:
+    def _local(self, task: Any) -> dict:
         t0 = time.perf_counter()
         try:
             return self.fn(task)

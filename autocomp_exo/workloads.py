@@ -22,9 +22,11 @@ buffer names); `UserSchedule` is a schedule that applies to the user's proc.
 """
 from __future__ import annotations
 
+import abc
+import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar, Optional
 
 from exo import proc, DRAM
 from exo.API import Procedure
@@ -33,6 +35,8 @@ from exo.libs.externs import relu  # noqa: F401  (used in @proc)
 
 __all__ = [
     "DIM",
+    "Workload",
+    "WORKLOAD_KINDS",
     "WorkloadError",
     "GemmWorkload",
     "MatmulI32Workload",
@@ -57,6 +61,109 @@ SUPPORTED = (
 
 class WorkloadError(ValueError):
     """A shape or proc that autocomp_exo cannot handle (the message says what is supported)."""
+
+
+# --------------------------------------------------------------------------- #
+# The workload protocol
+# --------------------------------------------------------------------------- #
+
+#: signature "kind" -> Workload subclass (filled by ``Workload.__init_subclass__``)
+WORKLOAD_KINDS: dict = {}
+
+
+class Workload(abc.ABC):
+    """What the search optimizes: an algorithm-level Exo proc with its own
+    inputs and an independent reference.
+
+    Subclasses set ``kind`` (the "kind" of their signature; registered so
+    `Workload.from_signature` rebuilds them, e.g. in a worker process) and
+    implement the abstract members. Everything downstream (workers,
+    `evaluate`, library records, transfer) works through this interface."""
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("kind"):
+            WORKLOAD_KINDS[cls.kind] = cls
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """A short name (used for C symbols and file names)."""
+
+    @abc.abstractmethod
+    def signature(self) -> dict:
+        """A JSON dict that identifies the workload, with its "kind"."""
+
+    @property
+    @abc.abstractmethod
+    def proc(self) -> Procedure:
+        """The algorithm-level Exo proc."""
+
+    @property
+    @abc.abstractmethod
+    def dims(self) -> dict:
+        """The problem dimensions, e.g. ``{"M": 64, "N": 64, "K": 64}``."""
+
+    @property
+    @abc.abstractmethod
+    def macs(self) -> int:
+        """Multiply-accumulates of one run."""
+
+    #: names of the proc arguments the program writes (compared with `reference`)
+    outputs: ClassVar[tuple] = ()
+
+    @abc.abstractmethod
+    def inputs(self, seed: int = 0) -> dict:
+        """Arguments of the proc drawn from ``seed``, keyed by argument name:
+        numpy arrays (outputs hold their initial contents) and scalars."""
+
+    @abc.abstractmethod
+    def reference(self, inputs: dict) -> Any:
+        """The expected output (one numpy array, or a dict output name -> array),
+        computed independently of Exo and the simulator."""
+
+    def similarity(self, other: "Workload") -> Optional[tuple]:
+        """A sort key (smaller: more similar) saying how a schedule of ``other``
+        may transfer to this workload, or None when it cannot."""
+        if type(other) is type(self) and other.signature() == self.signature():
+            return (0, 0.0)
+        return None
+
+    def to_task(self) -> dict:
+        """The workload as a task field (`from_signature` rebuilds it)."""
+        return self.signature()
+
+    @staticmethod
+    def from_signature(sig: dict) -> "Workload":
+        """The workload of a signature (a signature without "kind" is a GEMM:
+        records written before kinds existed)."""
+        kind = sig.get("kind", "gemm")
+        cls = WORKLOAD_KINDS.get(kind)
+        if cls is None:
+            raise WorkloadError(f"unknown workload kind {kind!r} (known: {', '.join(sorted(WORKLOAD_KINDS))})")
+        return cls._from_signature(sig)
+
+    @classmethod
+    def _from_signature(cls, sig: dict) -> "Workload":
+        raise WorkloadError(f"{cls.__name__} cannot be rebuilt from a signature")
+
+
+def _gemm_similarity(a: Any, b: Any) -> Optional[tuple]:
+    """How GEMM ``b`` is similar to ``a``: None when not similar, else
+    ``(rule, distance)``: rule 0 for the same shape, 1 for two shared
+    dimensions, 2 for the same aspect ratio; distance is |log(volume ratio)|."""
+    A = (int(a.M), int(a.N), int(a.K))
+    B = (int(b.M), int(b.N), int(b.K))
+    if A == B:
+        return (0, 0.0)
+    dist = abs(math.log((B[0] * B[1] * B[2]) / (A[0] * A[1] * A[2])))
+    if sum(x == y for x, y in zip(A, B)) >= 2:
+        return (1, dist)
+    if A[0] * B[1] == B[0] * A[1] and A[0] * B[2] == B[0] * A[2]:
+        return (2, dist)
+    return None
 
 
 # --------------------------------------------------------------------------- #
@@ -180,7 +287,12 @@ def gemm(M: int, N: int, K: int, relu: bool = False) -> Procedure:
 
 
 @dataclass(frozen=True)
-class GemmWorkload:
+class GemmWorkload(Workload):
+    """The scaled int8 GEMM C = clamp(scale * A @ B) (ReLU when ``act``)."""
+
+    kind: ClassVar[str] = "gemm"
+    outputs: ClassVar[tuple] = ("C",)
+
     M: int
     N: int
     K: int
@@ -200,8 +312,18 @@ class GemmWorkload:
         return self.M * self.N * self.K
 
     @property
+    def dims(self) -> dict:
+        return {"M": self.M, "N": self.N, "K": self.K}
+
+    @property
     def proc(self) -> Procedure:
         return gemm(self.M, self.N, self.K, self.relu)
+
+    def similarity(self, other: Any) -> Optional[tuple]:
+        """`_gemm_similarity` for another scaled GEMM (ReLU or not: the proc is the same)."""
+        if not isinstance(other, GemmWorkload):
+            return None
+        return _gemm_similarity(self, other)
 
     def signature(self) -> dict:
         return {
@@ -215,7 +337,14 @@ class GemmWorkload:
         }
 
     @classmethod
-    def from_signature(cls, sig: dict) -> "GemmWorkload":
+    def from_signature(cls, sig: dict) -> "Workload":
+        """`Workload.from_signature` (``GemmWorkload.from_signature`` of another kind is refused)."""
+        if cls is GemmWorkload:
+            return cls._from_signature(sig)
+        return Workload.from_signature(sig)
+
+    @classmethod
+    def _from_signature(cls, sig: dict) -> "GemmWorkload":
         if sig.get("kind", "gemm") != "gemm":
             raise WorkloadError(f"not a GEMM signature: {sig!r}")
         if sig.get("acc", "int32") != "int32" or sig.get("dtype", "int8") != "int8":
@@ -226,7 +355,8 @@ class GemmWorkload:
     def inputs(self, seed: int = 0) -> dict:
         """Inputs drawn from ``seed``: A, B uniform int8, a scale around
         `reference.pick_scale` (a power of two, twice or half of it, or not a
-        power of two at all), ``act`` true or false, and garbage in C."""
+        power of two at all), ``act`` true or false, and garbage in C (the output's
+        initial contents), keyed by the proc's argument names."""
         import numpy as np
 
         from .reference import pick_scale
@@ -239,7 +369,7 @@ class GemmWorkload:
         kind = int(rng.integers(4))
         scale = (base, 2 * base, base / 2, float(np.float32(base * rng.uniform(0.6, 1.7))))[kind]
         return {"A": A, "B": B, "scale": float(np.float32(scale)), "act": bool(rng.integers(2)),
-                "C_init": C_init}
+                "C": C_init}
 
     def reference(self, inputs: dict):
         from .reference import gemm_reference
@@ -248,10 +378,13 @@ class GemmWorkload:
 
 
 @dataclass(frozen=True)
-class MatmulI32Workload:
+class MatmulI32Workload(Workload):
     """The plain matmul a new Exo user writes: ``C: i32[M,N]``,
     ``C[i, j] += A[i, k] * B[k, j]`` with int8 A, B (``accumulate``: into C's
     old contents; otherwise C is zeroed first). No scale, no clamp."""
+
+    kind: ClassVar[str] = "matmul_i32"
+    outputs: ClassVar[tuple] = ("C",)
 
     M: int
     N: int
@@ -273,8 +406,21 @@ class MatmulI32Workload:
         return self.M * self.N * self.K
 
     @property
+    def dims(self) -> dict:
+        return {"M": self.M, "N": self.N, "K": self.K}
+
+    @property
     def proc(self) -> Procedure:
         return _matmul_cached(self.M, self.N, self.K, self.accumulate)
+
+    def similarity(self, other: Any) -> Optional[tuple]:
+        if not isinstance(other, MatmulI32Workload) or other.accumulate != self.accumulate:
+            return None
+        return _gemm_similarity(self, other)
+
+    @classmethod
+    def _from_signature(cls, sig: dict) -> "MatmulI32Workload":
+        return cls(int(sig["M"]), int(sig["N"]), int(sig["K"]), bool(sig.get("accumulate", True)))
 
     def signature(self) -> dict:
         return {"kind": "matmul_i32", "M": self.M, "N": self.N, "K": self.K, "relu": False, "dtype": "int8",
@@ -287,7 +433,7 @@ class MatmulI32Workload:
         A = rng.integers(-128, 128, size=(self.M, self.K), dtype=np.int16).astype(np.int8)
         B = rng.integers(-128, 128, size=(self.K, self.N), dtype=np.int16).astype(np.int8)
         C_init = rng.integers(-2**31, 2**31, size=(self.M, self.N), dtype=np.int64).astype(np.int32)
-        return {"A": A, "B": B, "C_init": C_init}
+        return {"A": A, "B": B, "C": C_init}
 
     def reference(self, inputs: dict):
         """Exact integer products summed in int64, then wrapped to int32 (as the accumulator)."""
@@ -295,7 +441,7 @@ class MatmulI32Workload:
 
         acc = inputs["A"].astype(np.int64) @ inputs["B"].astype(np.int64)
         if self.accumulate:
-            acc = acc + inputs["C_init"].astype(np.int64)
+            acc = acc + inputs["C"].astype(np.int64)
         return acc.astype(np.int32)
 
 

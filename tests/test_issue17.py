@@ -70,7 +70,9 @@ def test_transfer_cli_validates_too(tmp_path, capsys):
 
 
 def test_api_validates_settings():
-    from autocomp_exo import optimize as opt
+    import importlib
+
+    opt = importlib.import_module("autocomp_exo.optimize")   # (autocomp_exo.optimize is the function)
 
     for kw in ({"beam": 0}, {"dropout": 1.5}, {"timeout": 0.5}, {"budget": -5}, {"plans": 0}):
         with pytest.raises(opt.SettingsError):

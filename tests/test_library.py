@@ -202,8 +202,11 @@ def test_verify_and_stale_records(small_record):
 
 def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monkeypatch):
     """A stale record is reported and not used as the starting point."""
-    import autocomp_exo.optimize as opt_mod
-    from autocomp_exo import transfer as tr
+    import importlib
+
+    # the modules (the package attributes autocomp_exo.optimize / .transfer are the functions)
+    opt_mod = importlib.import_module("autocomp_exo.optimize")
+    tr = importlib.import_module("autocomp_exo.transfer")
 
     calls = []
 

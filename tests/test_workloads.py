@@ -249,7 +249,7 @@ def test_issue17_plain_int32_matmul_is_its_own_workload():
     # its own independent reference: int32 output, C's old contents added (or not)
     inp = w.inputs(3)
     assert w.reference(inp).dtype.name == "int32"
-    assert (w.reference(inp) - w0.reference(inp) == inp["C_init"]).all()
+    assert (w.reference(inp) - w0.reference(inp) == inp["C"]).all()
     # the algorithm proc runs on the simulator and matches that reference
     for x in (w, w0):
         m = evaluate(x, None, seed=5)

@@ -100,9 +100,29 @@ class Plan:
 
 
 class Agent(abc.ABC):
-    """Base class: subclasses implement plan and implement."""
+    """Base class: subclasses implement plan and implement.
+
+    ``rejections``: answers the agent refused (each a dict with "stage",
+    "reason", "steps" and optionally "request", the index of the request in a
+    batch); the search reads the new entries after every request and records
+    each as a failed candidate. ``notify(results)`` is called with the
+    evaluated children of every iteration (no-op by default)."""
 
     name = "agent"
+
+    @property
+    def rejections(self) -> list:
+        r = self.__dict__.get("_rejections")
+        if r is None:
+            r = self.__dict__["_rejections"] = []
+        return r
+
+    @rejections.setter
+    def rejections(self, value: list) -> None:
+        self.__dict__["_rejections"] = value
+
+    def notify(self, results: Sequence[Candidate]) -> None:
+        """The evaluated children of one search iteration (their measurements set)."""
 
     @abc.abstractmethod
     def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
