@@ -9,7 +9,9 @@ from sim.cli import add_sim_parser
 
 
 def add_transfer_parser(subparsers):
-    from .optimize import DEFAULTS
+    from .search import SearchSettings
+
+    DEFAULTS = SearchSettings.defaults()
 
     p = subparsers.add_parser(
         "transfer", help="search for a GEMM starting from library records of similar shapes",

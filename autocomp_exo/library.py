@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .atomic_write import write_atomic
+from .database import Database, rank
 from .shipped import shipped_dir
 
 __all__ = [
@@ -182,10 +183,15 @@ def signature_of(x: Any, relu: Optional[bool] = None) -> dict:
 
 
 def _check_signature(d: dict) -> dict:
-    """A GEMM signature dict, checked and normalised like GemmWorkload.signature()
-    (without importing Exo: listing a library stays fast)."""
-    if d.get("kind", "gemm") != "gemm":
-        raise RecordError(f"not a GEMM signature: {d!r}")
+    """A workload signature dict: a GEMM's (no "kind" is a GEMM: older records)
+    checked and normalised like GemmWorkload.signature() (without importing Exo:
+    listing a library stays fast); another kind's kept as it is (its
+    `Workload.from_signature` checks it when the workload is built)."""
+    kind = d.get("kind", "gemm")
+    if not isinstance(kind, str) or not kind:
+        raise RecordError(f"bad workload kind in {d!r}")
+    if kind != "gemm":
+        return json.loads(json.dumps(d, sort_keys=True))
     dims = {}
     for k in ("M", "N", "K"):
         v = d.get(k)
@@ -418,7 +424,7 @@ def _warn(msg: str) -> None:
     warnings.warn(msg, LibraryWarning, stacklevel=3)
 
 
-class Library:
+class Library(Database):
     """A directory of records (created on first write). See the module doc."""
 
     def __init__(self, path: str | os.PathLike, *, lock_timeout: float = 60.0):
@@ -556,6 +562,31 @@ class Library:
             _warn(f"the stored record for {old.name} no longer verifies ({v.reason}): replaced")
             return True
         return False
+
+    # -- the Database interface ----------------------------------------------------
+    def commit(self, record: "Record") -> None:
+        """`add` the record without re-verifying it (kept only if faster)."""
+        self.add(record, verify=False)
+
+    def lookup(self, key: Any) -> Optional["Record"]:
+        """The record under ``key``: a ``(signature, hardware)`` pair (`Record.key`) or a signature."""
+        if isinstance(key, tuple) and len(key) == 2:
+            sig, hw = key
+        else:
+            sig, hw = key, None
+        sig = signature_of(json.loads(sig) if isinstance(sig, str) else sig)
+        hw = hw or hardware_fingerprint(None)
+        for r in self.records(hardware=hw):
+            if r.workload == sig:
+                return r
+        return None
+
+    def top_k(self, workload_signature: Optional[dict], hardware: Optional[str] = None, k: int = 1) -> list:
+        """The ``k`` fastest records for the signature (None: any) and hardware (None: this one)."""
+        hw = hardware or hardware_fingerprint(None)
+        sig = None if workload_signature is None else signature_of(workload_signature)
+        recs = [r for r in self.records(hardware=hw) if sig is None or r.workload == sig]
+        return rank(recs, k, key=lambda r: r.name)
 
     def remove(self, workload: Any, config: Any = None) -> bool:
         sig = signature_of(workload)

@@ -27,12 +27,12 @@ from .agents.base import Agent, Candidate
 from .runs import RunDir, schedule_key
 from .schedule import Schedule
 from .search import SearchResult, SearchSettings, beam_search
-from .workers import register_base
+from .workers import Task, register_base
 
 __all__ = ["Result", "optimize", "DEFAULTS"]
 
-#: defaults sized for a 2-core laptop
-DEFAULTS = dict(budget=120, beam=4, plans=3, impls=2, iterations=None, dropout=0.7)
+#: defaults (sized for a 2-core laptop): those of `SearchSettings`, their single home
+DEFAULTS = SearchSettings.defaults("budget", "beam", "plans", "impls", "iterations", "dropout")
 
 
 @dataclass
@@ -283,9 +283,8 @@ def _recheck(sr: SearchResult, pool: Any, w: Any, extra: dict, n: int) -> tuple:
     notes = []
     for c in ranked[:5]:
         seeds = fresh_seeds(n)
-        task = {"M": w.M, "N": w.N, "K": w.K, "relu": bool(getattr(w, "relu", False)),
-                "schedule": c.schedule.to_list(), "seeds": seeds, "baseline_cycles": sr.baseline.cycles,
-                "label": "recheck", **extra}
+        task = Task.of(w, c.schedule, seeds=seeds, baseline_cycles=sr.baseline.cycles, label="recheck",
+                       **extra).to_dict()
         res = pool.run([task])[0]
         m = Measurement.from_dict(res.get("measurement") or {"ok": False, "stage": "worker"})
         if m.ok:

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from .database import Database, rank, same_signature
+
 __all__ = ["RunDir", "SettingsMismatch", "schedule_key"]
 
 
@@ -46,7 +48,10 @@ _RESUME_KEYS = ("workload", "seed", "beam", "plans", "impls", "dropout", "iterat
                 "agent", "start", "eval_seed", "config")
 
 
-class RunDir:
+class RunDir(Database):
+    """One search's run log; a `Database` of its candidates (key: schedule key).
+    Its records belong to the workload and hardware of ``settings.json``."""
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -113,6 +118,22 @@ class RunDir:
     # -- candidates --------------------------------------------------------------
     def lookup(self, key: str) -> Optional[dict]:
         return self.records.get(key)
+
+    def commit(self, record: dict) -> None:
+        """`append` (the `Database` name)."""
+        self.append(record)
+
+    def top_k(self, workload_signature: Optional[dict] = None, hardware: Optional[str] = None,
+              k: int = 1) -> list:
+        """The ``k`` fastest correct candidates of the run (empty when the run is of
+        another workload; ``hardware`` is checked against the run's config when given)."""
+        st = self.settings() or {}
+        if workload_signature is not None and st.get("workload") is not None and \
+                not same_signature(st.get("workload"), workload_signature):
+            return []
+        if hardware is not None and "hardware" in st and st["hardware"] != hardware:
+            return []
+        return rank(self.records.values(), k, key=lambda r: r.get("key", ""))
 
     def append(self, record: dict) -> None:
         self.records[record["key"]] = record

@@ -57,12 +57,15 @@ __all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accep
 
 @dataclass
 class SearchSettings:
+    """The search's settings, and the single home of their defaults
+    (`optimize`, `transfer` and the CLI take theirs from `defaults`)."""
+
     beam: int = 4          # B
     plans: int = 3         # N plans per beam entry
     impls: int = 2         # K implementations per plan
     iterations: Optional[int] = None  # T (None: until the budget is used)
     dropout: float = 0.7
-    budget: int = 200      # evaluated children
+    budget: int = 120      # evaluated children (sized for a 2-core laptop)
     seed: int = 0
     eval_seed: int = 0     # seed of the random GEMM inputs
     max_idle: int = 3      # stop after this many iterations without new children
@@ -77,6 +80,12 @@ class SearchSettings:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("beam", "plans", "impls", "iterations", "dropout",
                                               "budget", "seed", "eval_seed", "max_idle")}
+
+    @classmethod
+    def defaults(cls, *names: str) -> dict:
+        """The default values (of ``names``, default all): ``SearchSettings.defaults("beam", "plans")``."""
+        d = cls().to_dict()
+        return {k: d[k] for k in names} if names else d
 
 
 @dataclass

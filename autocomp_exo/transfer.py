@@ -58,6 +58,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from .agents.base import Agent
 from .agents.offline import ACC_ROWS, BANK_ROWS, SP_ROWS
 from .menu import option as menu_option
+from .search import SearchSettings
 from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
 from .workloads import Workload, WorkloadError
 
@@ -530,8 +531,11 @@ def _menu_options(records: Iterable[Record]) -> list[str]:
     return out
 
 
-def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, beam: int = 4, plans: int = 3,
-             impls: int = 2, dropout: float = 0.7, seed: int = 0, workers: Optional[int] = None,
+_D = SearchSettings.defaults()
+
+
+def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, beam: int = _D["beam"],
+             plans: int = _D["plans"], impls: int = _D["impls"], dropout: float = _D["dropout"], seed: int = 0, workers: Optional[int] = None,
              timeout: Optional[float] = 600.0, config: Any = None, relu: bool = False, eval_seed: int = 0,
              max_sources: int = 2, guided_beam: int = 2, guided_budget: Optional[int] = None,
              pool: Any = None, progress: Optional[Callable[[dict], None]] = None,
@@ -553,8 +557,8 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     from .baselines import exo_unopt
     from .measurement import Measurement
     from .schedule import Schedule
-    from .search import SearchSettings, beam_search
-    from .workers import WorkerPool
+    from .search import beam_search
+    from .workers import Task, WorkerPool
     from .workloads import GemmWorkload, workload_of
 
     from .workloads import recognise
@@ -607,10 +611,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         progress(out)
 
     def task(s: Schedule, bc=None) -> dict:
-        t = {"M": w.M, "N": w.N, "K": w.K, "relu": w.relu, "schedule": s.to_list(), "seed": eval_seed,
-             "baseline_cycles": bc}
-        t.update(extra)
-        return t
+        return Task.of(w, s, seed=eval_seed, baseline_cycles=bc, **extra).to_dict()
 
     try:
         # the baseline (Exo's standard mapping of the new shape; not a sample)

@@ -53,13 +53,18 @@ class Task:
     base: Optional[str] = None
     config: Optional[dict] = None
     label: Optional[str] = None
+    extra: dict = field(default_factory=dict)   # other JSON fields (an evaluator's own options)
+
+    _FIELDS = ("workload", "schedule", "seed", "seeds", "baseline_cycles", "base", "config", "label")
 
     @classmethod
     def of(cls, workload: Any, schedule: Any, **kw) -> "Task":
-        """The task of a `Workload` and a `Schedule` (or list of step dicts)."""
+        """The task of a `Workload` and a `Schedule` (or list of step dicts);
+        keywords that are not fields go to ``extra``."""
         steps = schedule.to_list() if hasattr(schedule, "to_list") else list(schedule)
         sig = workload.to_task() if callable(getattr(workload, "to_task", None)) else workload.signature()
-        return cls(dict(sig), steps, **kw)
+        extra = {k: kw.pop(k) for k in list(kw) if k not in cls._FIELDS}
+        return cls(dict(sig), steps, extra=extra, **kw)
 
     def to_dict(self) -> dict:
         d = {"workload": dict(self.workload), "schedule": list(self.schedule), "seed": int(self.seed),
@@ -73,6 +78,8 @@ class Task:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        for k, v in self.extra.items():
+            d.setdefault(k, v)
         return d
 
     @classmethod
@@ -83,9 +90,10 @@ class Task:
         if sig is None:
             sig = {"kind": "gemm", "M": int(d["M"]), "N": int(d["N"]), "K": int(d["K"]),
                    "relu": bool(d.get("relu", False)), "dtype": "int8", "acc": "int32"}
+        extra = {k: v for k, v in d.items() if k not in cls._FIELDS and k not in ("M", "N", "K", "relu")}
         return cls(dict(sig), list(d["schedule"]), int(d.get("seed", 0) or 0),
                    [int(x) for x in d.get("seeds") or []], d.get("baseline_cycles"), d.get("base"),
-                   d.get("config"), d.get("label"))
+                   d.get("config"), d.get("label"), extra)
 
 
 class InProcessFallback(RuntimeWarning):

@@ -37,7 +37,8 @@ def test_workload_signature_round_trip():
 def test_task_round_trip_and_old_dicts():
     w = GemmWorkload(16, 16, 16, relu=True)
     t = Task.of(w, [{"op": "simplify", "args": [], "kwargs": {}, "menu": None}], seed=3, seeds=[5, 6],
-                baseline_cycles=100, base="b1", config={"DIM": 16}, label="x")
+                baseline_cycles=100, base="b1", config={"DIM": 16}, label="x", sleep=0.5)
+    assert t.extra == {"sleep": 0.5}
     d = json.loads(json.dumps(t.to_dict()))
     assert Task.from_dict(d) == t
     assert d["M"] == 16 and d["relu"] is True         # the flat fields older readers use
@@ -178,3 +179,41 @@ def test_modules_import_first_and_package_functions(mod):
             "from autocomp_exo.optimize import optimize; assert ax.optimize is optimize; "
             "from autocomp_exo.transfer import transfer; assert ax.transfer is transfer")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_database_top_k_ordering(tmp_path, monkeypatch):
+    from autocomp_exo.database import Database
+    from autocomp_exo.runs import RunDir
+
+    run = RunDir(tmp_path / "run")
+    assert isinstance(run, Database)
+    sig = GemmWorkload(16, 16, 16).signature()
+    run.start({"workload": sig})
+    for key, ok, cyc in (("a", True, 300), ("b", True, 100), ("c", False, 50), ("d", True, 100), ("e", True, 200)):
+        run.commit({"key": key, "measurement": {"ok": ok, "cycles": cyc}})
+    assert [r["key"] for r in run.top_k(sig, None, 3)] == ["b", "d", "e"]     # fastest first, ties by key
+    assert run.lookup("c")["measurement"]["cycles"] == 50
+    assert run.top_k(GemmWorkload(32, 16, 16).signature(), None, 3) == []      # another workload
+    sig_old = {k: v for k, v in sig.items() if k != "kind"}                      # an old signature is a GEMM
+    assert len(run.top_k(sig_old, None, 10)) == 4
+    # resumed: the same answers from the log on disk
+    assert [r["key"] for r in RunDir(tmp_path / "run").top_k(sig, None, 2)] == ["b", "d"]
+
+
+def test_library_is_a_database(tmp_path):
+    from autocomp_exo.database import Database
+    from autocomp_exo.library import FORMAT, Library, Record, hardware_fingerprint
+
+    lib = Library(tmp_path / "lib")
+    assert isinstance(lib, Database)
+    hw = hardware_fingerprint()
+    recs = []
+    for (M, cyc) in ((16, 500), (32, 300)):
+        sig = GemmWorkload(M, 16, 16).signature()
+        recs.append(Record.from_dict({"format": FORMAT, "workload": sig, "hardware": hw, "schedule": [], "cycles": cyc,
+                                      "baseline_cycles": 1000}))
+        lib.commit(recs[-1])
+    assert [r.cycles for r in lib.top_k(None, hw, 5)] == [300, 500]
+    assert [r.cycles for r in lib.top_k(GemmWorkload(16, 16, 16).signature(), hw, 5)] == [500]
+    assert lib.lookup(recs[1].key).cycles == 300
+    assert lib.lookup(GemmWorkload(64, 16, 16).signature()) is None
