@@ -63,15 +63,14 @@ class Result:
 
 def _shape_of_mapped(p: Any):
     """(M, N, K) from the parameters of a GEMM-shaped proc (A[M,K], B[K,N], C[M,N])."""
-    from exo.core.LoopIR import LoopIR
+    from exo.API_cursors import LiteralCursor
 
     from .workloads import WorkloadError
 
-    args = list(p._loopir_proc.args)
-    tens = [a for a in args if isinstance(a.type, LoopIR.Tensor) and len(a.type.hi) == 2]
-    if len(tens) != 3 or not all(isinstance(e, LoopIR.Const) for a in tens for e in a.type.hi):
+    tens = [a for a in p.args() if a.is_tensor() and len(a.shape()) == 2]
+    if len(tens) != 3 or not all(isinstance(e, LiteralCursor) for a in tens for e in a.shape()):
         raise WorkloadError(f"{p.name()} does not look like a GEMM (A[M,K], B[K,N], C[M,N] with constant sizes)")
-    (M, K), (K2, N), (M2, N2) = [tuple(int(e.val) for e in a.type.hi) for a in tens]
+    (M, K), (K2, N), (M2, N2) = [tuple(int(e.value()) for e in a.shape()) for a in tens]
     if (M, N, K) != (M2, N2, K2):
         raise WorkloadError(f"inconsistent GEMM shapes in {p.name()}")
     return M, N, K

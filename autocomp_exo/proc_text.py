@@ -2,12 +2,17 @@
 
 ``str(proc)`` in Exo 1.0.0 runs the printed proc through yapf, which takes
 seconds to minutes on long straight-line bodies (14 s for a fully unrolled
-3136x512x128 tile, 500x the printing itself). The search needs the text of
-every candidate (the agents read loops, allocations and calls from it), so
-``proc_text`` uses Exo's own printer without the reformatting and spaces
-allocations and arguments the way ``str(proc)`` does (``a: i8[4, 16] @
-GEMM_SCRATCH``). Statements stay one per line, indented two spaces a level;
-`autocomp_exo.agents.proctext.parse` reads both forms alike.
+3136x512x128 tile, 500x the printing itself). The search shows the text
+of every candidate (to the LLM agent, in the run logs), so ``proc_text``
+uses Exo's own printer without the reformatting and spaces allocations and
+arguments the way ``str(proc)`` does (``a: i8[4, 16] @ GEMM_SCRATCH``).
+Statements stay one per line, indented two spaces a level.
+
+The text is for reading only: what a proc is made of comes from
+`autocomp_exo.proc_facts` (Exo's cursors). Printing without yapf needs
+Exo's private printer on ``proc._loopir_proc``; with `workloads._renamed`
+and `workloads.recognise`'s structural comparison it is the only use of
+Exo's internals outside the scheduling library.
 """
 from __future__ import annotations
 

@@ -168,9 +168,20 @@ class _EarlyEval:
 
 
 def _candidate_from_record(rec: dict, cid: int, schedule: Schedule, parent: Optional[int], plan: Optional[Plan],
-                           iteration: int, workload: Any) -> Candidate:
+                           iteration: int, workload: Any, config: Any = None) -> Candidate:
     m = Measurement.from_dict(rec.get("measurement") or {"ok": False, "stage": "worker", "error": "no measurement"})
-    return Candidate(cid, schedule, m, rec.get("proc_text"), parent, plan, iteration, workload)
+    return Candidate(cid, schedule, m, rec.get("proc_text"), parent, plan, iteration, workload,
+                     facts=rec.get("facts"), config=config)
+
+
+def _search_config(task_extra: dict) -> Any:
+    """The GemminiConfig the tasks carry (as a dict), None when they carry none."""
+    d = task_extra.get("config")
+    if d is None:
+        return None
+    from gemmini_isa import GemminiConfig
+
+    return d if isinstance(d, GemminiConfig) else GemminiConfig(**d)
 
 
 def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSettings, *,
@@ -178,6 +189,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                 progress: Optional[Callable[[dict], None]] = None) -> SearchResult:
     """Search from the schedule ``base`` (already a Gemmini mapping) of ``workload``."""
     task_extra = dict(task_extra or {})
+    config = _search_config(task_extra)
     S = settings
 
     def task(schedule: Schedule, baseline_cycles=None) -> dict:
@@ -192,6 +204,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             "schedule": c.schedule.to_list(),
             "measurement": res.get("measurement"),
             "proc_text": res.get("proc_text"),
+            "facts": res.get("facts"),
             "seconds": res.get("seconds"),
         }
 
@@ -203,7 +216,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         rec = None
     else:
         res = rec
-    baseline = _candidate_from_record(res, 0, base, None, None, 0, workload)
+    baseline = _candidate_from_record(res, 0, base, None, None, 0, workload, config)
     if rec is None and run is not None:
         run.append(record(baseline, res, bkey))
     if not baseline.ok:
@@ -251,7 +264,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         key = "rejected:" + ":".join(map(str, where))
         m = Measurement(ok=False, stage=stage, error=reason or "refused",
                         M=workload.M, N=workload.N, K=workload.K)
-        c = Candidate(next_id, parent.schedule, m, None, parent.id, plan, it, workload)
+        c = Candidate(next_id, parent.schedule, m, None, parent.id, plan, it, workload, config=config)
         next_id += 1
         children_all.append(c)
         if run is not None and run.lookup(key) is None:
@@ -332,7 +345,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                     nxt.append(x)   # identical schedule: evaluated once; ask for another sample
                     continue
                 pending.add(key)
-                c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
+                c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload, config=config)
                 next_id += 1
                 got.append((x, c, key))
                 fresh.append((key, sched))
@@ -392,7 +405,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                             if key in seen or key in pending:
                                 continue  # identical schedule: evaluated once; try another sample
                             pending.add(key)
-                            c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload)
+                            c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload, config=config)
                             next_id += 1
                             proposals.append((c, key))
                             break
@@ -449,6 +462,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             res = results[i] or {}
             c.measurement = Measurement.from_dict(res.get("measurement") or {"ok": False, "stage": "worker"})
             c.proc_text = res.get("proc_text")
+            c.facts = res.get("facts")
             children_all.append(c)
             if accept(c, by_id[c.parent]):
                 accepted.append(c)

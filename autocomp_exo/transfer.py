@@ -166,31 +166,25 @@ def _loop_cursor(p, v):
         return None, None
 
 
-def _count_calls(node) -> int:
-    from exo.core.LoopIR import LoopIR
-
-    n = 0
-    stack = [node]
-    while stack:
-        s = stack.pop()
-        if isinstance(s, LoopIR.Call):
-            n += 1
-        for attr in ("body", "orelse"):
-            b = getattr(s, attr, None)
-            if b:
-                stack.extend(b)
-    return n
-
-
 def _total_calls(p) -> int:
-    return sum(_count_calls(s) for s in p._loopir_proc.body)
+    """Calls (instructions and other procs) in the proc ``p``."""
+    from .proc_facts import facts
+
+    return len(facts(p).calls())
 
 
 def _loop_calls(cursor) -> int:
+    """Calls inside the loop ``cursor`` points to (0 when unknown)."""
+    from .proc_facts import cursor_at, facts
+
     try:
-        return _count_calls(cursor._impl._node)
-    except Exception:
-        return 0
+        p = cursor.proc()
+        for n in facts(p).loops(cursor.name()):
+            if cursor_at(p, n) == cursor:
+                return n.count("call")
+    except Exception:  # pragma: no cover - advisory
+        pass
+    return 0
 
 
 #: steps that can make local buffers bigger (checked against the scratchpad / accumulator)
@@ -198,35 +192,27 @@ _GROWS = ("autolift_alloc", "lift_alloc", "expand_dim", "resize_dim", "divide_lo
           "reorder_loops", "fuse", "sink_alloc")
 
 
-def _over_capacity(p) -> str:
-    """"" when the proc's local buffers (all of them at once: an upper bound) fit, else what overflows."""
-    from .agents.proctext import parse
+def _over_capacity(p, config: Any = None) -> str:
+    """"" when the proc's local buffers (all of them at once: an upper bound)
+    fit the scratchpad and accumulator of ``config`` (a GemminiConfig, None:
+    the default), else what overflows."""
+    from .proc_facts import facts
 
     try:
-        from .proc_text import proc_text
-
-        f = parse(proc_text(p))
+        return facts(p).over_capacity(config)
     except Exception:  # pragma: no cover - the check is advisory
         return ""
-    sp, acc = f.rows_used("GEMM_SCRATCH"), f.rows_used("GEMM_ACCUM")
-    if acc > ACC_ROWS:
-        return f"accumulator buffers need {acc} rows > {ACC_ROWS}"
-    if sp > SP_ROWS:
-        return f"scratchpad buffers need {sp} rows > {SP_ROWS}"
-    return ""
 
 
 def _buffer_rows(p, name: Any) -> int:
     """Local rows of the allocation ``name`` in proc ``p`` (0 when unknown)."""
-    from .agents.proctext import parse
-    from .proc_text import proc_text
+    from .proc_facts import ProcFacts, facts
 
     if not isinstance(name, str):
         return 0
     try:
-        f = parse(proc_text(p))
-        al = f.alloc(name.split(":")[0].strip())
-        return f.rows(al) if al is not None else 0
+        al = facts(p).alloc(name.split(":")[0].strip())
+        return ProcFacts.rows(al) if al is not None else 0
     except Exception:  # pragma: no cover - advisory
         return 0
 
@@ -388,7 +374,7 @@ def adapt_task(task: dict) -> dict:
     return {"measurement": {"ok": True, "stage": None, "error": None},
             "adapted": [{"schedule": a.schedule.to_list(), "policy": a.policy, "notes": list(a.notes)}
                         for a in ads],
-            "proc_text": None, "seconds": time.perf_counter() - t0}
+            "proc_text": None, "facts": None, "seconds": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------- #
@@ -629,7 +615,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
                     run.append({"id": None, "key": keys[i], "parent": None, "iteration": 0, "plan": None,
                                 "menu": [], "schedule": scheds[i].to_list(), "phase": "replay",
                                 "measurement": r.get("measurement"), "proc_text": r.get("proc_text"),
-                                "seconds": r.get("seconds")})
+                                "facts": r.get("facts"), "seconds": r.get("seconds")})
             return out
 
         if baseline_cycles is None:

@@ -4,7 +4,9 @@ A *task* is a JSON-ready dict (workload dimensions, schedule steps, seed,
 baseline cycles, the key of a registered base proc); the worker applies the
 schedule (reusing its process-local prefix cache), compiles, simulates and
 checks it (`autocomp_exo.evaluate`) and returns a JSON-ready result:
-``{"measurement": {...}, "proc_text": str | None, "seconds": float}``.
+``{"measurement": {...}, "proc_text": str | None, "facts": dict | None,
+"seconds": float}`` (``facts``: `proc_facts.ProcFacts.to_json()` of the
+scheduled proc, read with Exo's cursors in the worker).
 
 A worker that crashes (the process dies), raises, or runs past the timeout
 gives a failed result (``measurement.ok = False``, ``stage = "worker"``); the
@@ -132,7 +134,7 @@ def failed_result(stage: str, error: str, seconds: float = 0.0, task: Optional[d
         dims = task.get("workload") if isinstance(task.get("workload"), dict) else task
         m.update({"M": dims.get("M", task.get("M")), "N": dims.get("N", task.get("N")),
                   "K": dims.get("K", task.get("K"))})
-    return {"measurement": m, "proc_text": None, "seconds": seconds}
+    return {"measurement": m, "proc_text": None, "facts": None, "seconds": seconds}
 
 
 def candidate_seed(eval_seed: int, schedule: Any) -> int:
@@ -186,7 +188,7 @@ def evaluate_task(task: Any) -> dict:
     seed = seeds[0] if seeds else candidate_seed(int(t.seed), sched)
     m = evaluate(w, sched, config=config, seed=seed, seeds=seeds[1:],
                  baseline_cycles=t.baseline_cycles, label=t.label)
-    proc_text = None
+    proc_text = facts = None
     if m.proc is not None:
         try:
             from .proc_text import proc_text as _text
@@ -194,8 +196,14 @@ def evaluate_task(task: Any) -> dict:
             proc_text = _text(m.proc)
         except Exception:  # pragma: no cover
             proc_text = None
+        try:
+            from .proc_facts import facts as _facts
+
+            facts = _facts(m.proc).to_json()
+        except Exception:  # noqa: BLE001 - facts are a help for the agents, never a failure
+            facts = None
     d = m.to_dict(include_source=False)
-    return {"measurement": d, "proc_text": proc_text, "seconds": time.perf_counter() - t0}
+    return {"measurement": d, "proc_text": proc_text, "facts": facts, "seconds": time.perf_counter() - t0}
 
 
 class WorkerPool:

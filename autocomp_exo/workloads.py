@@ -613,13 +613,34 @@ def _template(alg: Procedure, M: int, N: int, K: int) -> Procedure:
     return _TEMPLATES[key]
 
 
-def _kind(a) -> str:
-    from exo.core.LoopIR import LoopIR
+def _is_size(a) -> bool:
+    """Whether the ArgCursor ``a`` is a ``size`` parameter."""
+    return not a.is_tensor() and a.type().name == "Size"
 
-    t = a.type
-    if isinstance(t, LoopIR.Tensor):
-        return f"tensor{len(t.hi)}"
-    return type(t).__name__
+
+def _kind(a) -> str:
+    """The kind of a parameter (an ArgCursor): ``tensor<rank>`` or its scalar type."""
+    if a.is_tensor():
+        return f"tensor{len(a.shape())}"
+    return a.type().name
+
+
+def _dim_text(e) -> str:
+    from exo.API_cursors import LiteralCursor, ReadCursor
+
+    if isinstance(e, LiteralCursor):
+        return str(e.value())
+    if isinstance(e, ReadCursor):
+        return e.name()
+    return "?"
+
+
+def _arg_text(a) -> str:
+    """``name: type[dims]`` of a parameter (an ArgCursor), as Exo writes it."""
+    t = a.type().name.lower()
+    if a.is_tensor():
+        t += "[" + ", ".join(_dim_text(e) for e in a.shape()) + "]"
+    return f"{a.name()}: {t}"
 
 
 def _stmt_text(s) -> str:
@@ -643,7 +664,7 @@ class Recognition:
     def is_canonical(self) -> bool:
         return self.user_proc.name() == self.workload.proc.name() and all(
             k == v for k, v in self.names.items()) and self.order == [
-            str(a.name) for a in self.workload.proc._loopir_proc.args]
+            a.name() for a in self.workload.proc.args()]
 
     def to_user(self, scheduled: Procedure) -> Procedure:
         """``scheduled`` (a schedule of ``workload.proc``) with the user's proc
@@ -661,6 +682,8 @@ def _renamed(p: Procedure, names: dict, order: list, proc_name: str) -> Procedur
     from exo.core.LoopIR import LoopIR
     from exo.core.prelude import Sym
 
+    # Exo 1.0 has no public API to rename loop counters, buffers or parameters:
+    # the renaming rewrites the LoopIR (Syms) directly
     ir = p._loopir_proc
     loops = sorted((k for k in names if k not in {str(a.name) for a in ir.args}), key=len, reverse=True)
     new: dict = {}
@@ -724,37 +747,40 @@ def recognise(p: Procedure, relu: bool = False) -> Recognition:
     """`workload_of` with the name map (see `Recognition`)."""
     import itertools
 
-    from exo.core.LoopIR import LoopIR
+    from exo.API_cursors import LiteralCursor
 
     if not isinstance(p, Procedure):
         raise WorkloadError(f"expected an Exo Procedure, got {type(p).__name__}")
-    ir = p._loopir_proc
-    args = list(ir.args)
-    if any(isinstance(a.type, LoopIR.Size) for a in args):
+    args = list(p.args())
+    if any(_is_size(a) for a in args):
         raise WorkloadError(
             f"proc {p.name()} has symbolic size parameters; specialise it with "
             "partial_eval(M, N, K) first"
         )
     for a in args:
-        t = a.type
-        if isinstance(t, LoopIR.Tensor):
-            if len(t.hi) != 2:
-                raise WorkloadError(f"parameter {a.name} of {p.name()} is a {len(t.hi)}-D tensor; a GEMM has "
-                                    f"2-D A[M,K], B[K,N], C[M,N]; supported are {SUPPORTED}")
-            if not all(isinstance(e, LoopIR.Const) for e in t.hi):
-                raise WorkloadError(f"parameter {a.name} of {p.name()} has a non-constant shape")
-    kinds = sorted(_kind(a) for a in args)
+        if a.is_tensor():
+            if len(a.shape()) != 2:
+                raise WorkloadError(f"parameter {a.name()} of {p.name()} is a {len(a.shape())}-D tensor; a GEMM "
+                                    f"has 2-D A[M,K], B[K,N], C[M,N]; supported are {SUPPORTED}")
+            if not all(isinstance(e, LiteralCursor) for e in a.shape()):
+                raise WorkloadError(f"parameter {a.name()} of {p.name()} has a non-constant shape")
+    arg_kinds = [_kind(a) for a in args]
+    kinds = sorted(arg_kinds)
+    # the structural comparison (`_Canon`) reads the LoopIR: Exo's cursors do
+    # not expose a proc's preconditions, loop modes or symbol identities
+    ir = p._loopir_proc
     closest = None   # (depth of agreement, message)
     shape_error = None
     for label, alg, make in _variants():
-        targs = [a for a in alg._loopir_proc.args if not isinstance(a.type, LoopIR.Size)]
-        if sorted(_kind(a) for a in targs) != kinds:
+        targs = [a for a in alg.args() if not _is_size(a)]
+        tkinds = [_kind(a) for a in targs]
+        if sorted(tkinds) != kinds:
             continue
-        for perm in itertools.permutations(args):
-            if [_kind(a) for a in perm] != [_kind(a) for a in targs]:
+        for perm in itertools.permutations(range(len(args))):
+            if [arg_kinds[i] for i in perm] != tkinds:
                 continue
-            roles = {str(t.name): u for t, u in zip(targs, perm)}
-            shapes = {r: tuple(int(e.val) for e in roles[r].type.hi) for r in ("A", "B", "C")}
+            roles = {t.name(): args[i] for t, i in zip(targs, perm)}
+            shapes = {r: tuple(int(e.value()) for e in roles[r].shape()) for r in ("A", "B", "C")}
             (M, K), (K2, N), (M2, N2) = shapes["A"], shapes["B"], shapes["C"]
             if (M, N, K) != (M2, N2, K2):
                 shape_error = shape_error or (
@@ -762,24 +788,25 @@ def recognise(p: Procedure, relu: bool = False) -> Recognition:
                 continue
             check_shape(M, N, K)
             t = _template(alg, M, N, K)
+            tir = t._loopir_proc
             cu, ct = _Canon(), _Canon()
-            if cu.proc(ir, list(perm)) == ct.proc(t._loopir_proc):
+            if cu.proc(ir, [ir.args[i] for i in perm]) == ct.proc(tir):
                 names = {}
                 for a, b in zip(ct.order, cu.order):
                     names.setdefault(a.name(), b.name())
-                order = [str(a.name) for a in args]
+                order = [a.name() for a in args]
                 return Recognition(make(M, N, K, relu), label, p, names, order)
-            depth, where = _first_difference(cu, ct, ir.body, t._loopir_proc.body)
+            depth, where = _first_difference(cu, ct, ir.body, tir.body)
             if closest is None or depth > closest[0]:
                 closest = (depth, f"{where} (closest supported form: {label})")
     if closest is not None:
         raise WorkloadError(f"proc {p.name()} is not a supported GEMM: {closest[1]}; supported are {SUPPORTED}")
     if shape_error:
         raise WorkloadError(shape_error)
-    forms = "; ".join(f"({', '.join(f'{a.name}: {a.type}' for a in alg._loopir_proc.args if not isinstance(a.type, LoopIR.Size))})"
+    forms = "; ".join(f"({', '.join(_arg_text(a) for a in alg.args() if not _is_size(a))})"
                       for _, alg, _ in _variants()[1:3])
     raise WorkloadError(
-        f"proc {p.name()} has parameters ({', '.join(f'{a.name}: {a.type}' for a in args)}), which fit no GEMM "
+        f"proc {p.name()} has parameters ({', '.join(_arg_text(a) for a in args)}), which fit no GEMM "
         f"variant; expected parameters like {forms}, in any order; supported are {SUPPORTED}")
 
 

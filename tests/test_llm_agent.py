@@ -106,11 +106,13 @@ def base64():
     from autocomp_exo.baselines import exo_unopt
     from autocomp_exo.evaluate import evaluate
 
+    from autocomp_exo.proc_facts import facts
+
     w = ax.GemmWorkload(64, 64, 64)
     s = exo_unopt.schedule(w)
     m = evaluate(w, s)
     assert m.ok
-    return Candidate(0, s, m, str(m.proc), None, None, 0, w)
+    return Candidate(0, s, m, str(m.proc), None, None, 0, w, facts=facts(m.proc).to_json())
 
 
 def make_agent(srv, models=("m1", "m2"), **kw):
@@ -177,7 +179,8 @@ def test_prompts_are_generated_from_the_tables(base64):
     assert set(_MENU_LINE.findall(u)) == offered                     # only the options left after dropout
     assert "do_matmul_acc_i8(N,M,K,A,B,C)  ->  gemmini_extended_preload" in u
     imp = prompts.implement_messages(plan_option="unroll", plan_title=option("unroll").title,
-                                     plan_text="unroll j_in_o", proc_text=base64.proc_text)[-1]["content"]
+                                     plan_text="unroll j_in_o", proc_text=base64.proc_text,
+                                     facts=base64.proc_facts())[-1]["content"]
     for name, spec in OPS.items():
         if "*" in spec.unsafe:
             assert f"- {name}(" not in imp                           # unchecked ops are not offered

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 from ..measurement import Measurement
 from ..menu import MenuOption
+from ..proc_facts import ProcFacts
 from ..schedule import Schedule
 
 __all__ = ["Candidate", "Plan", "Agent"]
@@ -39,6 +40,22 @@ class Candidate:
     plan: Optional["Plan"] = None          # the plan that produced it
     iteration: int = 0
     workload: Any = None                   # the GemmWorkload (M, N, K)
+    facts: Optional[dict] = None           # ProcFacts.to_json() of the scheduled proc (from the worker)
+    config: Any = None                     # the search's GemminiConfig (None: the default)
+
+    def proc_facts(self) -> Optional["ProcFacts"]:
+        """The `ProcFacts` of the scheduled proc (from ``facts``; cached), or None."""
+        if self.facts is None:
+            return None
+        cached = self.__dict__.get("_proc_facts")
+        if cached is not None and cached[0] is self.facts:
+            return cached[1]
+        try:
+            pf = ProcFacts.from_json(self.facts)
+        except (ValueError, KeyError, TypeError):
+            return None
+        self.__dict__["_proc_facts"] = (self.facts, pf)
+        return pf
 
     @property
     def ok(self) -> bool:

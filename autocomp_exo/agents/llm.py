@@ -55,6 +55,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from ..proc_facts import facts
 from ..proc_text import proc_text
 from ..menu import MENU, MenuOption
 from .accounting import Accounting, Prices, parse_price
@@ -698,15 +699,12 @@ def _excerpt(s: Optional[str], n: int = 2000) -> str:
     return s if len(s) <= n else s[:n] + f"... ({len(s) - n} more characters)"
 
 
-def _shape(proc_text: str) -> list:
-    """Loops, allocations and calls by name (stable across processes, unlike index term order)."""
-    from .proctext import parse
-
-    try:
-        f = parse(proc_text)
-    except Exception:  # noqa: BLE001
+def _shape(f: Any) -> list:
+    """Loops, allocations and calls by name and depth of a `ProcFacts` (stable
+    across processes, unlike the order of index terms in the text)."""
+    if f is None:
         return []
-    return [(n.kind, n.name, n.depth) for n in f.nodes if n.kind in ("for", "alloc", "call")]
+    return [(n.kind, n.name, len(n.ancestors())) for n in f.nodes() if n.kind in ("for", "alloc", "call")]
 
 
 class LLMAgent(Agent):
@@ -978,9 +976,30 @@ class LLMAgent(Agent):
             p = candidate.schedule.apply(base)
         except Exception:  # noqa: BLE001
             return None
-        if candidate.proc_text and _shape(proc_text(p)) != _shape(candidate.proc_text):
-            return None   # not the proc the search evaluated (e.g. a mapped baseline proc): no Exo check
+        evaluated = candidate.proc_facts()
+        if evaluated is not None:
+            try:
+                same = _shape(facts(p)) == _shape(evaluated)
+            except Exception:  # noqa: BLE001
+                same = False
+            if not same:
+                return None   # not the proc the search evaluated (e.g. a mapped baseline proc): no Exo check
         return p
+
+    def _facts(self, candidate: Candidate):
+        """The `ProcFacts` of the candidate's proc: the worker's, else read from
+        the proc rebuilt here (None when neither is available)."""
+        f = candidate.proc_facts()
+        if f is not None:
+            return f
+        p = self._applied(candidate)
+        if p is None:
+            return None
+        with self._exo_lock:
+            try:
+                return facts(p)
+            except Exception:  # noqa: BLE001 - facts are a help for the prompts
+                return None
 
     def _context(self, candidate: Candidate) -> tuple[Optional[str], Optional[str]]:
         """(proc text, C source) of the parent, cached by its schedule."""
@@ -1135,7 +1154,8 @@ class LLMAgent(Agent):
         wname = getattr(candidate.workload, "name", None)
         base_msgs = prompts.implement_messages(
             plan_option=plan.option, plan_title=title, plan_text=plan.text, proc_text=proc_text or "",
-            allow_unsafe=self.allow_unsafe, workload=wname if isinstance(wname, str) else None)
+            facts=self._facts(candidate), allow_unsafe=self.allow_unsafe,
+            workload=wname if isinstance(wname, str) else None)
         with self._lock:
             j0 = self._impl_n
             self._impl_n += k
@@ -1197,20 +1217,19 @@ class LLMAgent(Agent):
     def _after(self, candidate: Candidate, base: Any, steps: list[dict], idx: Optional[int]) -> str:
         """For a retry message: the proc after the steps that applied (steps
         0..idx-1) and its loop and buffer names."""
-        from .proctext import parse
-
         try:
             if idx:
                 p = candidate.schedule.extend(steps[:idx]).apply(base)
                 text = proc_text(p)
+                f = facts(p)
                 head = f"\n\nSteps 0..{idx - 1} applied; the proc after them (step {idx} must apply to this):\n"
             else:
                 text = candidate.proc_text or proc_text(self._applied(candidate))
+                f = self._facts(candidate)
                 head = "\n\nNo step applied; the proc is still:\n"
-            f = parse(text)
             loops = list(dict.fromkeys(f"{n.name}" + (f" ({n.extent})" if n.extent else "")
-                                       for n in f.nodes if n.kind == "for"))
-            bufs = list(dict.fromkeys(f"{n.name} @ {n.mem}" for n in f.nodes if n.kind == "alloc"))
+                                       for n in f.loops()))
+            bufs = list(dict.fromkeys(f"{n.name} @ {n.mem}" for n in f.allocs()))
             return (head + _excerpt(text, 6000) + "\nLoops (extent): " + (", ".join(loops) or "none")
                     + "\nBuffers: " + (", ".join(bufs) or "none"))
         except Exception:  # noqa: BLE001 - the message is a help, not a requirement

@@ -207,23 +207,18 @@ def _encoding_doc() -> str:
     return text.replace("``", "`")
 
 
-def _nested_pair(proc_text: Optional[str]) -> Optional[str]:
-    """'outer inner' of two directly nested loops of the proc (for the reorder example)."""
-    if not proc_text:
+def _nested_pair(facts: Any) -> Optional[str]:
+    """'outer inner' of two directly nested loops of the proc (a `ProcFacts`;
+    for the reorder example)."""
+    if facts is None:
         return None
-    try:
-        from .proctext import parse
-
-        f = parse(proc_text)
-    except Exception:  # noqa: BLE001
-        return None
-    for n in f.nodes:
-        if n.kind == "for" and len(n.body) == 1 and n.body[0].kind == "for":
+    for n in facts.loops():
+        if len(n.body) == 1 and n.body[0].kind == "for":
             return f"{n.name} {n.body[0].name}"
     return None
 
 
-def op_reference(ops: Optional[Sequence[str]] = None, proc_text: Optional[str] = None) -> str:
+def op_reference(ops: Optional[Sequence[str]] = None, facts: Any = None) -> str:
     """Every whitelisted op with its signature, doc and an example that is valid
     as written (names from the current proc where one is needed); the argument kinds."""
     import json as _json
@@ -233,7 +228,7 @@ def op_reference(ops: Optional[Sequence[str]] = None, proc_text: Optional[str] =
         # the table's "ko % 2" breaks the rule against % in indices; "ii j" is not a pair of every proc
         "expand_dim": {"op": "expand_dim", "args": ["a", 4, "ko"]},
     }
-    pair = _nested_pair(proc_text)
+    pair = _nested_pair(facts)
     if pair:
         examples["reorder_loops"] = {"op": "reorder_loops", "args": [pair]}
     lines = []
@@ -317,7 +312,8 @@ def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, 
 
 def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, proc_text: str,
                        ops: Optional[Sequence[str]] = None, allow_unsafe: bool = False,
-                       workload: Optional[str] = None) -> list[dict]:
+                       workload: Optional[str] = None, facts: Any = None) -> list[dict]:
+    """``facts``: the `ProcFacts` of the proc (names for the examples), or None."""
     rules = [
         "- Write the fewest steps that carry out the plan; each must apply to the proc as it is after the previous ones.",
         "- Loop names change when you split or rename loops: later steps must use the new names.",
@@ -331,7 +327,7 @@ def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, pro
         _section("Plan", f"option: {plan_option} ({plan_title})\n{plan_text or '(no details)'}"),
         _section("Current program: the Exo proc" + (f" for {workload}" if workload else ""), proc_text or "(not available)"),
         _section("Scheduling ops you may use (nothing else is accepted)",
-                 op_reference(ops or allowed_ops(allow_unsafe), proc_text)),
+                 op_reference(ops or allowed_ops(allow_unsafe), facts)),
     ]
     if enc:
         parts.append(_section("How arguments are written", enc))
