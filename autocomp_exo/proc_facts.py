@@ -412,7 +412,7 @@ def _const(e: Any) -> Optional[int]:
 
 def facts(proc: Any) -> ProcFacts:
     """The `ProcFacts` of a live Exo proc (public cursor API only)."""
-    from exo.API_cursors import (AllocCursor, AssignCursor, CallCursor, ForCursor, IfCursor, ReduceCursor,
+    from exo.API_cursors import (AllocCursor, BlockCursor, AssignCursor, CallCursor, ForCursor, IfCursor, ReduceCursor,
                                  WindowStmtCursor)
 
     mems: dict = {}
@@ -440,7 +440,11 @@ def facts(proc: Any) -> ProcFacts:
             return Node("alloc", path, c.name(), dims=dims, mem=mem, parent=parent)
         if isinstance(c, CallCursor):
             sub = c.subproc()
-            role, acc, slots = instruction_role(sub.get_instr())
+            try:
+                template = sub.get_instr()
+            except AttributeError:      # a plain proc, not an instruction (Exo 1.0 raises here)
+                template = None
+            role, acc, slots = instruction_role(template)
             params = [a.name() for a in sub.args()]
             ops, reads = [], set()
             for i, e in enumerate(c.args()):
@@ -467,7 +471,9 @@ def facts(proc: Any) -> ProcFacts:
             _expr_names(c.cond(), names)
             n.reads = tuple(sorted(names))
             n.body = [node_of(s, path + (("body", i),), n) for i, s in enumerate(c.body())]
-            n.orelse = [node_of(s, path + (("orelse", i),), n) for i, s in enumerate(c.orelse())]
+            orelse = c.orelse()      # an InvalidCursor when the if has no else
+            n.orelse = ([node_of(s, path + (("orelse", i),), n) for i, s in enumerate(orelse)]
+                        if isinstance(orelse, BlockCursor) else [])
             return n
         names = set()
         if isinstance(c, (AssignCursor, ReduceCursor)):

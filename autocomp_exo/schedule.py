@@ -404,6 +404,8 @@ def _check_str(v):
         raise _ArgError(f"expected a non-empty string, got {v!r}")
 
 
+from .moves import MOVES as _MOVE_SPECS, ROLES as _MOVE_ROLES, implementation as _move_impl  # noqa: E402
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
@@ -437,6 +439,9 @@ KINDS: dict[str, Kind] = {
         Kind("instr", '{"instr": <name of an exo.platforms.gemmini proc>}', lambda v: _check_tag(v, "instr", INSTRUCTIONS), lambda p, v: _resolve_instr(v["instr"])),
         Kind("config", f'{{"config": one of {list(CONFIGS)}}}', lambda v: _check_tag(v, "config", CONFIGS), lambda p, v: _resolve_config(v["config"])),
         Kind("field", "config field name", _check_name),
+        Kind("opt_name", "identifier or null", lambda v: v is None or _check_name(v)),
+        Kind("names", "list of identifiers", _list_of(_check_name)),
+        Kind("role", f"instruction role: one of {list(_MOVE_ROLES)}", _enum(*_MOVE_ROLES)),
     ]
 }
 
@@ -629,6 +634,10 @@ _SPECS = [
            unsafe=("*",)),
 ]
 # fmt: on
+
+# the moves of `autocomp_exo.moves` are ops too (macro steps that keep their decisions)
+_SPECS += [OpSpec(m.name, tuple(P(n, k) if d is ... else P(n, k, d) for n, k, d in m.params), m.doc, m.example)
+           for m in _MOVE_SPECS.values()]
 
 OPS: dict[str, OpSpec] = {s.name: s for s in _SPECS}
 WHITELIST = tuple(OPS)
@@ -973,6 +982,8 @@ _MACROS = {"lift_config": _lift_config}
 def _exo_fn(op):
     if op in _MACROS:
         return _MACROS[op]
+    if op in _MOVE_SPECS:
+        return _move_impl(op)
     import exo.stdlib.scheduling as S
 
     return getattr(S, op)

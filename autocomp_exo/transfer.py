@@ -20,35 +20,27 @@ more library records of *similar* shapes, in three phases:
 Similar shapes (`similarity`): the same signature apart from M, N, K, and
 either two of M, N, K equal, or the same aspect ratio (M:N:K proportional).
 
-How shape-dependent parameters are found.  A schedule step does not say which
-of its numbers depend on the shape, so `adapt` *infers* it by replaying the
-record's schedule on its own shape and on the new shape in lockstep and
-looking at the loops the steps name:
+How a schedule is adapted (`adapt`).  The Exo standard mapping prefix
+(steps labelled ``exo-unopt``) is rebuilt for the new shape with
+`baselines.exo_unopt.schedule` (its tile widths depend on N and K). The later
+steps are replayed with Exo, one by one:
 
-- the Exo standard mapping prefix (steps labelled ``exo-unopt``) is rebuilt
-  for the new shape with `baselines.exo_unopt.schedule` (its tile widths
-  depend on N and K);
-- ``divide_loop(loop, q)``: with the loop's extent E on the record's shape and
-  E' on the new one, ``q`` is kept when it divides E' (policy ``keep``) or
-  scaled by E'/E (policy ``scale``), then snapped to the nearest divisor of E';
-  a split by the whole extent (q = E) becomes a split by E';
-- ``cut_loop(loop, c)``: a cut before the last trip (c = E - 1) stays
-  before the last trip (E' - 1); other cuts are kept when they still fall
-  inside the loop (``keep``) or scaled by E'/E;
-- ``expand_dim(buf, n, 0)`` that pads a buffer to whole scratchpad banks
-  is recomputed from the buffer's size on the new shape;
-- ``unroll_loop(loop)`` is dropped when the unrolled code on the new shape
-  would exceed the straight-line cap of the offline agent (700 calls);
-- ``autolift_alloc(..., size=n)`` / ``divide_dim(..., q)`` numbers equal to
-  the extent of a record-shape dimension are left as they are (Exo checks
-  them); any step Exo refuses on the new shape is dropped and noted.
+- a *move* (`autocomp_exo.moves`) keeps its recorded decisions (policy
+  ``keep``) or, for ``tile_loop``, has its factor scaled by the loop's extent
+  ratio between the shapes (``scale``: the record's own-shape facts are read
+  only for this). When it fails or overflows on the new shape (buffers over
+  the scratchpad / accumulator, more than ``max_calls`` calls), the
+  alternatives of `moves.resample.alternatives` are tried in order (read from
+  the new proc's facts: divisors of the loop's extent now, fewer unrolled
+  levels, ...); when none applies the step is dropped;
+- any other (primitive) step is replayed unchanged and dropped when it fails
+  or overflows: its integers are not guessed.
 
-The result is only trusted after simulation: each adapted schedule is
-evaluated like any other candidate.
+Every change and drop is noted. The result is only trusted after simulation:
+each adapted schedule is evaluated like any other candidate.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -56,7 +48,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .agents.base import Agent
-from .agents.offline import ACC_ROWS, BANK_ROWS, SP_ROWS
 from .menu import option as menu_option
 from .search import SearchSettings
 from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
@@ -67,7 +58,7 @@ __all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "Tra
 
 #: menu labels that are not options of the search (the baselines' steps)
 GUIDE_SKIP = ("exo-unopt", "exo-opt", None, "")
-MAX_CALLS = 700
+MAX_CALLS = 700   # straight-line code cap of an adapted schedule (calls): past it a step is too big
 
 
 class StaleRecordWarning(UserWarning):
@@ -142,79 +133,18 @@ class Adapted:
         return f"Adapted({self.source.name} -> {len(self.schedule)} steps, {self.policy}, {len(self.notes)} notes)"
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _nearest_divisor(n: int, target: float) -> int:
-    ds = _divisors(n)
-    proper = [d for d in ds if d > 1] or ds
-    return min(proper, key=lambda d: (abs(math.log(d / max(target, 1e-9))), d))
-
-
-def _loop_cursor(p, v):
-    from .schedule import _resolve_cursor_tag
-
-    try:
-        if isinstance(v, str):
-            c = p.find_loop(v)
-        else:
-            c = _resolve_cursor_tag(p, v)
-        h = c.hi()
-        return c, int(h.value())
-    except Exception:
-        return None, None
-
-
-def _total_calls(p) -> int:
-    """Calls (instructions and other procs) in the proc ``p``."""
-    from .proc_facts import facts
-
-    return len(facts(p).calls())
-
-
-def _loop_calls(cursor) -> int:
-    """Calls inside the loop ``cursor`` points to (0 when unknown)."""
-    from .proc_facts import cursor_at, facts
-
-    try:
-        p = cursor.proc()
-        for n in facts(p).loops(cursor.name()):
-            if cursor_at(p, n) == cursor:
-                return n.count("call")
-    except Exception:  # pragma: no cover - advisory
-        pass
-    return 0
-
-
-#: steps that can make local buffers bigger (checked against the scratchpad / accumulator)
-_GROWS = ("autolift_alloc", "lift_alloc", "expand_dim", "resize_dim", "divide_loop", "stage_mem", "unroll_buffer",
-          "reorder_loops", "fuse", "sink_alloc")
-
-
-def _over_capacity(p, config: Any = None) -> str:
-    """"" when the proc's local buffers (all of them at once: an upper bound)
-    fit the scratchpad and accumulator of ``config`` (a GemminiConfig, None:
-    the default), else what overflows."""
-    from .proc_facts import facts
-
-    try:
-        return facts(p).over_capacity(config)
-    except Exception:  # pragma: no cover - the check is advisory
-        return ""
-
-
-def _buffer_rows(p, name: Any) -> int:
-    """Local rows of the allocation ``name`` in proc ``p`` (0 when unknown)."""
-    from .proc_facts import ProcFacts, facts
-
-    if not isinstance(name, str):
-        return 0
-    try:
-        al = facts(p).alloc(name.split(":")[0].strip())
-        return ProcFacts.rows(al) if al is not None else 0
-    except Exception:  # pragma: no cover - advisory
-        return 0
+def _overflow(before: Any, after: Any, config: Any, max_calls: int) -> str:
+    """Why the step that turned facts ``before`` into ``after`` is too big for
+    the new shape ("" when it is not): local buffers over ``config``'s
+    capacity (all at once: an upper bound), or more than ``max_calls`` calls
+    of straight-line code. Only what the step itself made so counts."""
+    over = after.over_capacity(config)
+    if over and not before.over_capacity(config):
+        return over
+    n = after.n_calls()
+    if n > max_calls and n > before.n_calls():
+        return f"{n} calls > {max_calls}"
+    return ""
 
 
 def _unopt_prefix_len(record: Record) -> int:
@@ -233,119 +163,113 @@ def _unopt_prefix_len(record: Record) -> int:
     return 0
 
 
-def _old_facts(record: Record, start: int) -> dict:
-    """Replay the record on its own shape; per step index the extent of the loop it names."""
+def _source_facts(record: Record, start: int) -> dict:
+    """Facts of the record's own proc before each of its ``tile_loop`` steps
+    (index -> ProcFacts): the old loop extents the ``scale`` policy scales by.
+    Replays only up to the last ``tile_loop``; {} when the record does not
+    replay on its own shape."""
+    from .proc_facts import facts
     from .schedule import Schedule, ScheduleError, _apply_step
 
-    w = record.gemm_workload()
-    p = Schedule(record.schedule.steps[:start]).apply(w.proc)
-    facts = {}
-    for i in range(start, len(record.schedule)):
-        s = record.schedule.steps[i]
-        if s.op in ("divide_loop", "unroll_loop", "cut_loop") and s.args:
-            facts[i] = _loop_cursor(p, s.args[0])[1]
-        elif s.op == "expand_dim" and s.args:
-            facts[i] = _buffer_rows(p, s.args[0])
+    steps = record.schedule.steps
+    idx = [i for i in range(start, len(steps)) if steps[i].op == "tile_loop"]
+    if not idx:
+        return {}
+    out = {}
+    try:
+        p = Schedule(steps[:start]).apply(record.gemm_workload().proc)
+    except ScheduleError:
+        return {}
+    for i in range(start, idx[-1] + 1):
+        if i in idx:
+            out[i] = facts(p)
         try:
-            p = _apply_step(p, s, i)
+            p = _apply_step(p, steps[i], i)
         except ScheduleError:
-            facts.setdefault("failed", []).append(i)
-    return facts
+            pass
+    return out
+
+
+def _scaled(d: dict, f: Any, old: Any) -> dict:
+    """``tile_loop`` decisions with the factor scaled by the loop's extent ratio (new / old)."""
+    new_lp = f.loop(d["loop"])
+    old_lp = old.loop(d["loop"]) if old is not None else None
+    if new_lp is None or old_lp is None or not new_lp.extent or not old_lp.extent or new_lp.extent == old_lp.extent:
+        return d
+    return {**d, "factor": max(2, round(d["factor"] * new_lp.extent / old_lp.extent))}
+
+
+def _change_note(i: int, op: str, d0: dict, d: dict, f: Any, why: str) -> str:
+    if op == "tile_loop":
+        lp = f.loop(d["loop"])
+        return (f"step {i} tile_loop {d['loop']!r}: factor {d0['factor']} -> {d['factor']} "
+                f"(extent {lp.extent if lp is not None else '?'})")
+    what = ", ".join(f"{k} {d0.get(k)!r} -> {v!r}" for k, v in d.items() if d0.get(k) != v)
+    return f"step {i} {op}: {what}" + (f" ({why})" if why else "")
 
 
 def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "scale"),
-          max_calls: int = MAX_CALLS) -> list[Adapted]:
+          max_calls: int = MAX_CALLS, config: Any = None) -> list[Adapted]:
     """The record's schedule rewritten for ``workload`` (one per policy, distinct schedules only).
 
     Applies every step with Exo while it rewrites, so each returned schedule
-    replays on the new shape (it is not yet simulated)."""
+    replays on the new shape (it is not yet simulated). ``config``: the
+    GemminiConfig whose capacities the buffers must fit (None: the default)."""
     from .baselines import exo_unopt
+    from .moves import MOVES
+    from .moves.resample import alternatives, decisions_of
+    from .proc_facts import facts
     from .schedule import Schedule, ScheduleError, Step, _apply_step
     from .workloads import GemmWorkload, workload_of
 
     if not isinstance(workload, GemmWorkload):
         workload = workload_of(workload)
+    steps = record.schedule.steps
     n_pre = _unopt_prefix_len(record)
-    facts = _old_facts(record, n_pre)
+    old = _source_facts(record, n_pre) if "scale" in policies else {}
     new_pre = exo_unopt.schedule(workload) if n_pre else Schedule([])
     base = new_pre.apply(workload.proc)
+    base_facts = facts(base)
     out: list[Adapted] = []
     seen = set()
     for policy in policies:
         notes: list[str] = []
         if n_pre and record.gemm_workload() != workload:
             notes.append(f"steps 0-{n_pre - 1}: Exo's standard mapping rebuilt for {workload.name}")
-        p = base
+        p, f = base, base_facts
         kept: list[Step] = []
-        for i in range(n_pre, len(record.schedule)):
-            s = record.schedule.steps[i]
-            s2 = s
-            if s.op == "divide_loop" and i in facts and facts[i]:
-                e_old = facts[i]
-                _, e_new = _loop_cursor(p, s.args[0])
-                q = s.args[1] if len(s.args) > 1 else s.kwargs.get("div_const")
-                if e_new and isinstance(q, int) and e_new != e_old:
-                    if q == e_old:
-                        q2 = e_new
-                    elif policy == "keep":
-                        q2 = q if e_new % q == 0 and q <= e_new else _nearest_divisor(e_new, q)
-                    else:
-                        q2 = _nearest_divisor(e_new, q * e_new / e_old)
-                    if q2 != q:
-                        args = list(s.args)
-                        args[1] = q2
-                        s2 = Step(s.op, args, s.kwargs, s.menu)
-                        notes.append(f"step {i} divide_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
-                                     f"factor {q} -> {q2}")
-            elif s.op == "cut_loop" and facts.get(i) and len(s.args) > 1 and isinstance(s.args[1], int):
-                e_old, cut = facts[i], s.args[1]
-                _, e_new = _loop_cursor(p, s.args[0])
-                if e_new and e_new != e_old:
-                    if cut == e_old - 1:            # "all but the last trip" (a pipeline's epilogue)
-                        c2 = e_new - 1
-                    elif policy == "keep" and cut < e_new:
-                        c2 = cut
-                    else:
-                        c2 = max(1, min(e_new - 1, round(cut * e_new / e_old)))
-                    if c2 != cut:
-                        s2 = Step(s.op, [s.args[0], c2, *s.args[2:]], s.kwargs, s.menu)
-                        notes.append(f"step {i} cut_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
-                                     f"cut {cut} -> {c2}")
-            elif (s.op == "expand_dim" and facts.get(i) and len(s.args) > 2 and isinstance(s.args[1], int)
-                  and str(s.args[2]).strip() == "0" and facts[i] * s.args[1] % BANK_ROWS == 0):
-                # a bank pad (the buffer grown to whole scratchpad banks, only
-                # index 0 used): recomputed for the buffer's size on the new shape
-                rows = _buffer_rows(p, s.args[0])
-                if rows and rows != facts[i]:
-                    if rows >= BANK_ROWS:
-                        notes.append(f"step {i} expand_dim {s.args[0]!r}: {rows} rows already fill a bank, "
-                                     f"dropped")
-                        continue
-                    n2 = -(-BANK_ROWS // rows)
-                    if n2 != s.args[1]:
-                        s2 = Step(s.op, [s.args[0], n2, *s.args[2:]], s.kwargs, s.menu)
-                        notes.append(f"step {i} expand_dim {s.args[0]!r}: bank pad of {facts[i]} rows x "
-                                     f"{s.args[1]} -> {rows} rows x {n2}")
-            elif s.op == "unroll_loop":
-                c, e_new = _loop_cursor(p, s.args[0])
-                e_old = facts.get(i)
-                if c is not None and e_new and e_old and e_new > e_old:
-                    grow = _loop_calls(c) * (e_new - 1)
-                    if _total_calls(p) + grow > max_calls:
-                        notes.append(f"step {i} unroll_loop {s.args[0]!r}: extent {e_old} -> {e_new}, "
-                                     f"dropped (would exceed {max_calls} calls)")
-                        continue
-            try:
-                p2 = _apply_step(p, s2, len(new_pre) + len(kept))
-            except ScheduleError as e:
-                notes.append(f"step {i} {s.op}: dropped ({e.message.splitlines()[0][:160]})")
-                continue
-            if s.op in _GROWS:
-                over = _over_capacity(p2)
-                if over and not _over_capacity(p):
-                    notes.append(f"step {i} {s.op}: dropped ({over} on {workload.name})")
+        for i in range(n_pre, len(steps)):
+            s = steps[i]
+            d0: Optional[dict] = None
+            tries: list = [None]                       # None: the step as recorded
+            if s.op in MOVES:
+                d0 = decisions_of(s.op, s.args, s.kwargs)
+                of = old.get(i) if policy == "scale" else None
+                first = _scaled(d0, f, of) if of is not None else d0
+                tries = [first] + [a for a in alternatives(f, s.op, d0, config, old_facts=of) if a != first]
+            why, got = "", None
+            for d in tries:
+                s2 = s if d is None or d == d0 else Step(s.op, [d[n] for n, _k, _v in MOVES[s.op].params], {},
+                                                         s.menu)
+                try:
+                    p2 = _apply_step(p, s2, len(new_pre) + len(kept))
+                except ScheduleError as e:
+                    why = why or e.message.splitlines()[0][:160]
                     continue
-            p = p2
+                f2 = facts(p2)
+                over = _overflow(f, f2, config, max_calls)
+                if over:
+                    why = why or f"{over} on {workload.name}"
+                    continue
+                got = (d, s2, p2, f2)
+                break
+            if got is None:
+                notes.append(f"step {i} {s.op}: dropped ({why})")
+                continue
+            d, s2, p, f2 = got
+            if s2 is not s:
+                notes.append(_change_note(i, s.op, d0, d, f, why))
+            f = f2
             kept.append(s2)
         sched = new_pre.extend(kept)
         key = sched.canonical()
@@ -357,7 +281,8 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
 
 
 def adapt_task(task: dict) -> dict:
-    """`adapt` as a worker task (``{"kind": "adapt", "record": {...}, "M", "N", "K", "relu"}``):
+    """`adapt` as a worker task (``{"kind": "adapt", "record": {...}, "M", "N", "K", "relu"}``,
+    optionally ``"config"``: a ``GemminiConfig.to_dict()``):
     the replays of the record on both shapes run in a worker under the
     per-candidate timeout. Returns ``{"measurement": {"ok", ...}, "adapted":
     [{"schedule", "policy", "notes"}], "seconds"}``."""
@@ -368,7 +293,12 @@ def adapt_task(task: dict) -> dict:
     try:
         rec = Record.from_dict(task["record"])
         w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
-        ads = adapt(rec, w)
+        cfg = task.get("config")
+        if cfg is not None:
+            from gemmini_isa import GemminiConfig
+
+            cfg = GemminiConfig(**cfg)
+        ads = adapt(rec, w, config=cfg)
     except Exception as e:  # a record that cannot even be replayed on its own shape
         return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
     return {"measurement": {"ok": True, "stage": None, "error": None},
@@ -631,7 +561,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         # ---- phase 1: adapted replay (adapting replays the records: in the pool, under the timeout)
         adapted_all: list = []
         t1 = time.perf_counter()
-        a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu}
+        a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu, **extra}
                    for r in sources]
         for r, rr in zip(sources, pool.run(a_tasks)):
             if not (rr.get("measurement") or {}).get("ok") or "adapted" not in rr:

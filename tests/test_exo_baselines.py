@@ -10,6 +10,10 @@ import re
 
 import pytest
 
+from gemmini_isa import GemminiConfig
+
+from autocomp_exo.moves import MOVES
+
 from autocomp_exo.baselines import exo_opt, exo_unopt
 from autocomp_exo.evaluate import evaluate
 from autocomp_exo.exo_compile import to_c
@@ -94,25 +98,20 @@ def test_unopt_schedule_is_shape_independent_data():
 def test_unopt_keeps_one_accumulator_tile_when_the_row_does_not_fit():
     """N > 1024: Exo's N-row accumulator buffer would not fit the 1024-row
     accumulator, so the mapping keeps one 16 x 64 tile per j step (one
-    autolift fewer); it runs bit-exact, and the offline agent's flows (which
-    resize the N-row buffer) are not offered on it."""
-    import random
-
-    from autocomp_exo.agents import offline as O
+    autolift fewer); it runs bit-exact, and the offline agent has plans for it."""
+    from autocomp_exo.agents import OfflineAgent
     from autocomp_exo.agents.base import Candidate
-    from autocomp_exo.agents.proctext import parse
+    from autocomp_exo.proc_facts import facts
 
     wide = GemmWorkload(16, 1088, 64)
     s = exo_unopt.schedule(wide)
     assert len(s) == len(exo_unopt.schedule(SQUARE)) - 1
     m = evaluate(wide, s)
     assert m.ok, m.error
-    facts = parse(str(s.apply(wide.proc)))
-    assert facts.alloc("res").dims[0] == 4 and len(facts.alloc("res").dims) == 3
-    ctx = O.Ctx(facts, Candidate(0, s, None, None, workload=wide), 16, 1088, 64)
-    assert not O.MOVES["blocked"].applicable(ctx) and not O.MOVES["resident_b"].applicable(ctx)
-    assert O.MOVES["unroll"].applicable(ctx)
-    assert O.MOVES["unroll"].sample(ctx, random.Random(0))
+    f = facts(s.apply(wide.proc))
+    assert f.alloc("res").dims[0] == 4 and len(f.alloc("res").dims) == 3
+    app = OfflineAgent().applicable(Candidate(0, s, m, None, workload=wide, facts=f.to_json()))
+    assert "unroll" in app and "hoist" in app
 
 
 def test_opt_extends_unopt_and_is_faster(results):
@@ -154,10 +153,13 @@ def test_opt_plans_for_the_six_gemms():
         s = exo_opt.schedule(w)
         assert Schedule.from_json(s.to_json()) == s
         # what stays resident fits the 16384-row scratchpad
+        cfg = GemminiConfig()
         if flow == "resident_b":
-            assert N * K // 16 + 2 * K <= exo_opt.SP_ROWS and 2 * N <= exo_opt.ACC_ROWS
+            assert N * K // 16 + 2 * K <= cfg.sp_rows and 2 * N <= cfg.acc_rows
         else:
-            assert bi * K + 4 * K <= exo_opt.SP_ROWS and (M // 16) % bi == 0
+            assert bi * K + 4 * K <= cfg.sp_rows and (M // 16) % bi == 0
+        # written with the move library: every step after the mapping is a move
+        assert all(st.op in MOVES for st in s[len(exo_unopt.schedule(w)):])
 
 
 def test_opt_rejects_unsupported_shapes():

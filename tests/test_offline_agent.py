@@ -1,239 +1,167 @@
-"""The offline agent: reading proc text, plans within the (dropped-out) menu, valid labelled steps,
-moves that Exo accepts and that stay correct on a small GEMM."""
+"""The offline agent: a policy over the move library. Plans stay within the
+(dropped-out) menu, steps are valid labelled move ops naming only what the
+proc has, decisions follow structure (not names), every proposal fits the
+search's config, and what it proposes stays bit-exact in the simulator."""
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
+from gemmini_isa import GemminiConfig
+
 from autocomp_exo.agents import Candidate, OfflineAgent, Plan
-from autocomp_exo.agents.offline import MOVES, OPTION_MOVES
-from autocomp_exo.agents.proctext import parse
+from autocomp_exo.agents.offline import OPTION_TACTICS, TACTICS
+from autocomp_exo.baselines import exo_unopt
 from autocomp_exo.menu import KEYS, MENU, dropout
+from autocomp_exo.moves import MOVES
+from autocomp_exo.proc_facts import facts
 from autocomp_exo.schedule import Schedule, Step
+from autocomp_exo.workloads import GemmWorkload
 
-TEXT = '''def gemm_128x128x128(scale: f32 @ DRAM, act: bool @ DRAM,
-                     A: i8[128, 128] @ DRAM, B: i8[128, 128] @ DRAM,
-                     C: i8[128, 128] @ DRAM):
-    config_st_acc_i8(scale, stride(C, 0), act)
-    config_zero()
-    for i in seq(0, 8):
-        res: i32[2, 4, 16, 16] @ GEMM_ACCUM
-        for j in seq(0, 2):
-            for j_in_o in seq(0, 4):
-                do_zero_acc_i32(16, 16, res[j, j_in_o, 0:16, 0:16])
-            a: i8[2, 4, 16, 16] @ GEMM_SCRATCH
-            b: i8[2, 4, 4, 16, 16] @ GEMM_SCRATCH
-            for ko in seq(0, 2):
-                do_ld_i8_block_id1(16, 4, A[16 * i:16 + 16 * i,
-                                            64 * ko:64 + 64 * ko],
-                                   a[ko, 0:4, 0:16, 0:16])
-                for k in seq(0, 4):
-                    do_ld_i8_block_id2(
-                        16, 4, B[16 * k + 64 * ko:16 + 16 * k + 64 * ko,
-                                 64 * j:64 + 64 * j], b[ko, k, 0:4, 0:16,
-                                                        0:16])
-                for k in seq(0, 4):
-                    for j_in_o in seq(0, 4):
-                        do_matmul_acc_i8(16, 16, 16, a[ko, k, 0:16, 0:16],
-                                         b[ko, k, j_in_o, 0:16,
-                                           0:16], res[j, j_in_o, 0:16, 0:16])
-            for j_in_o in seq(0, 4):
-                do_st_acc_i8(
-                    16, 16, res[j, j_in_o, 0:16, 0:16],
-                    C[16 * i:16 + 16 * i,
-                      16 * j_in_o + 64 * j:16 + 16 * j_in_o + 64 * j])
-'''
+W128 = GemmWorkload(128, 128, 128)
 
 
-class _W:
-    M = N = K = 128
-    relu = False
+@pytest.fixture(scope="module")
+def mapped():
+    """(schedule, proc, facts) of Exo's standard mapping of the 128^3 GEMM."""
+    s = exo_unopt.schedule(W128)
+    p = s.apply(W128.proc)
+    return s, p, facts(p)
 
 
-def _cand(text=TEXT):
-    return Candidate(0, Schedule([]), None, text, workload=_W())
+def _cand(mapped, config=None, workload=W128):
+    s, _p, f = mapped
+    return Candidate(0, s, None, None, workload=workload, facts=f.to_json(), config=config)
 
 
-def test_proctext_reads_loops_buffers_and_calls():
-    f = parse(TEXT)
-    assert [l.name for l in f.loops()][:3] == ["i", "j", "j_in_o"]
-    ldb = f.first_call("do_ld_i8_block_id2")
-    assert [l.name for l in ldb.loops()] == ["i", "j", "ko", "k"]
-    assert ldb.mentions("k") and ldb.mentions("j") and not ldb.mentions("i")
-    a = f.alloc("a")
-    assert a.dims == (2, 4, 16, 16) and a.mem == "GEMM_SCRATCH" and f.rows(a) == 128
-    assert f.alloc("res").mem == "GEMM_ACCUM"
-    assert f.loops("i")[0].extent == 8
-    assert f.n_calls() == 7  # 2 configs + 5 instructions
+def _names(f) -> set:
+    return ({a["name"] for a in f.args} | f.loop_names() | {a.name for a in f.allocs()})
 
 
-def test_applicable_moves_on_the_standard_mapping():
-    app = set(OfflineAgent().applicable(_cand()))
-    assert {"tile_rows", "resident_b", "blocked", "hoist_load", "bank_spread"} <= app
-    assert "zero_into_compute" not in app   # the loads still sit in the compute nest
+def test_every_menu_option_has_tactics_and_every_tactic_an_option():
+    assert set(OPTION_TACTICS) == set(KEYS)
+    assert all(OPTION_TACTICS[k] for k in KEYS)
+    assert {t for ts in OPTION_TACTICS.values() for t in ts} == set(TACTICS)
 
 
-def test_every_menu_option_has_moves_and_every_move_an_option():
-    assert set(OPTION_MOVES) == set(KEYS)
-    assert all(OPTION_MOVES[k] for k in KEYS)
-    covered = {m for ms in OPTION_MOVES.values() for m in ms}
-    assert covered == set(MOVES)
+def test_applicable_tactics_on_the_standard_mapping(mapped):
+    app = set(OfflineAgent().applicable(_cand(mapped)))
+    assert {"reuse", "hoist", "tile", "interchange", "spread"} <= app
+    assert "zero" not in app            # the loads still sit in the compute nest
 
 
-def test_plans_stay_within_the_menu_and_steps_are_valid_and_labelled():
+def test_plans_stay_within_the_menu_and_steps_are_valid_move_ops(mapped):
     ag = OfflineAgent()
     rng = random.Random(3)
-    for _ in range(40):
+    f = mapped[2]
+    seen_ops = set()
+    for _ in range(25):
         menu = dropout(MENU, 0.7, rng)
-        for plan in ag.plan(_cand(), menu, 2, rng):
+        for plan in ag.plan(_cand(mapped), menu, 2, rng):
             assert plan.option in {o.key for o in menu}
-            assert plan.move in OPTION_MOVES[plan.option]
-            for suffix in ag.implement(_cand(), plan, 2, rng):
+            assert plan.move in OPTION_TACTICS[plan.option]
+            for suffix in ag.implement(_cand(mapped), plan, 2, rng):
                 assert suffix
                 for d in suffix:
                     assert d["menu"] == plan.option
-                    Step.from_dict(d)  # whitelisted op, well-formed arguments
+                    st = Step.from_dict(d)         # whitelisted op, checked arguments
+                    assert st.op in MOVES
+                    seen_ops.add(st.op)
+                # the first step of a plan names only what the proc has
+                first = Step.from_dict(suffix[0])
+                for a in first.args:
+                    if isinstance(a, str) and a not in ("compute", "load", "zero", "store"):
+                        assert a in _names(f), (first, sorted(_names(f)))
+    assert {"tile_loop", "hoist_load", "unroll_calls"} <= seen_ops
 
 
-def test_agent_is_deterministic_given_the_rng():
+def test_agent_is_deterministic_given_the_rng(mapped):
     ag = OfflineAgent()
-    p1 = ag.plan(_cand(), MENU, 3, random.Random(5))
-    p2 = ag.plan(_cand(), MENU, 3, random.Random(5))
+    p1 = ag.plan(_cand(mapped), MENU, 3, random.Random(5))
+    p2 = ag.plan(_cand(mapped), MENU, 3, random.Random(5))
     assert p1 == p2
-    i1 = ag.implement(_cand(), p1[0], 2, random.Random(9))
-    i2 = ag.implement(_cand(), p1[0], 2, random.Random(9))
-    assert i1 == i2
+    assert ag.implement(_cand(mapped), p1[0], 2, random.Random(9)) == \
+        ag.implement(_cand(mapped), p1[0], 2, random.Random(9))
 
 
-def test_no_plan_without_proc_text():
-    assert OfflineAgent().plan(Candidate(0, Schedule([]), None, None, workload=_W()), MENU, 2,
-                               random.Random(0)) == []
+def test_no_plan_without_facts_or_proc():
+    class NoProc:
+        M = N = K = 128
+
+    c = Candidate(0, Schedule([]), None, None, workload=NoProc())
+    assert OfflineAgent().plan(c, MENU, 2, random.Random(0)) == []
 
 
-@pytest.mark.parametrize("seq", [
-    ["resident_b", "zero_into_compute", "unroll"],
-    ["tile_rows", "hoist_load", "double_buffer"],
-])
-def test_moves_compose_and_stay_correct_in_the_simulator(seq):
-    from autocomp_exo.baselines import exo_unopt
-    from autocomp_exo.evaluate import evaluate
-    from autocomp_exo.workloads import GemmWorkload
+def test_decisions_follow_structure_not_names(mapped):
+    """A user's GEMM with other argument and loop names (tensors first):
+    with the same rng the agent makes the same decisions as on the canonical
+    proc, written with the user's names, and they apply to the user's proc."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_workloads import tensors_first
 
-    w = GemmWorkload(32, 64, 128)
-    s = exo_unopt.schedule(w)
-    p = s.apply(w.proc)
+    from autocomp_exo.workloads import recognise
+
+    rec = recognise(tensors_first.partial_eval(128, 128, 128))
+    assert not rec.is_canonical
+    mine = rec.to_user(mapped[1])
+    fu = facts(mine)
+    user = Candidate(0, Schedule([]), None, None, workload=rec.workload, facts=fu.to_json())
     ag = OfflineAgent()
-    rng = random.Random(0)
-    applied = []
-    for mv in seq:
-        cand = Candidate(0, s, None, str(p), workload=w)
-        if mv not in ag.applicable(cand):
-            continue
-        suffix = ag.implement(cand, Plan("other", mv), 1, rng)[0]
-        s = s.extend(suffix)
-        p = s.apply(w.proc)
-        applied.append(mv)
-    assert len(applied) >= 2
-    m = evaluate(w, s)
-    assert m.ok, m.error
+    for seed in range(6):
+        a = ag.implement(_cand(mapped), Plan("other", "reuse"), 1, random.Random(seed))
+        b = ag.implement(user, Plan("other", "reuse"), 1, random.Random(seed))
+        assert len(a) == len(b) == 1
+        assert [d["op"] for d in a[0]] == [d["op"] for d in b[0]]
+        ints = lambda steps: [[x for x in d["args"] if isinstance(x, int)] for d in steps]  # noqa: E731
+        assert ints(a[0]) == ints(b[0])
+        operands = {x for d in b[0] if d["op"] == "hoist_load" for x in d["args"][:1]}
+        assert operands <= {"X", "Y"}
+        if seed < 2:
+            Schedule(b[0]).apply(mine)        # the user's names are the proc's
 
 
-def _sample_flow(shape, move, want, seeds=300):
-    """(workload, exo_unopt schedule, params, steps) of the first sample of a
-    flow move on Exo's standard mapping whose params satisfy ``want``."""
-    from autocomp_exo.agents import offline as O
-    from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.baselines import exo_unopt
-    from autocomp_exo.workloads import GemmWorkload
+def test_every_proposal_fits_half_the_scratchpad(mapped):
+    """With half the scratchpad (2048-row banks) the agent never proposes
+    buffers that do not fit; its bank spreads pad to the smaller banks."""
+    half = GemminiConfig(sp_bank_rows=2048)
+    ag = OfflineAgent()
+    rng = random.Random(1)
+    s, _p, _f = mapped
+    checked = 0
+    copies = set()
+    for tactic in ("reuse", "hoist", "stage", "spread", "double_buffer"):
+        for suffix in ag.implement(_cand(mapped, half), Plan("other", tactic), 3, rng):
+            p = s.extend(suffix).apply(W128.proc)
+            assert facts(p).over_capacity(half) == "", suffix
+            copies |= {d["args"][1] for d in suffix if d["op"] == "spread_banks"}
+            checked += 1
+    assert checked >= 8
+    default_copies = {d["args"][1] for d in ag.implement(_cand(mapped), Plan("other", "spread"), 3,
+                                                        random.Random(1))[0] if d["op"] == "spread_banks"}
+    assert copies and default_copies and max(copies) < max(default_copies)
 
-    w = GemmWorkload(*shape)
+
+@pytest.mark.parametrize("relu,config", [(False, None), (True, None), (False, GemminiConfig(sp_bank_rows=2048))])
+def test_proposals_are_bit_exact_and_some_are_faster(relu, config):
+    """Reuse plans on a 64x128x128 GEMM (with ReLU; with half the scratchpad):
+    every one runs bit-exact against the reference and the best is faster than
+    Exo's standard mapping."""
+    from autocomp_exo.evaluate import evaluate
+
+    w = GemmWorkload(64, 128, 128, relu=relu)
     s = exo_unopt.schedule(w)
     p = s.apply(w.proc)
-    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), *shape)
-    for seed in range(seeds):
-        params, steps = O.MOVES[move].sample(ctx, random.Random(seed))
-        if want(params):
-            return w, s, params, steps
-    pytest.fail(f"{move} never sampled the wanted variant")
-
-
-def test_blocked_pair_accumulators_and_raw_unroll_stay_correct():
-    """The 'pair' accumulator variant of the blocked flow (two tiles alternating
-    over pairs of row tiles) and an unroll without simplify: bit-exact, and the
-    unrolled accumulator operands no longer mention a loop counter."""
-    from autocomp_exo.agents import offline as O
-    from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.evaluate import evaluate
-
-    w, s, params, steps = _sample_flow((64, 128, 128), "blocked",
-                                       lambda q: q["res"] == "pair" and "unrolled" not in q)
-    s = s.extend([dict(d, menu="tiling") for d in steps])
-    p = s.apply(w.proc)
-    assert parse(str(p)).alloc("res").dims[0] == 2
-    for seed in range(200):
-        ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=w), 64, 128, 128)
-        params, steps = O.MOVES["unroll"].sample(ctx, random.Random(seed))
-        if params["call"] == "do_matmul_acc_i8" and not params["simplify"] and params["levels"] == 3:
-            break
-    else:
-        pytest.fail("no raw 3-level unroll of the computes was sampled")
-    s = s.extend([dict(d, menu="unroll") for d in steps])
-    # the inner pair (iii) too: now the accumulator operand is a constant
-    s = s.extend([{"op": "unroll_loop", "args": [{"parent": "do_matmul_acc_i8(_)"}], "kwargs": {},
-                   "menu": "unroll"}])
-    m = evaluate(w, s)
-    assert m.ok, m.error
-    assert "simplify" not in [d.op for d in s.steps[-4:]]
-    import re
-    mm = [l for l in m.proc.__str__().splitlines() if "do_matmul_acc_i8" in l or "res[" in l]
-    assert not any(re.search(r"res\[iii", l) for l in mm)
-
-
-@pytest.mark.parametrize("move", ["resident_b", "blocked"])
-def test_flow_with_zero_folded_and_deep_unroll_is_bit_exact(move):
-    """The flows' ending that folds the zeroing into the first compute of each
-    tile and unrolls the tile: correct, no zeroing left, fewer commands."""
-    from autocomp_exo.evaluate import evaluate
-
-    w, s, params, steps = _sample_flow((64, 128, 128), move, lambda q: q.get("zero_into_compute"))
-    m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
-    assert m.ok, m.error
-    base = evaluate(w, s)
-    zeroing = "gemmini_extended_mvin( 0,"          # Exo's zero-mvin of an accumulator tile
-    assert zeroing in base.c_source and zeroing not in m.c_source
-    assert m.instructions["total"] < base.instructions["total"]
-    assert m.cycles < base.cycles
-
-
-def test_blocked_flow_with_interleaved_b_loads_is_bit_exact():
-    """The blocked flow's ending that peels the first row tile and fuses its ko
-    loop with the B-strip loads: correct, and the loads of a strip are no
-    longer one burst (computes follow the first loads directly)."""
-    from autocomp_exo.evaluate import evaluate
-
-    w, s, params, steps = _sample_flow((64, 128, 256), "blocked", lambda q: q.get("interleave"))
-    m = evaluate(w, s.extend([dict(d, menu="fuse") for d in steps]))
-    assert m.ok, m.error
-    body = m.c_source[m.c_source.index("gemmini_extended_mvin3( &B"):]
-    first_compute = body.index("gemmini_extended_compute_preloaded(")
-    assert body[:first_compute].count("gemmini_extended_mvin3( &B") == 4   # one k group of B, then computes
-    assert m.cycles < evaluate(w, s).cycles
-
-
-def test_blocked_flow_with_prefetched_b_loads_is_bit_exact():
-    """The blocked flow's software-pipelined ending: the B loads of step ko+1
-    come before the computes of step ko, so a strip's first computes are
-    preceded by two steps of loads (not one); correct, fully unrolled, and
-    faster than Exo's standard mapping."""
-    from autocomp_exo.evaluate import evaluate
-
-    w, s, params, steps = _sample_flow((128, 128, 256), "blocked",
-                                       lambda q: q.get("prefetch") and q["factor"] == 4)
-    m = evaluate(w, s.extend([dict(d, menu="pipeline") for d in steps]))
-    assert m.ok, m.error
-    body = m.c_source[m.c_source.index("for (int_fast32_t j = 0;"):]
-    first_compute = body.index("gemmini_extended_compute_preloaded(")
-    assert body[:first_compute].count("gemmini_extended_mvin3( &B") == 8   # steps 0 and 1 of the strip
-    assert [l.split("=")[0].split()[-1] for l in m.c_source.splitlines() if "for (int_fast32_t" in l] == ["io", "j"]
-    assert m.cycles < evaluate(w, s).cycles
+    base = evaluate(w, s, config=config)
+    assert base.ok, base.error
+    c = Candidate(0, s, base, None, workload=w, facts=facts(p).to_json(), config=config)
+    best = base.cycles
+    suffixes = OfflineAgent().implement(c, Plan("scratchpad_reuse", "reuse"), 3, random.Random(2))
+    assert len(suffixes) == 3
+    for suffix in suffixes:
+        m = evaluate(w, s.extend(suffix), config=config)
+        assert m.ok, (suffix, m.error)
+        best = min(best, m.cycles)
+    assert best < base.cycles

@@ -104,17 +104,20 @@ def test_over_capacity_reads_the_config(mapped):
     assert "accumulator" in msg and "64" in msg
 
 
-def test_transfer_helpers_use_the_facts(mapped):
+def test_transfer_overflow_check_uses_the_facts(mapped):
     import importlib
 
+    from autocomp_exo.proc_facts import Node, ProcFacts
+
     T = importlib.import_module("autocomp_exo.transfer")
-    p, _f = mapped
-    assert T._total_calls(p) == 10
-    assert T._loop_calls(p.find_loop("ko")) == 3
-    assert T._loop_calls(p.find_loop("k")) == 1
-    assert T._buffer_rows(p, "b") == 256 and T._buffer_rows(p, "nothing") == 0
-    assert T._over_capacity(p) == ""
-    assert "scratchpad" in T._over_capacity(p, GemminiConfig(sp_bank_rows=16))
+    _p, f = mapped
+    raw = ProcFacts(Node("proc"))                     # no local buffer, no call
+    assert f.n_calls() == 10 and raw.n_calls() == 0
+    assert T._overflow(raw, f, None, 700) == ""
+    assert "scratchpad" in T._overflow(raw, f, GemminiConfig(sp_bank_rows=16), 700)
+    assert T._overflow(f, f, GemminiConfig(sp_bank_rows=16), 700) == ""   # not made so by the step
+    assert T._overflow(raw, f, None, 5) == "10 calls > 5"
+    assert T._overflow(f, f, None, 5) == ""
 
 
 def test_shape_of_mapped_reads_the_arguments(mapped):

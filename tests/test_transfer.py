@@ -56,12 +56,11 @@ def test_similar_records_order(tmp_path):
     assert "gemm_512x512x256" in got[:2] and got[-1] == "gemm_512x512x64"
 
 
-# a small "found" schedule: 64x64x64 with the i tiles split by 2 (tiling) and the
-# compute loop unrolled (unroll)
+# a small "found" schedule of moves: 64x64x64 with the i tiles split by 2 (tiling)
+# and the compute loop unrolled (unroll)
 STEPS = [
-    {"op": "divide_loop", "args": ["i", 2, ["io", "ii"]], "kwargs": {"perfect": True}, "menu": "tiling"},
-    {"op": "unroll_loop", "args": [{"parent": MM}], "menu": "unroll"},
-    {"op": "simplify", "menu": "unroll"},
+    {"op": "tile_loop", "args": ["i", 2], "menu": "tiling"},
+    {"op": "unroll_calls", "args": ["compute", 1], "menu": "unroll"},
 ]
 
 
@@ -74,18 +73,33 @@ def test_adapt_to_a_bigger_shape(source):
     w = GemmWorkload(128, 64, 64)        # two shared dimensions
     ads = adapt(source, w, max_calls=20)
     by = {a.policy: a for a in ads}
-    # keep: the factor 2 still divides the 8 row tiles; scale: 2 * 8/4 = 4
-    keep = [s for s in by["keep"].schedule.steps if s.op == "divide_loop" and s.menu == "tiling"][0]
-    scale = [s for s in by["scale"].schedule.steps if s.op == "divide_loop" and s.menu == "tiling"][0]
+    # keep: the factor 2 still tiles the 8 row tiles; scale: 2 * 8/4 = 4
+    keep = [s for s in by["keep"].schedule.steps if s.op == "tile_loop"][0]
+    scale = [s for s in by["scale"].schedule.steps if s.op == "tile_loop"][0]
     assert keep.args[1] == 2 and scale.args[1] == 4
-    assert any("factor 2 -> 4" in n for n in by["scale"].notes)
-    # the unroll does not grow here (the compute loop keeps its extent): kept
+    assert "step 70 tile_loop 'i': factor 2 -> 4 (extent 8)" in by["scale"].notes
+    # the unroll fits (13 calls): kept as recorded
     assert all(not n.startswith("step 71") for n in by["keep"].notes)
     # menu labels are kept, and the prefix is Exo's mapping of the new shape
     from autocomp_exo.baselines import exo_unopt
 
     assert exo_unopt.schedule(w).is_prefix_of(by["keep"].schedule)
-    assert [s.menu for s in by["keep"].schedule.steps[-3:]] == ["tiling", "unroll", "unroll"]
+    assert [s.menu for s in by["keep"].schedule.steps[-2:]] == ["tiling", "unroll"]
+
+
+def test_adapt_replays_primitive_steps_unchanged():
+    """A primitive step's integers are not guessed: a divide_loop whose factor
+    no longer divides the loop is dropped (noted), the rest replays as recorded."""
+    steps = [{"op": "divide_loop", "args": ["i", 4, ["io", "ii"]], "kwargs": {"perfect": True}, "menu": "tiling"},
+             {"op": "unroll_loop", "args": [{"parent": MM}], "menu": "unroll"}]
+    rec = _rec(128, 64, 64, steps=steps)
+    w = GemmWorkload(96, 64, 64)          # 6 row tiles
+    ads = adapt(rec, w)
+    assert len(ads) == 1                  # no tile_loop: keep and scale give the same schedule
+    a = ads[0]
+    assert [s.op for s in a.schedule.steps[-1:]] == ["unroll_loop"]
+    assert not any(s.op == "divide_loop" and s.menu == "tiling" for s in a.schedule.steps)
+    assert any(n.startswith("step 70 divide_loop: dropped (") for n in a.notes), a.notes
 
 
 def test_transfer_small_pair(source, tmp_path):
@@ -107,44 +121,6 @@ def test_transfer_small_pair(source, tmp_path):
     m = evaluate(w, r.schedule)
     assert m.ok and m.cycles == r.cycles
     assert r.c_code and "gemm_128x64x64" in r.c_code
-
-
-def test_adapt_moves_a_pipeline_epilogue_cut_to_the_new_extent():
-    """A software-pipelined blocked schedule (B loads of k step s+1 before the
-    computes of step s) cuts the compute loop before its last ko step; adapted
-    from K = 256 (4 steps) to K = 128 (2 steps) the cut follows the extent and
-    the adapted schedule replays and runs bit-exact."""
-    import random
-
-    from autocomp_exo.agents import offline as O
-    from autocomp_exo.agents.base import Candidate
-    from autocomp_exo.agents.proctext import parse
-    from autocomp_exo.baselines import exo_unopt
-    from autocomp_exo.evaluate import evaluate
-
-    src = GemmWorkload(128, 128, 256)
-    s = exo_unopt.schedule(src)
-    p = s.apply(src.proc)
-    ctx = O.Ctx(parse(str(p)), Candidate(0, s, None, str(p), workload=src), 128, 128, 256)
-    for seed in range(300):
-        params, steps = O.MOVES["blocked"].sample(ctx, random.Random(seed))
-        if params.get("prefetch") and params["factor"] == 4:
-            break
-    else:
-        pytest.fail("no prefetched blocked sample")
-    rec = _rec(128, 128, 256, steps=[dict(d, menu="pipeline") for d in steps])
-    dst = GemmWorkload(128, 128, 128)
-    out = adapt(rec, dst, policies=("keep",))
-    assert out
-    a = out[0]
-    cuts = [st.args[1] for st in a.schedule.steps if st.op == "cut_loop"]
-    assert cuts == [2, 1, 1], (cuts, a.notes)      # half the block, first load step, epilogue (2 - 1)
-    assert any("cut 3 -> 1" in n for n in a.notes)
-    # the A buffer's bank pad follows its size: 4 x 256 rows x 4 -> 4 x 128 rows x 8
-    pads = [st.args[1] for st in a.schedule.steps if st.op == "expand_dim"]
-    assert pads == [8], (pads, a.notes)
-    m = evaluate(dst, a.schedule)
-    assert m.ok, m.error
 
 
 def test_transfer_spends_what_the_records_structure_cannot_use(source):

@@ -31,6 +31,10 @@ j) and reused by the BI row tiles.
 """
 from __future__ import annotations
 
+from typing import Optional
+
+from gemmini_isa import GemminiConfig
+
 from ..schedule import Schedule
 from ..workloads import GemmWorkload, WorkloadError, check_shape
 from . import exo_unopt
@@ -49,37 +53,21 @@ SHAPES = {
     (784, 1024, 256): ("blocked", 7),
 }
 
-SP_ROWS = 16384
-ACC_ROWS = 1024
-
-LDA = "do_ld_i8_block_id1(_)"
-LDB = "do_ld_i8_block_id2(_)"
-MM = "do_matmul_acc_i8(_)"
-ZERO = "do_zero_acc_i32(_)"
-ST = "do_st_acc_i8(_)"
 
 
-def _s(op, *args, **kwargs):
-    return {"op": op, "args": list(args), "kwargs": kwargs, "menu": MENU}
+def _s(op, *args) -> dict:
+    return {"op": op, "args": list(args), "kwargs": {}, "menu": MENU}
 
 
-def _up(c, n=1):
-    """The n-th enclosing statement of cursor c."""
-    for _ in range(n):
-        c = {"parent": c}
-    return c
-
-
-def _after(c):
-    return {"gap": "after", "stmt": c}
-
-
-def plan(workload: GemmWorkload) -> tuple[str, int]:
-    """(flow, BI) for a workload: the table for the six GEMMs, else a rule."""
+def plan(workload: GemmWorkload, config: Optional[GemminiConfig] = None) -> tuple[str, int]:
+    """(flow, BI) for a workload: the table for the six GEMMs, else a rule
+    (what fits the scratchpad and accumulator of ``config``)."""
     check_shape(workload.M, workload.N, workload.K)
     key = (workload.M, workload.N, workload.K)
-    if key in SHAPES:
+    if key in SHAPES and config is None:
         return SHAPES[key]
+    cfg = config or GemminiConfig()
+    sp_rows, acc_rows = cfg.sp_rows, cfg.acc_rows
     tj, tk = exo_unopt.tiles(workload)
     if (tj, tk) != (64, 64):
         raise WorkloadError(
@@ -88,128 +76,61 @@ def plan(workload: GemmWorkload) -> tuple[str, int]:
         )
     mt = workload.M // 16
     N, K = workload.N, workload.K
-    if mt % 2 == 0 and N * K // 16 + 2 * K <= SP_ROWS and 2 * N <= ACC_ROWS:
+    if mt % 2 == 0 and N * K // 16 + 2 * K <= sp_rows and 2 * N <= acc_rows:
         return ("resident_b", 2)
     for bi in (8, 7, 6, 5, 4, 3, 2, 1):
-        if mt % bi == 0 and bi * K + 4 * K <= SP_ROWS:
+        if mt % bi == 0 and bi * K + 4 * K <= sp_rows and 64 * bi <= acc_rows:
             return ("blocked", bi)
-    raise WorkloadError(f"no exo_opt plan fits the scratchpad for {workload.name}")  # pragma: no cover
+    raise WorkloadError(f"no exo_opt plan fits the scratchpad for {workload.name}")
 
 
 def _unrolls() -> list[dict]:
-    """Unroll the innermost loops of every phase (k and j_in_o)."""
+    """The innermost loops of every phase: j_in_o and k around the computes,
+    k around the B loads, j_in_o around the zeroing and the stores."""
     return [
-        _s("unroll_loop", _up(MM)),  # j_in_o
-        _s("unroll_loop", _up(MM)),  # k
-        _s("unroll_loop", _up(LDB)),  # k of the B loads
-        _s("unroll_loop", _up(ZERO)),  # j_in_o of zeroing
-        _s("unroll_loop", _up(ST)),  # j_in_o of stores
-        _s("simplify"),
+        _s("unroll_calls", "compute", 2, None, False),
+        _s("unroll_calls", "load", 1, "B", False),
+        _s("unroll_calls", "zero", 1, None, False),
+        _s("unroll_calls", "store", 1, None, True),
     ]
 
 
-# Straight-line code per i tile is capped (the simulator parses the C; Exo's
-# simplify recurses on long bodies): unroll j and the 2-way ii loop too only
-# when a tile has at most this many 64-wide (j, ko) chunks.
+# Straight-line code per i tile is capped: unroll j too only when a tile has
+# at most this many 64-wide (j, ko) chunks.
 SMALL_TILE_CHUNKS = 4
 
 
-def _resident_unrolls(workload: GemmWorkload) -> list[dict]:
-    """After _unrolls: the ko loops (A loads, computes), then for small tiles
-    the j loop, and the ii loop (constant scratchpad/accumulator offsets)."""
+def _resident_b_steps(workload: GemmWorkload) -> list[dict]:
+    """B resident (loaded once), A strip per pair of i tiles, A and res
+    double-buffered over the pair; then the ko loops, for small tiles j, and
+    the pair loop (constant scratchpad/accumulator offsets)."""
     s = [
-        _s("unroll_loop", _up(MM)),  # ko of the computes
-        _s("unroll_loop", _up(LDA)),  # ko of the A loads
+        _s("tile_loop", "i", 2),               # i tiles in pairs: ii selects the buffer
+        _s("hoist_load", "A", 1),              # an A strip once per i tile (out of j)
+        _s("stage_buffer", "a", ["ii"]),       # double buffers over the pair, allocated first (B after it
+        _s("hoist_load", "B", 0),              # in the same bank, as the hand schedule has it); B loaded once
+        _s("stage_buffer", "res", ["ii"]),
+    ] + _unrolls() + [
+        _s("unroll_calls", "compute", 1, None, False),   # ko of the computes
+        _s("unroll_calls", "load", 1, "A", False),       # ko of the A loads
     ]
-    chunks = (workload.N // 64) * (workload.K // 64)
-    if chunks <= SMALL_TILE_CHUNKS:
-        s.append(_s("unroll_loop", _up(MM)))  # j
-    s.append(_s("unroll_loop", _up(LDA)))  # ii: the two buffers
-    s.append(_s("simplify"))
+    if (workload.N // 64) * (workload.K // 64) <= SMALL_TILE_CHUNKS:
+        s.append(_s("unroll_calls", "compute", 1, None, False))   # j
+    s.append(_s("unroll_calls", "load", 1, "A", True))           # ii: the two buffers
     return s
-
-
-def _blocked_unrolls() -> list[dict]:
-    return [_s("unroll_loop", _up(MM)), _s("simplify")]  # ko of the computes
-
-
-def _resident_b_steps() -> list[dict]:
-    """B resident (loaded once), A strip per i tile, A and res double-buffered."""
-    s = [
-        # i tiles in pairs: ii in {0, 1} selects the buffer
-        _s("divide_loop", "i", 2, ["io", "ii"], perfect=True),
-        # a: out of j, then a dimension for ii (double buffer), out of io
-        _s("lift_alloc", "a", 1),
-        _s("autolift_alloc", "a", 1, "row", None, True),
-        _s("lift_alloc", "a", 1),
-        # b: a dimension for j (all of B), then out of ii and io
-        _s("autolift_alloc", "b", 1, "row", None, True),
-        _s("lift_alloc", "b", 2),
-        # res: a dimension for ii (double buffer), out of io
-        _s("autolift_alloc", "res", 1, "row", None, True),
-        _s("lift_alloc", "res", 1),
-        # A loads: out of the ko loop they share with the computes, to the top
-        # of the j body, out of j (loaded once per i tile)
-        _s("fission", _after(LDA)),
-        _s("reorder_stmts", {"block": _up(LDA), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDA))),
-        _s("remove_loop", _up(LDA, 2)),
-        # B loads: out of ko, to the top of the j body, split off j, then to
-        # the top of the ii body and out of ii and io (loaded once)
-        _s("fission", _after(_up(LDB))),
-        _s("reorder_stmts", {"block": _up(LDB, 2), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDB, 2))),
-        _s("reorder_stmts", {"block": _up(LDB, 3), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDB, 3))),
-        _s("remove_loop", _up(LDB, 4)),
-        _s("fission", _after(_up(LDB, 3))),
-        _s("remove_loop", _up(LDB, 4)),
-    ]
-    return s + _unrolls()
 
 
 def _blocked_steps(bi: int) -> list[dict]:
     """i blocked by BI row tiles; j outside the block; A strips of the block
-    resident; one B strip per (block, j) reused by the BI row tiles."""
-    s = [
-        _s("divide_loop", "i", bi, ["io", "ii"], perfect=True),
-        # res: into the j loop, shrunk to one 16 x 64 tile
-        _s("sink_alloc", "res"),
-        _s("resize_dim", "res", 0, 1, "j"),
-        # a: out of j, a dimension for ii, out of ... (io body)
-        _s("lift_alloc", "a", 1),
-        _s("autolift_alloc", "a", 1, "row", None, True),
-        # j outside the row tiles of the block
-        _s("reorder_loops", "ii j"),
-        # b: one strip per j, out of ii
-        _s("lift_alloc", "b", 1),
-        # split the ko body: A loads / B loads / computes
-        _s("fission", _after(LDA)),
-        _s("fission", _after(_up(LDB))),
-        # B loads to the top of the ii body (past the A loads, the zeroing and
-        # res), split off ii: once per (block, j)
-        _s("reorder_stmts", {"block": _up(LDB, 2), "expand": [1, 0]}),
-        _s("reorder_stmts", {"block": _up(LDB, 2), "expand": [1, 0]}),
-        _s("reorder_stmts", {"block": _up(LDB, 2), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDB, 2))),
-        _s("remove_loop", _up(LDB, 3)),
-        # A loads to the top of the ii body, split off ii, then to the top of
-        # the j body and out of j: once per block
-        _s("reorder_stmts", {"block": _up(LDA), "expand": [1, 0]}),
-        _s("reorder_stmts", {"block": _up(LDA), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDA))),
-        # (past the B loads and the allocation of b)
-        _s("reorder_stmts", {"block": _up(LDA, 2), "expand": [1, 0]}),
-        _s("reorder_stmts", {"block": _up(LDA, 2), "expand": [1, 0]}),
-        _s("fission", _after(_up(LDA, 2))),
-        _s("remove_loop", _up(LDA, 3)),
-        # one accumulator tile per row tile of the block (no WAR between the
-        # stores of a tile and the zeroing of the next), allocated once
-        _s("autolift_alloc", "res", 1, "row", None, True),
-        _s("lift_alloc", "res", 2),
-        _s("simplify"),
-    ]
-    return s + _unrolls()
+    resident; one B strip per (block, j) reused by the BI row tiles; one
+    accumulator tile per row tile of the block."""
+    return [
+        _s("tile_loop", "i", bi),
+        _s("interchange_loops", "ii"),         # j outside the row tiles (res: one j slice)
+        _s("hoist_load", "B", 1),              # one B strip per (block, j)
+        _s("hoist_load", "A", 1),              # the block's A strips once per block
+        _s("stage_buffer", "res", ["ii"]),
+    ] + _unrolls() + [_s("unroll_calls", "compute", 1, None, True)]   # ko of the computes
 
 
 def steps(workload: GemmWorkload, flow: str | None = None, bi: int | None = None) -> list[dict]:
@@ -220,12 +141,12 @@ def steps(workload: GemmWorkload, flow: str | None = None, bi: int | None = None
     if flow == "resident_b":
         if mt % 2:
             raise WorkloadError(f"resident_b needs an even number of 16-row tiles (M={workload.M})")
-        return _resident_b_steps() + _resident_unrolls(workload)
+        return _resident_b_steps(workload)
     if flow == "blocked":
         bi = bi or (pbi if pflow == "blocked" else 2)
         if mt % bi:
             raise WorkloadError(f"blocked: BI={bi} does not divide M/16={mt}")
-        return _blocked_steps(bi) + _blocked_unrolls()
+        return _blocked_steps(bi)
     raise WorkloadError(f"unknown exo_opt flow {flow!r} (resident_b or blocked)")
 
 

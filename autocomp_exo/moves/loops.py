@@ -1,0 +1,158 @@
+"""Loop moves: tiling, interchange, unrolling around instruction calls."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..proc_facts import cursor_at
+from . import ROLES, MoveError
+from .common import live, loop_node, unique_names
+
+
+def tile_loop(p: Any, loop: str, factor: int) -> Any:
+    """Divide the first loop ``loop`` into ``extent/factor`` blocks of
+    ``factor`` iterations (outer loop+'o', inner loop+'i')."""
+    from exo.stdlib.scheduling import divide_loop
+
+    f = live(p)
+    n = loop_node(f, loop)
+    if not n.extent or n.extent % factor or factor < 2:
+        raise MoveError(f"factor {factor} does not divide loop {loop} ({n.extent} iterations)")
+    names = unique_names([loop + "o", loop + "i"], f.loop_names())
+    return divide_loop(p, cursor_at(p, n), factor, names, perfect=True)
+
+
+def interchange_loops(p: Any, outer: str) -> Any:
+    """Swap the loop ``outer`` with the one loop in its body. Allocations
+    beside the inner loop: sunk into it and shrunk to the slice of its counter
+    when their uses index one dimension by that counter, else lifted out."""
+    from exo.stdlib.scheduling import lift_alloc, reorder_loops, resize_dim, sink_alloc
+
+    f = live(p)
+    o = loop_node(f, outer)
+    inner = [c for c in o.body if c.kind != "alloc"]
+    if len(inner) != 1 or inner[0].kind != "for":
+        raise MoveError(f"the body of loop {outer} is not one loop (besides allocations)")
+    iname = inner[0].name
+    for al in [c for c in o.body if c.kind == "alloc"]:
+        uses = [ob for c in inner[0].walk() if c.kind == "call" for ob in c.operands if ob.buffer == al.name]
+        dims = {ob.dim_of(iname) for ob in uses}
+        cur = cursor_at(p, al)
+        if uses and len(dims) == 1 and None not in dims and al.index() < inner[0].index():
+            d = dims.pop()
+            p = sink_alloc(p, cur)
+            # the allocation is now the first statement of the inner loop
+            sunk = cursor_at(p, live(p).loops(iname)[0]).body()[0]
+            p = resize_dim(p, sunk, d, 1, iname)
+        else:
+            p = lift_alloc(p, cur)
+    f = live(p)
+    return reorder_loops(p, cursor_at(p, loop_node(f, outer)))
+
+
+def _targets(f, role: str, depth: int, operand: Optional[str]) -> list:
+    if role not in ROLES:
+        raise MoveError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    calls = f.calls(role)
+    if operand is not None:
+        calls = [c for c in calls if (c.dram_operand() is not None and c.dram_operand().buffer == operand)]
+    if not calls:
+        raise MoveError(f"no {role} call" + (f" of {operand}" if operand else ""))
+    loops: dict = {}
+    for c in calls:
+        for lp in c.loops()[::-1][:depth]:
+            if lp.extent is None:
+                break
+            loops[id(lp)] = lp
+    if not loops:
+        raise MoveError(f"no loop with constant bounds around the {role} calls")
+    # innermost first: an outer loop is unrolled after the loops inside it
+    return sorted(loops.values(), key=lambda n: -len(n.ancestors()))
+
+
+def unroll_calls(p: Any, role: str, depth: int = 1, operand: Optional[str] = None, simplify: bool = True) -> Any:
+    """Fully unroll the ``depth`` innermost loops around each ``role`` call."""
+    from exo.stdlib.scheduling import simplify as _simplify, unroll_loop
+
+    f = live(p)
+    cursors = [cursor_at(p, n) for n in _targets(f, role, depth, operand)]
+    for c in cursors:
+        p = unroll_loop(p, p.forward(c))
+    return _simplify(p) if simplify else p
+
+
+def _interleave_target(f, operand: str):
+    """(S, R): S the statement holding the load of ``operand`` whose scope
+    also holds R, the first later loop of at least 2 iterations whose
+    computes read the loaded buffer."""
+    loads = f.loads_of(operand)
+    if len(loads) != 1:
+        raise MoveError(f"interleave_loads needs one load of {operand}, found {len(loads)}")
+    x = loads[0]
+    buf = x.local_operand().buffer
+    s = x
+    while s.parent is not None and s.parent.kind != "proc":
+        sib = s.siblings()
+        for r in sib[sib.index(s) + 1:]:
+            if r.kind == "for" and (r.extent or 0) >= 2 and any(
+                    o.buffer == buf for c in r.calls("compute") for o in c.operands):
+                if s.kind != "for":
+                    raise MoveError(f"the load of {operand} is not in a loop of its own beside the computes")
+                return s, r
+        s = s.parent
+    raise MoveError(f"no loop of computes reading {buf} follows the load of {operand}")
+
+
+def interleave_loads(p: Any, operand: str) -> Any:
+    """Peel the first iteration of the loop of computes that follows the
+    loads of ``operand`` and fuse the loads' loop with the peeled computes'
+    loop of the same extent: the CPU then issues a step's loads, that step's
+    computes, the next step's loads, ... instead of all loads in one burst."""
+    from exo.API_cursors import ForCursor
+    from exo.stdlib.scheduling import cut_loop, fuse, reorder_stmts, simplify, unroll_loop
+
+    f = live(p)
+    s, r = _interleave_target(f, operand)
+    sc = cursor_at(p, s)
+    p = cut_loop(p, cursor_at(p, r), r.lo + 1)
+    sc = p.forward(sc)
+    first = sc.next()
+    while not isinstance(first, ForCursor) or first.hi().value() - first.lo().value() != 1:
+        first = first.next()
+    p = unroll_loop(p, first)
+    sc = p.forward(sc)
+    ext = s.extent
+    # the peeled iteration's loop of computes with the loads' extent
+    c = sc.next()
+    hops = 0
+    while True:
+        if not c:
+            raise MoveError(f"no loop of {ext} iterations in the peeled computes")
+        if isinstance(c, ForCursor) and c.hi().value() - c.lo().value() == ext and _has_compute(c):
+            break
+        c = c.next()
+        hops += 1
+    for _ in range(hops):
+        p = reorder_stmts(p, p.forward(sc).expand(0, 1))
+    sc = p.forward(sc)
+    p = fuse(p, sc, sc.next())
+    return simplify(p)
+
+
+def _has_compute(c) -> bool:
+    """Whether the statement under cursor ``c`` contains a compute call."""
+    from exo.API_cursors import CallCursor, ForCursor, IfCursor
+
+    from ..proc_facts import instruction_role
+
+    stack = [c]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, CallCursor):
+            try:
+                if instruction_role(s.subproc().get_instr())[0] == "compute":
+                    return True
+            except AttributeError:
+                pass
+        elif isinstance(s, (ForCursor, IfCursor)):
+            stack.extend(s.body())
+    return False
