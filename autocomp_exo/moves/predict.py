@@ -114,6 +114,11 @@ def _hoist_once(f: ProcFacts, operand: str) -> bool:
     # a copy of the loops between L and the load around the load alone, before L
     between = chain[chain.index(L) + 1:]
     x.parent.body.remove(x)
+    # the loops that held only the load go with it (fission leaves no empty loop)
+    emptied = x.parent
+    while emptied is not L and emptied.kind == "for" and not emptied.body:
+        emptied.parent.body.remove(emptied)
+        emptied = emptied.parent
     node = x
     for lp in reversed(between):
         node = Node("for", name=lp.name, lo=lp.lo, hi=lp.hi, body=[node])

@@ -1,0 +1,117 @@
+"""The move library: macro ops with checked decisions, expansions that stay
+bit-exact, predictions that agree with what Exo produces, clear refusals."""
+from __future__ import annotations
+
+import pytest
+
+from autocomp_exo.baselines import exo_unopt
+from autocomp_exo.moves import MOVES
+from autocomp_exo.moves.predict import predict, unrolled_calls
+from autocomp_exo.proc_facts import facts
+from autocomp_exo.schedule import OPS, Schedule, ScheduleError, Step
+from autocomp_exo.workloads import GemmWorkload
+
+W = GemmWorkload(128, 128, 128)
+
+
+def S(op, *args):
+    return {"op": op, "args": list(args), "kwargs": {}}
+
+
+@pytest.fixture(scope="module")
+def base():
+    s = exo_unopt.schedule(W)
+    return s, s.apply(W.proc)
+
+
+def _shape(f):
+    """Loops (name, extent) in program order, allocations, and the loop
+    counters around each load: what the agent reads from predictions."""
+    return ([(n.name, n.extent) for n in f.loops()],
+            sorted((a.name, tuple(a.dims), a.mem) for a in f.allocs()),
+            [[lp.name for lp in c.loops()] for c in f.calls("load")])
+
+
+def test_moves_are_whitelisted_ops_with_checked_arguments():
+    assert set(MOVES) <= set(OPS)
+    for name, m in MOVES.items():
+        Step.from_dict(m.example)
+        assert OPS[name].doc.startswith("Move:")
+    with pytest.raises(ScheduleError, match="expected one of"):
+        Step("unroll_calls", ["preload", 2])
+    with pytest.raises(ScheduleError, match="integer >= 1|expected"):
+        Step("tile_loop", ["i", 0])
+
+
+@pytest.mark.parametrize("steps", [
+    [S("tile_loop", "i", 2)],
+    [S("tile_loop", "i", 4), S("interchange_loops", "ii")],
+    [S("hoist_load", "B", 0)],
+    [S("hoist_load", "A", 1), S("hoist_load", "B", 1)],
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]), S("stage_buffer", "res", [])],
+    [S("tile_loop", "i", 4), S("interchange_loops", "ii"), S("hoist_load", "B", 1), S("hoist_load", "A", 1),
+     S("stage_buffer", "res", ["ii"]), S("spread_banks", "b", 16)],
+    [S("double_buffer", "res", 2)],
+])
+def test_predictions_agree_with_exo(base, steps):
+    s, p = base
+    f = facts(p)
+    for d in steps:
+        f = predict(f, d["op"], dict(zip([q.name for q in OPS[d["op"]].params], d["args"])))
+    real = facts(s.extend(steps).apply(W.proc))
+    assert _shape(f) == _shape(real)
+    assert f.rows_used("GEMM_SCRATCH") == real.rows_used("GEMM_SCRATCH")
+
+
+def test_unrolled_calls_counts_the_copies(base):
+    s, p = base
+    f = facts(p)
+    for role, depth in (("compute", 2), ("load", 1), ("store", 1), ("compute", 4)):
+        real = facts(s.extend([S("unroll_calls", role, depth, None, False)]).apply(W.proc))
+        assert unrolled_calls(f, role, depth) == real.n_calls()
+
+
+@pytest.mark.parametrize("steps", [
+    # j outside the row tiles, B per (block, j), loads interleaved with the first tile's computes
+    [S("tile_loop", "i", 4), S("interchange_loops", "ii"), S("hoist_load", "B", 1), S("hoist_load", "A", 1),
+     S("stage_buffer", "res", ["ii"]), S("interleave_loads", "B"), S("unroll_calls", "compute", 2, None, False)],
+    # all of B resident, A and res double-buffered, banks spread, zeroing folded in, unrolled
+    [S("tile_loop", "i", 2), S("hoist_load", "B", 0), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]),
+     S("stage_buffer", "res", ["ii"]), S("spread_banks", "a", 16), S("zero_into_compute"),
+     S("unroll_calls", "compute", 3), S("unroll_calls", "store", 1)],
+    [S("double_buffer", "res", 2), S("hoist_load", "A", 1), S("unroll_calls", "load", 2, "B")],
+])
+def test_compositions_are_bit_exact_and_faster(base, steps):
+    from autocomp_exo.evaluate import evaluate
+
+    s, _p = base
+    m0 = evaluate(W, s)
+    m = evaluate(W, s.extend(steps))
+    assert m.ok, m.error
+    assert m.cycles < m0.cycles
+
+
+def test_zero_into_compute_uses_the_overwriting_twin(base):
+    s, _p = base
+    steps = [S("tile_loop", "i", 2), S("hoist_load", "B", 0), S("hoist_load", "A", 1), S("zero_into_compute")]
+    f = facts(s.extend(steps).apply(W.proc))
+    assert not f.calls("zero")
+    computes = f.calls("compute")
+    assert any(not c.accumulate for c in computes) and any(c.accumulate for c in computes)
+
+
+def test_refusals_say_why(base):
+    s, p = base
+    cases = [
+        (S("tile_loop", "i", 3), "factor 3 does not divide loop i (8 iterations)"),
+        (S("tile_loop", "q", 2), "no loop 'q'"),
+        (S("hoist_load", "Q", 1), "no load of Q; loaded operands: A, B"),
+        (S("stage_buffer", "res", ["ko"]), "not allocated inside loop(s) ko"),
+        (S("zero_into_compute"), "not a perfect nest"),
+        (S("interchange_loops", "ko"), "not one loop"),
+    ]
+    for step, msg in cases:
+        with pytest.raises(ScheduleError, match="MoveError") as e:
+            Schedule([step]).apply(p)
+        assert msg in e.value.message, e.value.message
+        assert e.value.op == step["op"] and e.value.index == 0
