@@ -52,7 +52,7 @@ from .base import Agent, Candidate, Plan
 __all__ = ["OfflineAgent", "TACTICS", "OPTION_TACTICS"]
 
 MAX_CALLS = 320          # straight-line code cap when the unrolled code is simplified
-MAX_CALLS_RAW = 800      # cap without simplify (Exo's simplify is slow on long bodies)
+MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long bodies)
 # Exo's fission / reorder / lift recurse over the statements of a block: on the
 # long straight-line bodies deep unrolling leaves they hit the recursion limit
 RESTRUCTURE_MAX_CALLS = 120
@@ -186,13 +186,14 @@ def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     if sp and rng.random() < p_spread:
         c.add("spread_banks", buffer=sp[0], copies=sp[1])
     inter = _interleavable(c.facts)
-    if inter and rng.random() < 0.6:
-        c.add("interleave_loads", operand=rng.choice(inter))
-    elif _zero_applies(c.facts) and rng.random() < 0.5:
+    interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
+    if not interleaved and _zero_applies(c.facts) and rng.random() < 0.5:
         c.add("zero_into_compute")
+    # interleaved loads already keep the array fed; unrolling then mostly
+    # grows the code (I-cache misses)
     r = rng.random()
-    if r < 0.8:
-        _unroll(c, rng, simplify=r < 0.3)
+    if r < (0.35 if interleaved else 0.75):
+        _unroll(c, rng, simplify=r < 0.25)
 
 
 def _unroll(c: Composer, rng: random.Random, simplify: bool, role: Optional[str] = None) -> bool:

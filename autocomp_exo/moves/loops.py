@@ -74,9 +74,11 @@ def unroll_calls(p: Any, role: str, depth: int = 1, operand: Optional[str] = Non
     from exo.stdlib.scheduling import simplify as _simplify, unroll_loop
 
     f = live(p)
-    cursors = [cursor_at(p, n) for n in _targets(f, role, depth, operand)]
-    for c in cursors:
-        p = unroll_loop(p, p.forward(c))
+    # last in program order first: unrolling a loop only rewrites statements
+    # at or after its own position, so every loop still to be unrolled keeps
+    # its path (no cursor forwarding, which grows with every edit)
+    for n in sorted(_targets(f, role, depth, operand), key=lambda n: n.path, reverse=True):
+        p = unroll_loop(p, cursor_at(p, n))
     return _simplify(p) if simplify else p
 
 
