@@ -210,4 +210,18 @@ def predict(f: ProcFacts, op: str, decisions: dict) -> ProcFacts:
         return _spread(g, d["buffer"], d["copies"])
     if op == "double_buffer":
         return _double_buffer(g, d["buffer"], d.get("factor", 2))
-    return g   # unroll_calls, zero_into_compute: the loops the other moves read are unchanged
+    if op == "zero_into_compute":
+        return _zero_folded(g)
+    return g   # unroll_calls, interleave_loads: the loops the other moves read are unchanged
+
+
+def _zero_folded(f: ProcFacts) -> ProcFacts:
+    """No zeroing left (its loop goes with it); the peeled compute nest is
+    not modelled (the moves after this one read no loop of it)."""
+    for z in f.calls("zero"):
+        z.parent.body.remove(z)
+        node = z.parent
+        while node.kind == "for" and not node.body:
+            node.parent.body.remove(node)
+            node = node.parent
+    return _refresh(f)
