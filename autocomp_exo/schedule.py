@@ -896,6 +896,7 @@ class Schedule:
         elif cache is False:
             cache = None
         t0 = time.perf_counter()
+        _deep_enough()
         keys = _chain_keys(self.steps)
         start, p = 0, proc
         if cache is not None:
@@ -909,6 +910,19 @@ class Schedule:
             "applied": len(self.steps) - start,
             "seconds": time.perf_counter() - t0,
         }
+
+
+#: Exo's rewrites recurse over statement blocks: unrolled straight-line
+#: bodies of a few hundred calls pass Python's default limit of 1000 (and a
+#: caller's own frames, pytest's for one, count against it too)
+RECURSION_LIMIT = 4000
+
+
+def _deep_enough() -> None:
+    import sys
+
+    if sys.getrecursionlimit() < RECURSION_LIMIT:
+        sys.setrecursionlimit(RECURSION_LIMIT)
 
 
 def apply(proc, schedule, cache=True):

@@ -163,10 +163,6 @@ def evaluate_task(task: Any) -> dict:
         from .transfer import adapt_task
 
         return adapt_task(task)
-    # Exo's rewrites recurse over statement blocks: unrolled straight-line
-    # bodies of a few hundred calls pass the default limit of 1000
-    if sys.getrecursionlimit() < 4000:
-        sys.setrecursionlimit(4000)
     # Exo loads here, in the worker (this module is imported by fast paths too)
     from .evaluate import evaluate
     from .schedule import Schedule
