@@ -345,7 +345,9 @@ def _double_buffer(v: View, rng: random.Random) -> Optional[Composer]:
 
 
 def _spread(v: View, rng: random.Random) -> Optional[Composer]:
-    if v.facts.n_calls() > 80:    # expand_dim on long straight-line code hits Exo's recursion limit
+    # expand_dim re-checks the bounds of every access: on unrolled straight-line
+    # code that takes tens of seconds (28 s for 128 unrolled computes)
+    if v.facts.n_calls() > 40:
         return None
     c = Composer(v)
     sp = _spread_choice(c)
