@@ -43,10 +43,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-DIM = 16
+from gemmini_isa import GemminiConfig
+
+_DEFAULT = GemminiConfig()
+DIM = _DEFAULT.dim
 MAX_BLOCK_LEN = 4            # int8 columns per mvin / mvout: 4 * DIM
-SP_ROWS = 4 * 4096           # BANK_NUM * BANK_ROWS
-ACC_ROWS = 2 * 512
+SP_ROWS = _DEFAULT.sp_rows   # the library's tile sizes are computed for the default chip
+ACC_ROWS = _DEFAULT.acc_rows
 ENTRY = "swlib_gemm"
 
 __all__ = ["Tiling", "tile_sizes", "tiling", "c_source", "generate", "ENTRY", "ARRAY_STYLES"]
