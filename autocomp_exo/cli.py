@@ -19,7 +19,7 @@ from sim.cli import add_sim_parser
 from .agents.llm import LLMConfigError, add_llm_args, agent_from_args
 from .bench import add_bench_parser
 from .executors import EXECUTORS
-from .library import add_library_parser
+from .library import Library, RecordError, _default_path, add_library_parser, record_from_result
 from .report import add_report_parser, write_report
 from .search import SearchSettings
 
@@ -235,7 +235,6 @@ def add_transfer_parser(subparsers):
 def run_transfer(args) -> int:
     # deferred: the search loads Exo (seconds); `autocomp-exo sim` and the parser stay fast
     from .driver import Bar, SettingsError, one_line, result_json, validate_settings
-    from .library import Library, RecordError, _default_path, record_from_result
     from .transfer import similar_records, transfer
     from .workloads import GemmWorkload, WorkloadError
 

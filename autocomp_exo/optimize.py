@@ -32,8 +32,8 @@ from .agents.base import Agent
 from .agents.offline import OfflineAgent
 from .baselines import exo_opt, exo_unopt
 from .driver import (DEFAULTS, Result, Session, SettingsError, as_user, close_progress, compile_best,
-                     finish_run_dir, progress_fn, recheck as recheck_winner, resolve_workload, shape_of_mapped, start_run,
-                     validate_settings, write_report)
+                     finish_run_dir, progress_fn, recheck as recheck_winner, resolve_workload, shape_of_mapped,
+                     start_run, validate_settings, write_report)
 from .executors import make_executor
 from .library import Library, RecordError, StaleRecord, record_from_result, verify
 from .runs import schedule_key
