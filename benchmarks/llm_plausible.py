@@ -125,8 +125,9 @@ def _chains(macros: str) -> dict:
         if not m:
             continue
         vals = _json_values(block.split("after it", 1)[0])
-        follow = block.split("steps that also apply after it:", 1)
-        follow = [v for v in _json_values(follow[1].split("\n", 1)[0]) if "op" in v] if len(follow) > 1 else []
+        follow = block.split("steps that also apply after it", 1)
+        line = follow[1].split("\n", 1)[0].split(":", 1)[-1] if len(follow) > 1 else ""
+        follow = [v for v in _json_values(line) if "op" in v]
         out[m.group(1)] = (vals[0]["steps"] if vals else [], follow)
     return out
 
@@ -161,8 +162,36 @@ def steps_for(u: str, rng: random.Random) -> list:
         return steps
     for op, words in WORDS.items():
         if words in plan_text:
-            return _single(macros, op) or []
-    return _single(macros, "unroll_calls") or []
+            return _choose(macros, op, rng) or _single(macros, op) or []
+    return _choose(macros, "unroll_calls", rng) or []
+
+
+def _arguments(macros: str, op: str) -> str:
+    m = re.search(rf"^- {op}\(.*?(?=^    e\.g\.|^- |\Z)", macros, re.S | re.M)
+    return m.group(0) if m else ""
+
+
+def _choose(macros: str, op: str, rng: random.Random) -> Optional[list]:
+    """A move with arguments picked from those the prompt lists as valid (not
+    only the worked example's): unroll depths and roles, buffers and factors,
+    operands."""
+    args = _arguments(macros, op)
+    if op == "unroll_calls":
+        roles = {r: [int(d) for d in re.findall(r"(\d+) \(\d+ calls", ds)]
+                 for r, ds in re.findall(r'role "(\w+)": depth ([^\n]*)', args)}
+        roles = {r: ds for r, ds in roles.items() if ds}
+        if not roles:
+            return None
+        role = "compute" if "compute" in roles and rng.random() < 0.7 else rng.choice(sorted(roles))
+        return [{"op": op, "args": [role, rng.choice(roles[role])]}]
+    if op == "double_buffer":
+        opts = [(b, int(f)) for b, fs in re.findall(r'buffer "(\w+)" [^\n]*factor ([\d, ]+)', args)
+                for f in fs.split(",")]
+        return [{"op": op, "args": list(rng.choice(opts))}] if opts else None
+    if op == "interleave_loads":
+        ops = re.findall(r'"(\w+)"', args.split("operand:", 1)[-1].split("\n", 1)[0]) if "operand:" in args else []
+        return [{"op": op, "args": [rng.choice(ops)]}] if ops else None
+    return None
 
 
 def _mistake(steps: list, seed: int) -> list:
@@ -248,7 +277,15 @@ def main(argv=None) -> int:
         moves = [s.op for s in r.schedule.steps[len(r.search.baseline.schedule):]]
         print(f"{args.shape}: {r.samples_used} samples, {r.cycles:,} cycles vs Exo's mapping "
               f"{r.baseline_cycles:,}: {r.speedup:.2f}x ({n_steps} steps on top of the mapping: {', '.join(moves)})")
-        print(f"  requests {srv.hits()}, answers rejected by stage {rej}, wall {dt:.0f} s")
+        phases: dict = {}
+        for q in srv.requests:
+            u = _user(q)
+            ph = "fix" if prompts.FIX_MARK in q["messages"][-1]["content"] else \
+                ("plan" if prompts.PLAN_MARK in u else "implement")
+            phases[ph] = phases.get(ph, 0) + 1
+        print(f"  {len(r.search.trace)} iteration(s); requests {srv.hits()} "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(phases.items()))}); answers rejected by stage {rej}; "
+              f"wall {dt:.0f} s")
     return 0
 
 

@@ -58,7 +58,7 @@ class Example:
             lines.append(f"{indent}after it ({self.how}):")
             lines += [indent + "  " + ln for ln in self.after.splitlines()]
         if self.follow:
-            lines.append(f"{indent}steps that also apply after it: "
+            lines.append(f"{indent}steps that also apply after it (checked on its predicted nest, not applied): "
                          + ", ".join(json.dumps(s) for s in self.follow))
         return "\n".join(lines)
 
