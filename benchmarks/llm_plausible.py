@@ -162,36 +162,8 @@ def steps_for(u: str, rng: random.Random) -> list:
         return steps
     for op, words in WORDS.items():
         if words in plan_text:
-            return _choose(macros, op, rng) or _single(macros, op) or []
-    return _choose(macros, "unroll_calls", rng) or []
-
-
-def _arguments(macros: str, op: str) -> str:
-    m = re.search(rf"^- {op}\(.*?(?=^    e\.g\.|^- |\Z)", macros, re.S | re.M)
-    return m.group(0) if m else ""
-
-
-def _choose(macros: str, op: str, rng: random.Random) -> Optional[list]:
-    """A move with arguments picked from those the prompt lists as valid (not
-    only the worked example's): unroll depths and roles, buffers and factors,
-    operands."""
-    args = _arguments(macros, op)
-    if op == "unroll_calls":
-        roles = {r: [int(d) for d in re.findall(r"(\d+) \(\d+ calls", ds)]
-                 for r, ds in re.findall(r'role "(\w+)": depth ([^\n]*)', args)}
-        roles = {r: ds for r, ds in roles.items() if ds}
-        if not roles:
-            return None
-        role = "compute" if "compute" in roles and rng.random() < 0.7 else rng.choice(sorted(roles))
-        return [{"op": op, "args": [role, rng.choice(roles[role])]}]
-    if op == "double_buffer":
-        opts = [(b, int(f)) for b, fs in re.findall(r'buffer "(\w+)" [^\n]*factor ([\d, ]+)', args)
-                for f in fs.split(",")]
-        return [{"op": op, "args": list(rng.choice(opts))}] if opts else None
-    if op == "interleave_loads":
-        ops = re.findall(r'"(\w+)"', args.split("operand:", 1)[-1].split("\n", 1)[0]) if "operand:" in args else []
-        return [{"op": op, "args": [rng.choice(ops)]}] if ops else None
-    return None
+            return _single(macros, op) or []
+    return _single(macros, "unroll_calls") or []
 
 
 def _mistake(steps: list, seed: int) -> list:
