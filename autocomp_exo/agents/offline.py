@@ -16,7 +16,10 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  other operand's loads read, optionally swap the tile loop
                  with the loop inside it, take the loads out of the loops
                  whose counters they do not read, stage buffers over the
-                 tile loop (double buffering), then an ending (below)
+                 tile loop (double buffering; each copy optionally padded
+                 to whole banks), then an ending (below). Instead of the
+                 tile, a loop only the resident operand reads may be
+                 swapped with the loop inside it that the others read
 ``hoist``        one load out of loops it does not depend on
 ``tile``         split one loop around the computes
 ``interchange``  swap a loop with the one loop in its body
@@ -26,10 +29,11 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  compute in different banks)
 ``zero``         the first compute of each tile overwrites instead of a zeroing
 ``interleave``   the loads of a step issued between the computes of the step before
+``split``        every copy's loads of a block issued before the block's computes
 ``unroll``       the innermost loops around an instruction role unrolled
 
-Endings (sampled at the end of ``reuse``): bank spread, loads interleaved
-with the computes or the zeroing folded into them, and unrolling within a
+Endings (sampled at the end of ``reuse``): bank spread, loads split ahead of
+the computes or interleaved with them, the zeroing folded into them, and unrolling within a
 code-size cap. Which tactic a plan takes is
 biased by what limits the candidate (`Candidate.bottleneck`).
 """
@@ -179,13 +183,58 @@ def _interleavable(f: ProcFacts) -> list[str]:
     return out
 
 
+def _splittable(f: ProcFacts) -> list[str]:
+    """Operands whose per-copy loads can go ahead of the computes (see `split_loads`)."""
+    from ..moves.loops import _split_target
+
+    out = []
+    for o in _loaded(f):
+        try:
+            _split_target(f, o)
+            out.append(o)
+        except MoveError:
+            pass
+    return out
+
+
+def _bank_pad(c: Composer, al: Node) -> Optional[int]:
+    """Copies that pad a compute operand's scratchpad buffer to whole banks
+    (None when it is no operand of the computes or already a bank or more)."""
+    f = c.facts
+    ops = f.compute_operands()
+    if al.mem != "GEMM_SCRATCH" or al.name not in (ops.get("moving"), ops.get("stationary")):
+        return None
+    rows, bank = f.rows(al), _bank_rows(c.view)
+    return -(-bank // rows) if 0 < rows < bank else None
+
+
+def _residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:
+    """Loops whose counter the resident operand's load reads and no other
+    load does, holding (besides allocations) one loop that the other loads
+    read: swapped, the other loads can leave the outer loop."""
+    x = f.loads_of(stay)[0]
+    others = [f.loads_of(o)[0] for o in other]
+    out = []
+    for lp in x.loops():
+        if any(y.mentions(lp.name) for y in others):
+            continue
+        body = [b for b in lp.body if b.kind != "alloc"]
+        if len(body) == 1 and body[0].kind == "for" and any(y.mentions(body[0].name) for y in others):
+            out.append(lp)
+    return out
+
+
 def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     """Bank spread, then loads interleaved with the computes or the zeroing
     folded into them, then unrolling (each sampled)."""
     sp = _spread_choice(c)
     if sp and rng.random() < p_spread:
         c.add("spread_banks", buffer=sp[0], copies=sp[1])
-    inter = _interleavable(c.facts)
+    split = _splittable(c.facts)
+    if split and rng.random() < 0.5 and c.add("split_loads", operand=rng.choice(split)):
+        inter = []
+    else:
+        inter = _interleavable(c.facts)
     interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
     if not interleaved and _zero_applies(c.facts) and rng.random() < 0.5:
         c.add("zero_into_compute")
@@ -245,7 +294,13 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
     tiles = [lp for lp in _unused_loops(f, stay) if lp in _compute_loops(f)
              and any(f.loads_of(o)[0].mentions(lp.name) for o in other)]
     tiled = None
-    if tiles and rng.random() < 0.9:
+    # or no tile: swap a loop only the resident operand reads with the loop
+    # inside it that the others read (their loads can then leave it)
+    swaps = _residency_swaps(f, stay, other)
+    r = rng.random()
+    if swaps and r < 0.35:
+        c.add("interchange_loops", outer=rng.choice(swaps).name)
+    elif tiles and r < 0.92:
         t = rng.choice(tiles)
         fs = _divisors(t.extent)
         rng.shuffle(fs)
@@ -268,6 +323,11 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
             if al.mem == "DRAM" or tiled not in [lp.name for lp in al.loops()]:
                 continue
             if rng.random() < 0.85:
+                pad = _bank_pad(c, al)
+                if pad and rng.random() < 0.5:
+                    # each copy in banks of its own: one copy loads while the
+                    # computes read another (a DMA write steals array reads)
+                    c.add("spread_banks", buffer=al.name, copies=pad)
                 c.add("stage_buffer", buffer=al.name, expand=[tiled])
     if not c.steps:
         return None
@@ -375,6 +435,14 @@ def _interleave(v: View, rng: random.Random) -> Optional[Composer]:
     return c
 
 
+def _split(v: View, rng: random.Random) -> Optional[Composer]:
+    split = _splittable(v.facts) if _short(v.facts) else []
+    if not split:
+        return None
+    c = Composer(v)
+    return c if c.add("split_loads", operand=rng.choice(split)) else None
+
+
 def _unroll_tactic(v: View, rng: random.Random) -> Optional[Composer]:
     c = Composer(v)
     role = rng.choices(["compute", "load", "zero", "store"], [4, 1, 1, 1])[0]
@@ -405,6 +473,8 @@ TACTICS: dict[str, Tactic] = {t.name: t for t in [
            "zeroing it first", _zero, 3.0),
     Tactic("interleave", "issue the loads of an operand step by step between the computes that use them "
            "(the first tile peeled, the loads' loop fused with its computes' loop)", _interleave, 2.0),
+    Tactic("split", "issue the loads of every copy of a staged buffer before the computes of the block "
+           "(the loop holding loads and computes split in two)", _split, 2.0),
     Tactic("unroll", "fully unroll the innermost loops around an instruction's calls", _unroll_tactic, 2.5),
 ]}
 
@@ -412,18 +482,18 @@ TACTICS: dict[str, Tactic] = {t.name: t for t in [
 OPTION_TACTICS: dict[str, tuple[str, ...]] = {
     "tiling": ("tile", "double_buffer", "reuse"),
     "reorder": ("reuse", "interchange"),
-    "split": ("hoist",),
+    "split": ("hoist", "split"),
     "fuse": ("zero", "interleave", "reuse"),
     "simplify": ("unroll", "zero"),
     "reorder_stmts": ("hoist", "interleave", "reuse"),
     "unroll": ("unroll",),
-    "double_buffer": ("double_buffer", "stage", "reuse"),
+    "double_buffer": ("double_buffer", "stage", "reuse", "split"),
     "scratchpad_reuse": ("reuse", "hoist"),
     "spread": ("spread", "double_buffer"),
     "guarded_loads": ("hoist", "reuse"),
     "hoist": ("hoist",),
     "substitute": ("zero", "spread"),
-    "pipeline": ("interleave", "double_buffer", "reuse", "spread"),
+    "pipeline": ("interleave", "split", "double_buffer", "reuse", "spread"),
     "min_data_movement": ("reuse", "hoist", "spread"),
     "min_loop_overhead": ("unroll", "zero"),
     "other": tuple(TACTICS),
@@ -433,7 +503,7 @@ OPTION_TACTICS: dict[str, tuple[str, ...]] = {
 BIAS = {
     "cpu": {"zero": 2.0, "unroll": 2.0, "reuse": 2.0},
     "load": {"reuse": 3.0, "hoist": 3.0, "tile": 2.0, "double_buffer": 1.5, "interleave": 2.0},
-    "dependency": {"double_buffer": 4.0, "stage": 2.0, "reuse": 2.0},
+    "dependency": {"double_buffer": 4.0, "stage": 2.0, "reuse": 2.0, "split": 2.0},
     "execute": {},
     "unknown": {},
 }

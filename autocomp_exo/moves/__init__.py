@@ -85,6 +85,11 @@ MOVES: dict[str, MoveSpec] = {m.name: m for m in [
              "and fuse the loads' loop with the peeled computes' loop of the same extent (loads of a step, its "
              "computes, the next step's loads, ... instead of one burst of loads).",
              {"op": "interleave_loads", "args": ["B"]}, "loops"),
+    MoveSpec("split_loads", (("operand", "name", _R),),
+             "Move: split the loop holding the load of a DRAM operand and the computes reading it (its counter "
+             "indexing the loaded buffer: one copy per iteration, e.g. after stage_buffer) into a loop of the "
+             "loads and a loop of the rest, so every copy's loads are issued before the block's computes.",
+             {"op": "split_loads", "args": ["A"]}, "loops"),
     MoveSpec("zero_into_compute", (),
              "Move: peel the first step of the reduction loops of every output tile and let its compute "
              "overwrite the accumulator (the instruction's non-accumulating twin) instead of zeroing it first.",
