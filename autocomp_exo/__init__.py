@@ -24,7 +24,7 @@ _EXPORTS = {
     "optimize": "optimize", "Result": "optimize", "OfflineAgent": "agents", "Agent": "agents",
     "Candidate": "agents", "Plan": "agents", "SearchSettings": "search", "RunDir": "runs",
     "library": None, "Library": "library", "Record": "library", "transfer": "transfer",
-    "Task": "workers", "Database": "database",
+    "Task": "workers", "Database": "database", "driver": None, "Session": "driver",
 }
 
 #: submodules that share their name with the function they define: the package
@@ -54,7 +54,8 @@ def __dir__() -> list[str]:
 class _Package(types.ModuleType):
     """Importing ``autocomp_exo.optimize`` binds the package attribute
     ``optimize`` to the submodule; for the names in `_FUNCTIONS` the package
-    keeps the function of that name instead (the public API)."""
+    keeps the function of that name instead (the public API). Nothing is made
+    callable: the submodules are plain modules (tests/test_imports.py)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _FUNCTIONS and isinstance(value, types.ModuleType) and \

@@ -10,6 +10,10 @@ hardware). Both answer the same three questions:
 - ``top_k(workload_signature, hardware, k)``: the ``k`` fastest correct
   records for that workload and hardware, fastest first (ties by key).
 
+A search (`search.beam_search`, `driver.Session`) keeps its candidates only
+through ``lookup`` and ``commit``, and reports its best so far with
+``write_best`` (a no-op unless the database keeps one, as a run log does).
+
 This module imports nothing heavy (listing a library or a run stays fast).
 """
 from __future__ import annotations
@@ -60,3 +64,7 @@ class Database(abc.ABC):
     @abc.abstractmethod
     def top_k(self, workload_signature: Optional[dict], hardware: Optional[str], k: int) -> list:
         """The ``k`` fastest correct records for the workload and hardware, fastest first."""
+
+    def write_best(self, best: dict) -> None:
+        """The search's best so far (a summary dict, rewritten as it improves);
+        a database that keeps no such summary ignores it."""

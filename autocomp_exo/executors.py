@@ -68,7 +68,7 @@ class RayPool:
                  fn: Callable[[dict], dict] = evaluate_task, *, max_in_flight: Optional[int] = None,
                  num_cpus: float = 1, init_kwargs: Optional[dict] = None):
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  (deferred: Ray is optional and slow to import)
         except ImportError as e:
             raise ImportError("executor 'ray' needs Ray: pip install 'autocomp_exo[ray]' "
                               "(or pip install ray)") from e
@@ -89,7 +89,7 @@ class RayPool:
         self.close()
 
     def _ensure(self):
-        import ray
+        import ray   # deferred: optional
 
         if not ray.is_initialized():
             kw = dict(self.init_kwargs)
@@ -111,7 +111,7 @@ class RayPool:
 
     def close(self) -> None:
         if self._started:
-            import ray
+            import ray   # deferred: optional
 
             ray.shutdown()
             self._started = False

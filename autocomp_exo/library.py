@@ -59,18 +59,28 @@ stale (`StaleRecord`), not trusted.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata as md
 import json
 import os
 import re
+import secrets
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import gemmini_isa
+from filelock import FileLock
+
+from . import __version__
 from .atomic_write import write_atomic
 from .database import Database, rank
+from .measurement import Measurement
+from .schedule import Schedule, ScheduleError
 from .shipped import shipped_dir
+from .workers import Task, WorkerPool
 
 __all__ = [
     "FORMAT", "EXPORT_FORMAT", "Record", "Library", "LibraryWarning", "RecordError", "StaleRecord",
@@ -118,11 +128,10 @@ class StaleRecord(RuntimeError):
 
 def json_depth(text: str) -> int:
     """The bracket nesting depth of JSON text (strings skipped), without recursion."""
-    import re as _re
 
     depth = best = 0
     # strings first (they may hold brackets), then the structure
-    for m in _re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
         c = m.group(0)
         if c in "[{":
             depth += 1
@@ -161,8 +170,6 @@ def load_json(text: str | bytes, *, what: str = "record", max_bytes: Optional[in
 def hardware_fingerprint(config: Any = None) -> str:
     """The fingerprint of a GemminiConfig (the default design when None)."""
     if config is None:
-        import gemmini_isa
-
         config = gemmini_isa.default()
     if isinstance(config, str):
         return config
@@ -177,7 +184,7 @@ def signature_of(x: Any, relu: Optional[bool] = None) -> dict:
         return _check_signature(x)
     if hasattr(x, "signature") and callable(x.signature):
         return x.signature()
-    from .workloads import workload_of
+    from .workloads import workload_of   # deferred: Exo (listing a library stays fast)
 
     return workload_of(x, relu=bool(relu)).signature()
 
@@ -214,9 +221,6 @@ def _sig_name(sig: dict) -> str:
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    from . import __version__
 
     try:
         exo_v = md.version("exo-lang")
@@ -296,7 +300,7 @@ class Record:
 
     def gemm_workload(self):
         """The record's workload (`Workload.from_signature`; a signature without "kind" is a GEMM)."""
-        from .workloads import Workload
+        from .workloads import Workload   # deferred: Exo (listing a library stays fast)
 
         return Workload.from_signature(self.workload)
 
@@ -330,8 +334,6 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: Any, path: Optional[str] = None) -> "Record":
-        from .schedule import Schedule, ScheduleError
-
         if not isinstance(d, dict):
             raise RecordError(f"a record is a JSON object, got {type(d).__name__}")
         fmt = d.get("format")
@@ -384,8 +386,6 @@ def record_from_result(result: Any, *, config: Any = None, agent: Any = None, mo
                        seed: Optional[int] = None, source: str = "search", note: Optional[str] = None,
                        baseline: Optional[str] = None, eval_seed: int = 0) -> Record:
     """A Record from an `optimize` Result (or a Record / record dict, returned as a Record)."""
-    from .schedule import Schedule
-
     if isinstance(result, Record):
         return result
     if isinstance(result, dict):
@@ -436,8 +436,6 @@ class Library(Database):
 
     # -- locking / atomic files ------------------------------------------------
     def _lock(self):
-        from filelock import FileLock
-
         self.path.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.path / LOCK_NAME), timeout=self.lock_timeout)
 
@@ -677,8 +675,6 @@ class Verification:
 
 def fresh_seeds(n: int) -> list[int]:
     """``n`` input seeds nobody chose (so no schedule can be tuned to them)."""
-    import secrets
-
     return [secrets.randbelow(2**31) for _ in range(max(1, int(n)))]
 
 
@@ -694,8 +690,6 @@ def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measur
     the input seeds (default: `fresh_seeds`, `VERIFY_SEEDS_UNCHECKED` of them
     for a record with unchecked steps). Never raises for a bad record:
     ``Verification.ok`` is False with the reason."""
-    from .measurement import Measurement
-
     hw = hardware_fingerprint(config)
     if record.hardware != hw:
         return Verification(record, False, None, f"recorded for hardware {record.hardware}, this is {hw}",
@@ -708,8 +702,6 @@ def verify(record: Record, *, config: Any = None, tolerance: float = 0.0, measur
         seeds = fresh_seeds(VERIFY_SEEDS_UNCHECKED if record.unchecked else VERIFY_SEEDS)
     m = measurement
     if m is None:
-        from .workers import Task, WorkerPool
-
         cfg = config.to_dict() if config is not None and not isinstance(config, str) else None
         task = Task.of(w, record.schedule, seeds=[int(x) for x in seeds], label=f"verify {record.name}",
                        config=cfg).to_dict()
@@ -786,8 +778,6 @@ def add_library_parser(subparsers):
 
 
 def run_library(args) -> int:
-    import sys
-
     lib = Library(args.library or _default_path())
     cmd = args.library_command
     with warnings.catch_warnings():
@@ -810,7 +800,7 @@ def run_library(args) -> int:
             print(f"{len(rs)} records in {lib.path}")
             return 0
         if cmd in ("show", "best"):
-            from .workloads import GemmWorkload, WorkloadError
+            from .workloads import GemmWorkload, WorkloadError   # deferred: Exo (`library list` stays fast)
 
             try:
                 w = GemmWorkload(args.M, args.N, args.K, args.relu)
@@ -852,7 +842,7 @@ def run_library(args) -> int:
                 return 2
             rs = lib.records()
             if args.shape:
-                from .workloads import GemmWorkload, WorkloadError
+                from .workloads import GemmWorkload, WorkloadError   # deferred: Exo
 
                 try:
                     if len(args.shape) != 4 or args.shape[0] != "gemm":

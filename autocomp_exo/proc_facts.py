@@ -349,7 +349,12 @@ def instruction_role(template: Optional[str]) -> tuple[str, bool, dict]:
     ops = [c[0] for c in cmds]
     slots: dict = {}
     role, acc = "other", False
-    if cmds and all(o.startswith("config") for o in ops):
+    # an instruction that configures its own stream (Exo's st_acc_i32,
+    # ld_acc_i32, ...) has the role of the command it configures
+    data = [c for c in cmds if not c[0].startswith("config")]
+    only_config = bool(cmds) and not data
+    cmds, ops = data, [c[0] for c in data]
+    if only_config:
         role = "config"
     elif ops == ["mvin"]:
         dram, local = cmds[0][1][1], cmds[0][1][2]

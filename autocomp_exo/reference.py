@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["gemm_reference", "requantize", "random_inputs", "pick_scale", "compare"]
+__all__ = ["gemm_reference", "clamp_reference", "requantize", "random_inputs", "pick_scale", "compare"]
 
 
 def _dims(workload: Any) -> tuple[int, int, int, bool]:
@@ -62,6 +62,19 @@ def gemm_reference(A: np.ndarray, B: np.ndarray, scale: float, act: bool = False
     if A.dtype != np.int8 or B.dtype != np.int8:
         raise TypeError(f"A and B must be int8, got {A.dtype} and {B.dtype}")
     return requantize(matmul_i32(A, B), scale, act)
+
+
+def clamp_reference(A: np.ndarray, B: np.ndarray, relu: bool = False) -> np.ndarray:
+    """C = saturate_int8(A @ B) (then max(C, 0) if ``relu``) for int8 A[M,K],
+    B[K,N], with no scale: the exact integer product (int64), wrapped to
+    int32 as the accumulator would, clipped to [-128, 127]."""
+    A = np.asarray(A)
+    B = np.asarray(B)
+    if A.dtype != np.int8 or B.dtype != np.int8:
+        raise TypeError(f"A and B must be int8, got {A.dtype} and {B.dtype}")
+    acc = (A.astype(np.int64) @ B.astype(np.int64)).astype(np.int32)
+    y = np.clip(acc, -128, 127).astype(np.int8)
+    return np.maximum(y, np.int8(0)) if relu else y
 
 
 def pick_scale(K: int) -> float:

@@ -150,6 +150,8 @@ INSTRUCTIONS = (
     "matmul_i8_v2",
     "st_acc_i32",
     "st_acc_i8",
+    "st_acc_i8_clamp",       # (autocomp_exo.gemmini_ext: clamp without a scale)
+    "st_acc_i8_clamp_relu",  # (autocomp_exo.gemmini_ext)
     "st_acc_i8_s2_v2",
     "st_acc_i8_v2",
     "st_i8",
@@ -197,8 +199,12 @@ def _resolve_instr(name: str):
     from exo.API import Procedure
 
     obj = getattr(_gemmini(), name, None)
+    if obj is None:
+        from .gemmini_ext import EXTRA_INSTRUCTIONS
+
+        obj = EXTRA_INSTRUCTIONS.get(name)
     if not isinstance(obj, Procedure):  # pragma: no cover - whitelist is fixed
-        raise ValueError(f"{name} is not a proc of exo.platforms.gemmini")
+        raise ValueError(f"{name} is not a proc of exo.platforms.gemmini or autocomp_exo.gemmini_ext")
     return obj
 
 

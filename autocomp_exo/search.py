@@ -32,9 +32,11 @@ or on how many are in flight. With worker processes, a round's new children
 are evaluated while the next round's requests are out. Agents without
 ``concurrent`` (the offline agent) keep the one-at-a-time loop.
 
-With a `RunDir`, every finished candidate is appended to the run as it
-finishes, and candidates already in the run are taken from it instead of
-being evaluated: a resumed run replays to the same result.
+With a run database (`database.Database`, e.g. a `runs.RunDir`), every
+finished candidate is committed to it as it finishes, and candidates already
+in it are looked up instead of being evaluated: a resumed run replays to the
+same result. The best so far goes to ``Database.write_best`` after every
+iteration.
 """
 from __future__ import annotations
 
@@ -45,10 +47,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from gemmini_isa import GemminiConfig
+
 from .agents.base import Agent, Candidate, Plan
+from .database import Database
 from .measurement import Measurement
 from .menu import MENU, dropout as menu_dropout
-from .runs import RunDir, schedule_key
+from .runs import schedule_key
 from .schedule import Schedule
 from .workers import Task, WorkerPool
 
@@ -70,21 +75,36 @@ class SearchSettings:
     eval_seed: int = 0     # seed of the random GEMM inputs
     max_idle: int = 3      # stop after this many iterations without new children
 
+    #: named settings, as overrides of the defaults: the Autocomp paper's GEMM
+    #: settings, the demo's, a transfer's budget, transfer's guided phase (one
+    #: menu option at a time) and the benchmarks' (`benchmarks/search_quality.py`)
+    PRESETS = {
+        "paper": dict(beam=6, plans=6, impls=2, iterations=15, dropout=0.7, budget=6 * 6 * 2 * 15),
+        "demo": dict(beam=2, plans=3, impls=2, budget=30),
+        "transfer": dict(budget=30),
+        "guided": dict(beam=2, plans=2, impls=1, iterations=2, dropout=0.0, max_idle=1),
+        "benchmark": dict(beam=3, plans=3, impls=2, budget=300),
+    }
+
+    @classmethod
+    def preset(cls, name: str, **kw) -> "SearchSettings":
+        """The settings of `PRESETS` ``name`` (the defaults for the rest), with ``kw`` on top."""
+        return cls(**{**cls.PRESETS[name], **kw})
+
     @classmethod
     def paper(cls, **kw) -> "SearchSettings":
         """The Autocomp paper's GEMM settings: B=6, N=6, K=2, T=15, dropout 0.7."""
-        d = dict(beam=6, plans=6, impls=2, iterations=15, dropout=0.7, budget=6 * 6 * 2 * 15)
-        d.update(kw)
-        return cls(**d)
+        return cls.preset("paper", **kw)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("beam", "plans", "impls", "iterations", "dropout",
                                               "budget", "seed", "eval_seed", "max_idle")}
 
     @classmethod
-    def defaults(cls, *names: str) -> dict:
-        """The default values (of ``names``, default all): ``SearchSettings.defaults("beam", "plans")``."""
-        d = cls().to_dict()
+    def defaults(cls, *names: str, preset: Optional[str] = None) -> dict:
+        """The default values (of ``names``, default all), of a preset when given:
+        ``SearchSettings.defaults("beam", "plans")``, ``SearchSettings.defaults(preset="demo")``."""
+        d = (cls.preset(preset) if preset else cls()).to_dict()
         return {k: d[k] for k in names} if names else d
 
 
@@ -179,13 +199,11 @@ def _search_config(task_extra: dict) -> Any:
     d = task_extra.get("config")
     if d is None:
         return None
-    from gemmini_isa import GemminiConfig
-
     return d if isinstance(d, GemminiConfig) else GemminiConfig(**d)
 
 
 def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSettings, *,
-                pool: WorkerPool, run: Optional[RunDir] = None, task_extra: Optional[dict] = None,
+                pool: WorkerPool, run: Optional[Database] = None, task_extra: Optional[dict] = None,
                 progress: Optional[Callable[[dict], None]] = None) -> SearchResult:
     """Search from the schedule ``base`` (already a Gemmini mapping) of ``workload``."""
     task_extra = dict(task_extra or {})
@@ -218,7 +236,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         res = rec
     baseline = _candidate_from_record(res, 0, base, None, None, 0, workload, config)
     if rec is None and run is not None:
-        run.append(record(baseline, res, bkey))
+        run.commit(record(baseline, res, bkey))
     if not baseline.ok:
         raise RuntimeError(f"the baseline schedule failed: {baseline.measurement.stage}: "
                            f"{baseline.measurement.error}")
@@ -270,7 +288,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         if run is not None and run.lookup(key) is None:
             rec = record(c, {"measurement": m.to_dict()}, key)
             rec["rejected_steps"] = steps if isinstance(steps, (list, dict, str)) else None
-            run.append(rec)
+            run.commit(rec)
         emit("rejected", stage=stage, reason=reason)
 
     def by_request(recs: list[dict], n: int) -> list[list[dict]]:
@@ -446,7 +464,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             c, key = proposals[i]
             results[i] = res
             if run is not None:
-                run.append(record(c, res, key))
+                run.commit(record(c, res, key))
             m = res.get("measurement") or {}
             emit("candidate", ok=bool(m.get("ok")), cycles=m.get("cycles"), id=c.id)
 

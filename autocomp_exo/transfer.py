@@ -41,20 +41,30 @@ each adapted schedule is evaluated like any other candidate.
 """
 from __future__ import annotations
 
-import sys
+import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .agents.base import Agent
-from .menu import option as menu_option
-from .search import SearchSettings
-from .library import Library, Record, RecordError, StaleRecord, hardware_fingerprint, record_from_result, verify
-from .workloads import Workload, WorkloadError
+from gemmini_isa import GemminiConfig
 
-__all__ = ["similarity", "similar_records", "adapt", "Adapted", "transfer", "TransferResult",
-           "OptionAgent", "optimize_with_library", "StaleRecordWarning", "GUIDE_SKIP"]
+from .agents.base import Agent
+from .agents.offline import OfflineAgent
+from .baselines import exo_unopt
+from .driver import Session, as_user, compile_best, resolve_workload, start_run, write_best_c
+from .library import Library, Record, StaleRecord, hardware_fingerprint, signature_of
+from .measurement import Measurement
+from .menu import KEYS, option as menu_option
+from .moves import MOVES
+from .moves.resample import alternatives, decisions_of
+from .proc_facts import facts
+from .schedule import Schedule, ScheduleError, Step, _apply_step
+from .search import SearchSettings
+from .workers import WorkerPool, failed_result
+from .workloads import GemmWorkload, Workload, WorkloadError, workload_of
+
+__all__ = ["similarity", "similar_records", "adapt", "Adapted", "initial_population", "transfer",
+           "TransferResult", "OptionAgent", "StaleRecordWarning", "StaleRecord", "GUIDE_SKIP"]
 
 #: menu labels that are not options of the search (the baselines' steps)
 GUIDE_SKIP = ("exo-unopt", "exo-opt", None, "")
@@ -97,8 +107,6 @@ def similar_records(source: Any, workload: Any, *, config: Any = None, include_s
     closest first.  Records for this hardware come first; records made for
     another hardware configuration follow (``other_hardware``): a transfer
     re-measures everything it takes from them, so they are still useful starts."""
-    from .library import signature_of
-
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
         source = Library(source)
     recs = source.records() if isinstance(source, Library) else list(source)
@@ -149,8 +157,6 @@ def _overflow(before: Any, after: Any, config: Any, max_calls: int) -> str:
 
 def _unopt_prefix_len(record: Record) -> int:
     """Number of leading steps that are Exo's standard mapping of the record's shape (0 if not)."""
-    from .baselines import exo_unopt
-
     steps = record.schedule.steps
     if not steps or steps[0].menu != exo_unopt.MENU:
         return 0
@@ -168,9 +174,6 @@ def _source_facts(record: Record, start: int) -> dict:
     (index -> ProcFacts): the old loop extents the ``scale`` policy scales by.
     Replays only up to the last ``tile_loop``; {} when the record does not
     replay on its own shape."""
-    from .proc_facts import facts
-    from .schedule import Schedule, ScheduleError, _apply_step
-
     steps = record.schedule.steps
     idx = [i for i in range(start, len(steps)) if steps[i].op == "tile_loop"]
     if not idx:
@@ -215,13 +218,6 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
     Applies every step with Exo while it rewrites, so each returned schedule
     replays on the new shape (it is not yet simulated). ``config``: the
     GemminiConfig whose capacities the buffers must fit (None: the default)."""
-    from .baselines import exo_unopt
-    from .moves import MOVES
-    from .moves.resample import alternatives, decisions_of
-    from .proc_facts import facts
-    from .schedule import Schedule, ScheduleError, Step, _apply_step
-    from .workloads import GemmWorkload, workload_of
-
     if not isinstance(workload, GemmWorkload):
         workload = workload_of(workload)
     steps = record.schedule.steps
@@ -286,17 +282,12 @@ def adapt_task(task: dict) -> dict:
     the replays of the record on both shapes run in a worker under the
     per-candidate timeout. Returns ``{"measurement": {"ok", ...}, "adapted":
     [{"schedule", "policy", "notes"}], "seconds"}``."""
-    from .workers import failed_result
-    from .workloads import GemmWorkload
-
     t0 = time.perf_counter()
     try:
         rec = Record.from_dict(task["record"])
         w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
         cfg = task.get("config")
         if cfg is not None:
-            from gemmini_isa import GemminiConfig
-
             cfg = GemminiConfig(**cfg)
         ads = adapt(rec, w, config=cfg)
     except Exception as e:  # a record that cannot even be replayed on its own shape
@@ -398,9 +389,7 @@ class _MemoPool:
     phases may propose the same schedule again)."""
 
     def __init__(self, pool: Any):
-        import json as _json
-
-        self.pool, self.memo, self._dumps = pool, {}, _json.dumps
+        self.pool, self.memo, self._dumps = pool, {}, json.dumps
 
     def run(self, tasks, on_done=None):
         keys = [self._dumps(t, sort_keys=True) for t in tasks]
@@ -432,8 +421,6 @@ class _MemoPool:
 def _menu_options(records: Iterable[Record]) -> list[str]:
     """The records' menu options in order of first use; for steps labelled with
     a baseline (``exo-opt``: hand-written), the option of the op (OP_OPTIONS)."""
-    from .menu import KEYS
-
     out = []
     for r in records:
         for st in r.schedule.steps:
@@ -447,13 +434,41 @@ def _menu_options(records: Iterable[Record]) -> list[str]:
     return out
 
 
+def initial_population(sources: Sequence[Record], workload: Any, session: Session, limit: int,
+                       notes: Optional[list] = None) -> list[Adapted]:
+    """What transfer gives the driver to start from: every record of ``sources``
+    adapted to ``workload`` (`adapt`, one per policy; at most ``limit`` in
+    all). Adapting replays the records, so it runs in the session's worker
+    pool under the per-candidate timeout (a ``"kind": "adapt"`` task); a
+    record that cannot be adapted is noted in ``notes``. Not yet evaluated:
+    `driver.Session.evaluate` does that."""
+    notes = notes if notes is not None else []
+    w = workload
+    out: list = []
+    a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu,
+                **session.extra} for r in sources]
+    for r, rr in zip(sources, session.pool.run(a_tasks)):
+        if not (rr.get("measurement") or {}).get("ok") or "adapted" not in rr:
+            m = rr.get("measurement") or {}
+            notes.append(f"{r.name}: cannot adapt ({m.get('stage')}: {(m.get('error') or '')[:300]})")
+            continue
+        for a in rr["adapted"]:
+            if len(out) >= limit:
+                break
+            out.append(Adapted(Schedule.from_json(a["schedule"]), a["policy"], r, list(a["notes"])))
+    return out
+
+
 _D = SearchSettings.defaults()
+_T = SearchSettings.defaults(preset="transfer")
+_G = SearchSettings.defaults(preset="guided")
 
 
-def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, beam: int = _D["beam"],
-             plans: int = _D["plans"], impls: int = _D["impls"], dropout: float = _D["dropout"], seed: int = 0, workers: Optional[int] = None,
-             timeout: Optional[float] = 600.0, config: Any = None, relu: bool = False, eval_seed: int = 0,
-             max_sources: int = 2, guided_beam: int = 2, guided_budget: Optional[int] = None,
+def transfer(record: Any, proc: Any, *, budget: int = _T["budget"], agent: Any = None, beam: int = _D["beam"],
+             plans: int = _D["plans"], impls: int = _D["impls"], dropout: float = _D["dropout"], seed: int = 0,
+             workers: Optional[int] = None, timeout: Optional[float] = 600.0, config: Any = None,
+             relu: bool = False, eval_seed: int = 0, max_sources: int = 2, guided_beam: int = _G["beam"],
+             guided_budget: Optional[int] = None,
              pool: Any = None, progress: Optional[Callable[[dict], None]] = None,
              baseline_cycles: Optional[int] = None, run_dir: Optional[str] = None) -> TransferResult:
     """Search for ``proc`` (GEMM proc or GemmWorkload) starting from ``record``.
@@ -467,27 +482,12 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     events have the search's schema (``event``, ``samples``, ``budget``,
     ``best_cycles``, ``baseline_cycles``, ``speedup``, ``iteration``) plus
     ``phase``; samples and best are over the whole transfer.
+
+    The records enter as the driver's initial population (`initial_population`,
+    evaluated with `driver.Session.evaluate`); the later phases are
+    `driver.Session.search` runs into the same run directory.
     """
-    from .runs import RunDir, schedule_key
-    from .agents.offline import OfflineAgent
-    from .baselines import exo_unopt
-    from .measurement import Measurement
-    from .schedule import Schedule
-    from .search import beam_search
-    from .workers import Task, WorkerPool
-    from .workloads import GemmWorkload, workload_of
-
-    from .workloads import recognise
-
-    user = None
-    if isinstance(proc, GemmWorkload):
-        w = proc
-    else:
-        user = recognise(proc, relu=relu)
-        w = user.workload
-        if not isinstance(w, GemmWorkload):
-            raise WorkloadError(f"{proc.name()} is {user.variant}: recognised, but the search maps only the "
-                                "scaled int8 GEMM onto Gemmini so far")
+    w, user = resolve_workload(proc, relu)
     if isinstance(record, Record):
         sources = [record]
     elif isinstance(record, Library) or isinstance(record, (str, bytes)) or hasattr(record, "__fspath__"):
@@ -495,20 +495,19 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
     else:
         sources = list(record)[:max_sources]
     agent = agent or OfflineAgent()
-    run = None
-    if run_dir is not None:
-        run = RunDir(run_dir)
-        run.start({"workload": w.signature(), "agent": getattr(agent, "name", type(agent).__name__),
-                   "start": "transfer from " + ", ".join(f"{r.name}:{r.cycles}" for r in sources),
-                   "config": None if config is None else config.to_dict(), "seed": seed, "beam": beam,
-                   "plans": plans, "impls": impls, "dropout": dropout, "iterations": None,
-                   "eval_seed": eval_seed, "budget": budget, "workers": workers})
+    run = start_run(run_dir, {
+        "workload": w.signature(), "agent": getattr(agent, "name", type(agent).__name__),
+        "start": "transfer from " + ", ".join(f"{r.name}:{r.cycles}" for r in sources),
+        "config": None if config is None else config.to_dict(), "seed": seed, "beam": beam,
+        "plans": plans, "impls": impls, "dropout": dropout, "iterations": None,
+        "eval_seed": eval_seed, "budget": budget, "workers": workers})
     own_pool = pool is None
     pool = _MemoPool(pool or WorkerPool(workers, timeout))
     history: list = []
     notes: list = []
     phases: dict = {}
     extra = {} if config is None else {"config": config.to_dict()}
+    session = Session(w, pool, run=run, extra=extra, eval_seed=eval_seed)
     state = {"best": None, "baseline": None, "iteration": 0}
 
     def emit(ev: dict, phase: int) -> None:
@@ -526,30 +525,11 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
                "speedup": (bc / best) if bc and best else None}
         progress(out)
 
-    def task(s: Schedule, bc=None) -> dict:
-        return Task.of(w, s, seed=eval_seed, baseline_cycles=bc, **extra).to_dict()
-
     try:
         # the baseline (Exo's standard mapping of the new shape; not a sample)
         unopt = exo_unopt.schedule(w)
-
-        def run_logged(scheds: list, bc=None) -> list:
-            """Evaluate in the pool; with a run directory, finished ones are looked up, new ones logged."""
-            keys = [schedule_key(x) for x in scheds]
-            out = [run.lookup(k) if run else None for k in keys]
-            todo = [i for i, r in enumerate(out) if r is None]
-            got = pool.run([task(scheds[i], bc) for i in todo])
-            for i, r in zip(todo, got):
-                out[i] = r
-                if run is not None:
-                    run.append({"id": None, "key": keys[i], "parent": None, "iteration": 0, "plan": None,
-                                "menu": [], "schedule": scheds[i].to_list(), "phase": "replay",
-                                "measurement": r.get("measurement"), "proc_text": r.get("proc_text"),
-                                "facts": r.get("facts"), "seconds": r.get("seconds")})
-            return out
-
         if baseline_cycles is None:
-            r0 = run_logged([unopt])[0]
+            r0 = session.evaluate([unopt])[0]
             m0 = Measurement.from_dict(r0["measurement"])
             if not m0.ok:
                 raise RuntimeError(f"the baseline failed: {m0.stage}: {m0.error}")
@@ -558,21 +538,10 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
         state["baseline"] = state["best"] = baseline_cycles
         emit({"event": "start"}, 1)
 
-        # ---- phase 1: adapted replay (adapting replays the records: in the pool, under the timeout)
-        adapted_all: list = []
+        # ---- phase 1: adapted replay: the records as the initial population
         t1 = time.perf_counter()
-        a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu, **extra}
-                   for r in sources]
-        for r, rr in zip(sources, pool.run(a_tasks)):
-            if not (rr.get("measurement") or {}).get("ok") or "adapted" not in rr:
-                m = rr.get("measurement") or {}
-                notes.append(f"{r.name}: cannot adapt ({m.get('stage')}: {(m.get('error') or '')[:300]})")
-                continue
-            for a in rr["adapted"]:
-                if len(adapted_all) >= budget:
-                    break
-                adapted_all.append(Adapted(Schedule.from_json(a["schedule"]), a["policy"], r, list(a["notes"])))
-        res = run_logged([a.schedule for a in adapted_all], baseline_cycles)
+        adapted_all = initial_population(sources, w, session, budget, notes)
+        res = session.evaluate([a.schedule for a in adapted_all], baseline_cycles)
         adapted = []
         for a, rr in zip(adapted_all, res):
             m = Measurement.from_dict(rr["measurement"])
@@ -594,7 +563,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
                     history.append(ev.get("cycles") if ev.get("ok") else None)
                 emit(ev, phase)
 
-            sr_ = beam_search(w, base, ag, settings, pool=pool, task_extra=extra, progress=prog, run=run)
+            sr_ = session.search(base, ag, settings, progress=prog)
             if sr_.best.ok and (state["best"] is None or sr_.best.cycles < state["best"]):
                 state["best"] = sr_.best.cycles
             return sr_
@@ -610,8 +579,8 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
             per = (g_budget - used2) // (len(options) - k)
             if per <= 0:
                 continue
-            st = SearchSettings(beam=guided_beam, plans=2, impls=1, iterations=2, dropout=0.0, budget=per,
-                                seed=seed * 1000 + k, eval_seed=eval_seed, max_idle=1)
+            st = SearchSettings.preset("guided", beam=guided_beam, budget=per, seed=seed * 1000 + k,
+                                       eval_seed=eval_seed)
             try:
                 sr = run_search(best_sched, OptionAgent(agent, opt), st, 2)
             except RuntimeError as e:
@@ -657,14 +626,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
             pool.close()
         pool.memo.clear()
 
-    sp, c_code = None, ""
-    try:
-        sp = best_sched.apply(w.proc)
-        from .exo_compile import to_c
-
-        c_code = to_c(sp)[0]
-    except Exception:
-        pass
+    sp, c_code = compile_best(best_sched, w.proc)
     util = best_m.utilization if best_m is not None and best_m.utilization is not None else \
         w.macs / 256 / best_cycles
     if run is not None:
@@ -673,10 +635,7 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
                         "samples_used": len(history), "final": True, "schedule": best_sched.to_list(),
                         "menu": [st.menu for st in best_sched.steps], "phases": phases, "notes": notes,
                         "sources": [r.name for r in sources]})
-        if c_code:
-            from .atomic_write import write_atomic
-
-            write_atomic(run.path / "best.c", c_code)
+        write_best_c(run, c_code)
     emit({"event": "end"}, 4)
     result = TransferResult(proc=sp, c_code=c_code, schedule=best_sched, cycles=best_cycles,
                             baseline_cycles=baseline_cycles, speedup=baseline_cycles / best_cycles,
@@ -684,171 +643,5 @@ def transfer(record: Any, proc: Any, *, budget: int = 30, agent: Any = None, bea
                             sources=sources, adapted=adapted, phases=phases, history=history, notes=notes,
                             run_dir=str(run.path) if run else None)
     if user is not None:
-        from .optimize import _as_user
-
-        _as_user(result, user)
+        as_user(result, user)
     return result
-
-
-# --------------------------------------------------------------------------- #
-# optimize with a library (what `optimize(..., library=, reuse=)` does)
-# --------------------------------------------------------------------------- #
-
-
-def _as_library(x: Any) -> Optional[Library]:
-    if x is None or x is False:
-        return None
-    if isinstance(x, Library):
-        return x
-    return Library(x)
-
-
-def optimize_with_library(proc: Any, *, library: Any = None, reuse: Any = None, budget: int = 120,
-                          agent: Any = None, seed: int = 0, config: Any = None, relu: bool = False,
-                          save: bool = True, report: Optional[Callable[[str], None]] = None,
-                          **kw) -> Any:
-    """`optimize` with a schedule library.
-
-    - ``library``: when it holds a record for the same signature and hardware,
-      the record is re-verified (replayed, simulated, checked, cycles compared);
-      a verified record is the search's starting point, a stale one is
-      reported (``StaleRecordWarning`` and ``report``) and not trusted.  The
-      winner is saved to ``library`` (kept only if faster).
-    - ``reuse``: a library (or path) of records of similar shapes: when there
-      is no usable record for this shape, the search is a `transfer` from them.
-    """
-    from .optimize import _as_user, optimize
-    from .workloads import GemmWorkload, recognise
-
-    lib = _as_library(library)
-    reuse_lib = _as_library(reuse)
-    say = report or (lambda s: None)
-
-    def save_result(result, **rkw) -> None:
-        """Add the winner to ``lib``: verified first; a record that does not replay
-        on its workload (a search from a mapped proc) is refused and reported."""
-        if lib is None or not save:
-            return
-        try:
-            lib.add(record_from_result(result, config=config, agent=agent or "offline", seed=seed, **rkw),
-                    config=config, timeout=kw.get("timeout", 600.0))
-        except RecordError as e:
-            result.library_error = str(e)
-            warnings.warn(f"not saved to {lib.path}: {e}", StaleRecordWarning, stacklevel=3)
-            say(f"not saved to the library: {e}")
-
-    if proc is None:   # an already mapped proc given as baseline=: nothing to start from, only save
-        result = optimize(None, budget=budget, agent=agent, seed=seed, config=config, relu=relu, **kw)
-        result.stale_record = None
-        save_result(result, source="search (from a mapped proc)", baseline="mapped proc")
-        return result
-    user = None
-    if isinstance(proc, GemmWorkload):
-        w = proc
-    else:
-        user = recognise(proc, relu=relu)
-        w = user.workload
-        if not isinstance(w, GemmWorkload):
-            raise WorkloadError(f"{proc.name()} is {user.variant}: recognised, but the search maps only the "
-                                "scaled int8 GEMM onto Gemmini so far")
-    start_record = None
-    stale = None
-    if lib is not None and kw.get("baseline") is None:   # an explicit starting point wins
-        rec = lib.best(w, config=config)
-        if rec is not None:
-            v = verify(rec, config=config, timeout=kw.get("timeout", 600.0))
-            if v.ok:
-                start_record = rec
-                say(f"starting from the library record for {rec.name} ({rec.cycles:,} cycles, verified)")
-            else:
-                stale = StaleRecord(rec, v.reason, v.measured)
-                warnings.warn(str(stale), StaleRecordWarning, stacklevel=2)
-                say(str(stale))
-    result = None
-    if start_record is not None:
-        from .baselines import exo_unopt
-
-        kw.pop("baseline", None)
-        result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, baseline=start_record.schedule,
-                          **kw)
-        # speedup over Exo's standard mapping, as everywhere else in the library
-        if start_record.baseline_cycles:
-            result.baseline_cycles = start_record.baseline_cycles
-            result.speedup = result.baseline_cycles / result.cycles
-    elif reuse_lib is not None and similar_records(reuse_lib, w, config=config):
-        keep = {k: kw[k] for k in ("beam", "plans", "impls", "dropout", "workers", "timeout", "eval_seed", "progress",
-                                   "run_dir") if k in kw}
-        from .optimize import _progress_fn
-
-        bar = _progress_fn(keep.get("progress"), budget)
-        keep["progress"] = bar
-        try:
-            result = transfer(reuse_lib, w, budget=budget, agent=agent, seed=seed, config=config, **keep)
-        finally:
-            if hasattr(bar, "close"):
-                bar.close()
-    else:
-        result = optimize(w, budget=budget, agent=agent, seed=seed, config=config, **kw)
-    result.stale_record = stale
-    source = "search" if start_record is None else "search (from library record)"
-    if isinstance(result, TransferResult):
-        source = "transfer from " + ", ".join(r.name for r in result.sources)
-    save_result(result, source=source)
-    if user is not None:
-        _as_user(result, user)
-    return result
-
-
-# --------------------------------------------------------------------------- #
-# CLI: `autocomp-exo transfer gemm M N K --from DIR` (the parser is in cli.py)
-# --------------------------------------------------------------------------- #
-
-
-def run_transfer(args) -> int:
-    import json as _json
-
-    from .library import _default_path
-    from .optimize import SettingsError, _Bar, _one_line, _result_json, validate_settings
-    from .workloads import GemmWorkload
-
-    try:
-        w = GemmWorkload(args.M, args.N, args.K, args.relu)
-        validate_settings(budget=args.budget, beam=args.beam, plans=args.plans, impls=args.impls,
-                          dropout=args.dropout, workers=args.workers, timeout=args.timeout)
-    except (WorkloadError, SettingsError) as e:
-        print(f"autocomp-exo: error: {e}", file=sys.stderr)
-        return 2
-    src = Library(args.source or _default_path())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Warning)
-        sources = similar_records(src, w)
-    if not sources:
-        print(f"autocomp-exo: error: no record in {src.path} is similar to {w.name}", file=sys.stderr)
-        return 2
-    bar = _Bar(args.budget, args.quiet or args.json)
-    try:
-        r = transfer(src, w, budget=args.budget, beam=args.beam, plans=args.plans, impls=args.impls,
-                     dropout=args.dropout, seed=args.seed, workers=args.workers, timeout=args.timeout,
-                     run_dir=args.run_dir, progress=bar)
-    except (ValueError, RuntimeError) as e:
-        print(f"autocomp-exo: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    finally:
-        bar.close()
-    if args.library:
-        try:
-            Library(args.library).add(record_from_result(r, source="transfer from " + ", ".join(
-                x.name for x in r.sources), agent="offline", seed=args.seed), timeout=args.timeout)
-        except RecordError as e:
-            print(f"autocomp-exo: warning: not saved: {e}", file=sys.stderr)
-    if args.json:
-        d = _result_json(r)
-        d.update({"sources": [x.name for x in r.sources], "phases": r.phases, "notes": r.notes})
-        print(_json.dumps(d, sort_keys=True, default=str))
-    else:
-        print(r.summary())
-        for n in r.notes:
-            print(f"  note: {n}")
-        if r.run_dir:
-            print(f"run directory: {r.run_dir}")
-    return 0

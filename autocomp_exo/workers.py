@@ -24,15 +24,23 @@ baseline, which cannot be pickled) are visible in the workers.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import multiprocessing as mp
 import os
 import sys
 import time
 import traceback
 import warnings
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, TimeoutError as FTimeout, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
+
+from gemmini_isa import GemminiConfig
+
+from .proc_facts import facts as _facts
+from .proc_text import proc_text as _text
+from .runs import schedule_key
+from .schedule import Schedule
 
 __all__ = ["Task", "evaluate_task", "register_base", "failed_result", "WorkerPool", "default_workers",
            "InProcessFallback"]
@@ -142,10 +150,21 @@ def candidate_seed(eval_seed: int, schedule: Any) -> int:
     """The input seed of one candidate: drawn from the search's ``eval_seed`` and
     the candidate's own program (its schedule key), so every candidate sees
     other inputs (A, B, scale, act) and a resumed run sees the same ones."""
-    from .runs import schedule_key
-
     h = hashlib.sha256(f"{int(eval_seed)}|{schedule_key(schedule)}".encode()).hexdigest()
     return int(h[:8], 16) & 0x7FFFFFFF
+
+
+#: other kinds of task a worker runs (``task["kind"]``): the function, by
+#: "module:name", imported in the worker when the first such task arrives.
+#: Named, not imported: the modules that send these tasks (`transfer`) import
+#: this one, so this one does not import them.
+TASK_KINDS = {"adapt": "autocomp_exo.transfer:adapt_task"}
+
+
+def task_function(kind: str) -> Callable[[dict], dict]:
+    """The function of a task kind of `TASK_KINDS`."""
+    module, name = TASK_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def evaluate_task(task: Any) -> dict:
@@ -159,13 +178,10 @@ def evaluate_task(task: Any) -> dict:
     "adapt"`` adapts a library record to a new shape (`transfer.adapt_task`)
     under the same timeout."""
     t0 = time.perf_counter()
-    if isinstance(task, dict) and task.get("kind") == "adapt":
-        from .transfer import adapt_task
-
-        return adapt_task(task)
-    # Exo loads here, in the worker (this module is imported by fast paths too)
+    if isinstance(task, dict) and task.get("kind") in TASK_KINDS:
+        return task_function(task["kind"])(task)
+    # deferred: Exo loads here, in the worker (this module is imported by fast paths too)
     from .evaluate import evaluate
-    from .schedule import Schedule
     from .workloads import Workload
 
     raw = task.to_dict() if isinstance(task, Task) else task
@@ -183,8 +199,6 @@ def evaluate_task(task: Any) -> dict:
         w = _Workload(w, _BASES[t.base])
     config = t.config
     if config is not None:
-        from gemmini_isa import GemminiConfig
-
         config = GemminiConfig(**config)
     seed = seeds[0] if seeds else candidate_seed(int(t.seed), sched)
     m = evaluate(w, sched, config=config, seed=seed, seeds=seeds[1:],
@@ -192,14 +206,10 @@ def evaluate_task(task: Any) -> dict:
     proc_text = facts = None
     if m.proc is not None:
         try:
-            from .proc_text import proc_text as _text
-
             proc_text = _text(m.proc)
         except Exception:  # pragma: no cover
             proc_text = None
         try:
-            from .proc_facts import facts as _facts
-
             facts = _facts(m.proc).to_json()
         except Exception:  # noqa: BLE001 - facts are a help for the agents, never a failure
             facts = None
@@ -243,7 +253,7 @@ class WorkerPool:
 
     def _ensure(self):
         if self._pool is None and self.workers > 0:
-            from pebble import ProcessPool
+            from pebble import ProcessPool   # deferred: only a pool with worker processes needs pebble
 
             self._pool = ProcessPool(max_workers=self.workers, max_tasks=0,
                                      context=mp.get_context("fork"))
@@ -291,8 +301,6 @@ class WorkerPool:
         return results  # type: ignore[return-value]
 
     def _result(self, f, task: dict, seconds: float) -> dict:
-        from concurrent.futures import TimeoutError as FTimeout
-
         try:
             r = f.result()
         except FTimeout:

@@ -11,7 +11,8 @@ GEMM variants below, whatever its parameter order and names (proc, parameters,
 loops, buffers): the Exo app form (`gemm`), the same without the staging
 temporaries ``a``/``b``/``a2``/``b2``/``src_tmp``, and the plain int32 matmul
 (``C: i32``, ``C[i, j] += A[i, k] * B[k, j]``, with or without ``C[i, j] = 0``
-first). Each variant is a workload class with its own inputs and its own
+first), and the int8 matmul clamped without a scale (``clamp(res, tmp)``,
+optionally ``C[i, j] = relu(tmp)``). Each variant is a workload class with its own inputs and its own
 independent numpy reference (``inputs(seed)``, ``reference(inputs)``).
 A rejection names the first statement that differs from the closest form.
 
@@ -40,8 +41,10 @@ __all__ = [
     "WorkloadError",
     "GemmWorkload",
     "MatmulI32Workload",
+    "MatmulClampWorkload",
     "gemm",
     "matmul_i32",
+    "matmul_clamp",
     "workload_of",
     "recognise",
     "Recognition",
@@ -55,7 +58,8 @@ SUPPORTED = (
     "GEMMs C[M,N] = clamp(scale * (A[M,K] @ B[K,N])) with int8 A, B, C, int32 "
     "accumulation and optional ReLU, where M, N and K are positive multiples "
     f"of {DIM} (the systolic array size); also without the staging temporaries, and the plain "
-    "int32 matmul C[M,N] (+)= A[M,K] @ B[K,N]; parameters in any order, any names"
+    "int32 matmul C[M,N] (+)= A[M,K] @ B[K,N], and int8 C[M,N] = clamp(A[M,K] @ B[K,N]) without a scale "
+    "(optionally then ReLU); parameters in any order, any names"
 )
 
 
@@ -251,6 +255,36 @@ def _matmul_i32(M: size, N: size, K: size, A: i8[M, K] @ DRAM, B: i8[K, N] @ DRA
             C[i, j] = 0.0
             for k in seq(0, K):
                 C[i, j] += A[i, k] * B[k, j]
+
+
+@proc
+def _matmul_clamp(M: size, N: size, K: size, A: i8[M, K] @ DRAM, B: i8[K, N] @ DRAM,
+                  C: i8[M, N] @ DRAM):
+    # int32 accumulation, then saturated to int8 without a scale
+    for i in seq(0, M):
+        for j in seq(0, N):
+            res: i32 @ DRAM
+            res = 0.0
+            for k in seq(0, K):
+                res += A[i, k] * B[k, j]
+            tmp: i8 @ DRAM
+            clamp(res, tmp)
+            C[i, j] = tmp
+
+
+@proc
+def _matmul_clamp_relu(M: size, N: size, K: size, A: i8[M, K] @ DRAM, B: i8[K, N] @ DRAM,
+                       C: i8[M, N] @ DRAM):
+    # _matmul_clamp with a ReLU after the clamp
+    for i in seq(0, M):
+        for j in seq(0, N):
+            res: i32 @ DRAM
+            res = 0.0
+            for k in seq(0, K):
+                res += A[i, k] * B[k, j]
+            tmp: i8 @ DRAM
+            clamp(res, tmp)
+            C[i, j] = relu(tmp)
 
 
 def check_shape(M: int, N: int, K: int) -> None:
@@ -459,6 +493,90 @@ def matmul_i32(M: int, N: int, K: int, accumulate: bool = True) -> Procedure:
     return _matmul_cached(M, N, K, accumulate)
 
 
+@dataclass(frozen=True)
+class MatmulClampWorkload(Workload):
+    """int8 A @ B accumulated in int32 and saturated to int8 with no scale:
+    ``clamp(res, tmp); C[i, j] = tmp`` (``relu``: ``C[i, j] = relu(tmp)``;
+    the ReLU is part of the algorithm, not a run-time flag)."""
+
+    kind: ClassVar[str] = "matmul_clamp_i8"
+    outputs: ClassVar[tuple] = ("C",)
+
+    M: int
+    N: int
+    K: int
+    relu: bool = False
+
+    def __post_init__(self):
+        check_shape(self.M, self.N, self.K)
+        if not isinstance(self.relu, bool):
+            raise WorkloadError(f"relu must be a bool, got {self.relu!r}")
+
+    @property
+    def name(self) -> str:
+        return f"matmul_clamp_{self.M}x{self.N}x{self.K}" + ("_relu" if self.relu else "")
+
+    @property
+    def macs(self) -> int:
+        return self.M * self.N * self.K
+
+    @property
+    def dims(self) -> dict:
+        return {"M": self.M, "N": self.N, "K": self.K}
+
+    @property
+    def proc(self) -> Procedure:
+        return _clamp_cached(self.M, self.N, self.K, self.relu)
+
+    def similarity(self, other: Any) -> Optional[tuple]:
+        if not isinstance(other, MatmulClampWorkload) or other.relu != self.relu:
+            return None
+        return _gemm_similarity(self, other)
+
+    @classmethod
+    def _from_signature(cls, sig: dict) -> "MatmulClampWorkload":
+        return cls(int(sig["M"]), int(sig["N"]), int(sig["K"]), bool(sig.get("relu", False)))
+
+    def signature(self) -> dict:
+        return {"kind": self.kind, "M": self.M, "N": self.N, "K": self.K, "relu": self.relu,
+                "dtype": "int8", "acc": "int32"}
+
+    def inputs(self, seed: int = 0) -> dict:
+        """Inputs drawn from ``seed``: on half the seeds A, B uniform over int8
+        (nearly every output saturates), on the others uniform in [-w, w] with
+        w such that an output's spread (about sqrt(K) w^2 / 3) is ~60, so most
+        land inside (-128, 127) and both signs occur; garbage in C."""
+        import numpy as np
+
+        rng = np.random.default_rng([int(seed), self.M, self.N, self.K, 88])
+        w = 128 if rng.integers(2) else max(1, int(round(math.sqrt(180.0 / math.sqrt(self.K)))))
+        hi = min(w + 1, 128)
+        A = rng.integers(-w, hi, size=(self.M, self.K), dtype=np.int16).astype(np.int8)
+        B = rng.integers(-w, hi, size=(self.K, self.N), dtype=np.int16).astype(np.int8)
+        C_init = rng.integers(-128, 128, size=(self.M, self.N), dtype=np.int16).astype(np.int8)
+        return {"A": A, "B": B, "C": C_init}
+
+    def reference(self, inputs: dict):
+        """Exact products summed in int64, wrapped to int32, saturated to int8, then ReLU."""
+        from .reference import clamp_reference
+
+        return clamp_reference(inputs["A"], inputs["B"], self.relu)
+
+
+@lru_cache(maxsize=16)
+def _clamp_cached(M: int, N: int, K: int, relu: bool) -> Procedure:
+    from exo.stdlib.scheduling import rename
+
+    p = (_matmul_clamp_relu if relu else _matmul_clamp).partial_eval(M, N, K)
+    return rename(p, f"matmul_clamp_{M}x{N}x{K}" + ("_relu" if relu else ""))
+
+
+def matmul_clamp(M: int, N: int, K: int, relu: bool = False) -> Procedure:
+    """The algorithm-level proc of `MatmulClampWorkload` (``(A, B, C)``)."""
+    check_shape(M, N, K)
+    return _clamp_cached(M, N, K, relu)
+
+
 # --------------------------------------------------------------------------- #
 # Structural recognition
 # --------------------------------------------------------------------------- #
@@ -598,6 +716,11 @@ def _variants():
          _matmul_i32_acc, lambda M, N, K, relu: MatmulI32Workload(M, N, K, True, relu)),
         ("the int32 matmul (C: i32, C[i, j] = 0, then C[i, j] += A[i, k] * B[k, j])",
          _matmul_i32, lambda M, N, K, relu: MatmulI32Workload(M, N, K, False, relu)),
+        ("the int8 matmul clamped without a scale (res: i32 += A[i, k] * B[k, j]; clamp(res, tmp); "
+         "C[i, j] = tmp)",
+         _matmul_clamp, lambda M, N, K, relu: MatmulClampWorkload(M, N, K, False)),
+        ("the int8 matmul clamped without a scale, then ReLU (clamp(res, tmp); C[i, j] = relu(tmp))",
+         _matmul_clamp_relu, lambda M, N, K, relu: MatmulClampWorkload(M, N, K, True)),
     )
 
 

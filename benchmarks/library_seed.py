@@ -93,9 +93,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--run-root", default=None, help="keep (and resume) the search runs under this directory, "
                                                      "named as benchmarks/search_quality.py names them")
-    ap.add_argument("--beam", type=int, default=3)
-    ap.add_argument("--plans", type=int, default=3)
-    ap.add_argument("--impls", type=int, default=2)
+    from autocomp_exo.search import SearchSettings
+
+    bench = SearchSettings.defaults(preset="benchmark")   # the benchmarks' settings, in one place
+    ap.add_argument("--beam", type=int, default=bench["beam"])
+    ap.add_argument("--plans", type=int, default=bench["plans"])
+    ap.add_argument("--impls", type=int, default=bench["impls"])
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate")
     a = ap.parse_args(argv)
     from autocomp_exo.library import Library

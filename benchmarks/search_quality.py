@@ -27,16 +27,18 @@ from pathlib import Path
 def main(argv=None) -> int:
     from autocomp_exo.bench import SHAPES, measure_baseline, parse_shapes
     from autocomp_exo.optimize import optimize
+    from autocomp_exo.search import SearchSettings
     from autocomp_exo.workloads import GemmWorkload
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--shapes", default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--beam", type=int, default=3)
-    ap.add_argument("--plans", type=int, default=3)
-    ap.add_argument("--impls", type=int, default=2)
+    bench = SearchSettings.defaults(preset="benchmark")   # the benchmarks' settings, in one place
+    ap.add_argument("--beam", type=int, default=bench["beam"])
+    ap.add_argument("--plans", type=int, default=bench["plans"])
+    ap.add_argument("--impls", type=int, default=bench["impls"])
+    ap.add_argument("--budget", type=int, default=bench["budget"])
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (a slower one fails)")
     ap.add_argument("--run-root", default="runs/search_quality")
     ap.add_argument("--json", action="store_true")

@@ -1716,13 +1716,48 @@ class Compiler:
         raise self.err(UnsupportedError, f"undeclared identifier '{name}'", node)
 
     def ex_index(self, node: Tree) -> E:
+        base = node.children[0]
+        if isinstance(base, Tree) and base.data == "member" and _is_literal(base.children[0]):
+            return self.expr(self._window_field(base, node.children[1]))
         return self.read_lv(self.index_lv(node))
+
+    def _window_field(self, member: Tree, index: Any = None) -> Any:
+        """The expression a field of an Exo window literal holds: Exo's window
+        structs are ``{ data, { strides... } }`` (exo's codegen), read only
+        through ``.data`` and ``.strides[<constant>]``."""
+        lit, field_tok = member.children
+        t = lit.children[0]
+        specs = t.children[0]
+        names = [str(ch.children[0]) for ch in specs.children
+                 if isinstance(ch, Tree) and ch.data == "struct_type"]
+        if not names or not names[0].startswith("exo_win_") or len(t.children) > 1 and any(t.children[1:]):
+            raise self.err(UnsupportedError, "compound literals are supported only as Exo window structs "
+                           "(struct exo_win_...)", lit)
+        items = lit.children[1:]
+        field = str(field_tok)
+        if field == "data" and index is None and len(items) == 2:
+            return items[0]
+        if field == "strides" and index is not None and len(items) == 2 and \
+                isinstance(items[1], Tree) and items[1].data == "cl_list":
+            k = self.expr(index).const
+            strides = items[1].children
+            if isinstance(k, int) and 0 <= k < len(strides):
+                return strides[k]
+            raise self.err(UnsupportedError, "a window's strides are indexed by a constant in range", member)
+        raise self.err(UnsupportedError, f"an Exo window literal is read only as .data or .strides[i], "
+                       f"not .{field}", member)
 
     def ex_deref(self, node: Tree) -> E:
         return self.read_lv(self.lvalue(node))
 
     def ex_member(self, node: Tree) -> E:
+        if _is_literal(node.children[0]):
+            return self.expr(self._window_field(node))
         return self.read_lv(self.member_lv(node))
+
+    def ex_compound_literal(self, node: Tree) -> E:
+        raise self.err(UnsupportedError, "a compound literal is supported only as an Exo window read "
+                       "through .data or .strides[i]", node)
 
     ex_arrow = ex_member
 
@@ -2198,6 +2233,12 @@ class Compiler:
 
 import operator as _op  # noqa: E402
 import struct as _struct  # noqa: E402
+
+
+def _is_literal(node: Any) -> bool:
+    """Whether ``node`` is a compound literal (parentheses around it leave no node)."""
+    return isinstance(node, Tree) and node.data == "compound_literal"
+
 
 _PY_ARITH = {"+": _op.add, "-": _op.sub, "*": _op.mul, "&": _op.and_, "|": _op.or_, "^": _op.xor}
 _PY_CMP = {"<": _op.lt, "<=": _op.le, ">": _op.gt, ">=": _op.ge, "==": _op.eq, "!=": _op.ne}

@@ -178,7 +178,7 @@ def test_winner_failing_on_fresh_inputs_gives_way():
     """The final winner is re-checked; one that fails on fresh inputs is replaced
     by the next best candidate that passes."""
     from autocomp_exo.measurement import Measurement
-    from autocomp_exo.optimize import _recheck
+    from autocomp_exo.driver import recheck as _recheck
     from autocomp_exo.schedule import Schedule
 
     def cand(i, cycles, steps):
@@ -269,7 +269,7 @@ def test_cli_json_library_reuse_transfer_and_verify(tmp_path, capsys):
 
 
 def test_transfer_progress_events_have_one_schema(source):
-    from autocomp_exo.optimize import _Bar
+    from autocomp_exo.driver import Bar as _Bar
     from autocomp_exo.transfer import transfer
 
     events = []

@@ -207,6 +207,7 @@ def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monk
     # the modules (the package attributes autocomp_exo.optimize / .transfer are the functions)
     opt_mod = importlib.import_module("autocomp_exo.optimize")
     tr = importlib.import_module("autocomp_exo.transfer")
+    assert opt_mod.StaleRecordWarning is tr.StaleRecordWarning
 
     calls = []
 
@@ -225,7 +226,7 @@ def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monk
     lib.add(stale, verify=False)      # stored before the timing model changed, say
     said = []
     with pytest.warns(tr.StaleRecordWarning, match="stale library record"):
-        r = tr.optimize_with_library(GemmWorkload(64, 64, 64), library=lib, budget=3, report=said.append)
+        r = opt_mod.optimize_with_library(GemmWorkload(64, 64, 64), library=lib, budget=3, report=said.append)
     assert r.stale_record is not None and "simulates to" in r.stale_record.reason
     assert said and "stale" in said[0]
     assert "baseline" not in calls[0] or calls[0]["baseline"] is None     # did not start from it
@@ -236,7 +237,7 @@ def test_optimize_with_library_reports_stale_record(tmp_path, small_record, monk
     # a verified record is the starting point
     lib2 = Library(tmp_path / "two")
     lib2.add(small_record)
-    r = tr.optimize_with_library(GemmWorkload(64, 64, 64), library=lib2, budget=3, report=said.append)
+    r = opt_mod.optimize_with_library(GemmWorkload(64, 64, 64), library=lib2, budget=3, report=said.append)
     assert calls[-1]["baseline"] == small_record.schedule and r.stale_record is None
     assert "verified" in said[-1]
 

@@ -300,3 +300,188 @@ def test_issue17_user_names_come_back_and_the_schedule_applies_to_the_user_proc(
     assert str(us.apply(w.proc)) == str(sched.apply(w.proc))     # and still to ours
     c, entry = to_c(mine)
     assert entry == "tensors_first" and "const int8_t* X" in c
+
+
+# --------------------------------------------------------------------------- #
+# Issue 17: the int32 and the unscaled-clamp variants mapped onto Gemmini
+# --------------------------------------------------------------------------- #
+
+
+# int8 output clamped without a scale, in a user's names and parameter order
+@proc
+def user_clamp(P: size, Q: size, R: size, out: i8[P, Q] @ DRAM, lhs: i8[P, R] @ DRAM,
+               rhs: i8[R, Q] @ DRAM):
+    for r in seq(0, P):
+        for c in seq(0, Q):
+            s: i32 @ DRAM
+            s = 0.0
+            for t in seq(0, R):
+                s += lhs[r, t] * rhs[t, c]
+            o: i8 @ DRAM
+            clamp(s, o)
+            out[r, c] = relu(o)
+
+
+def _sim_run(c_source: str, entry: str, args: dict) -> dict:
+    import sim
+
+    return sim.compile_program(c_source, filename="t.c").run(entry, args).arrays
+
+
+@pytest.mark.parametrize("acc", [True, False])
+def test_int32_matmul_mapping_is_bit_exact_with_wraparound(acc):
+    """Exo's mapping with st_acc_i32 (raw int32 mvout) and, accumulating, ld_acc_i32;
+    checked against numpy computed here, int32 wraparound included."""
+    import numpy as np
+
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate
+    from autocomp_exo.exo_compile import to_c
+    from autocomp_exo.proc_facts import facts
+    from autocomp_exo.workloads import MatmulI32Workload
+
+    w = MatmulI32Workload(32, 48, 32, accumulate=acc)
+    p = exo_unopt.schedule(w).apply(w.proc)
+    roles = {c.name: c.role for c in facts(p).calls()}
+    assert roles["st_acc_i32"] == "store" and roles.get("ld_acc_i32", "load") == "load", roles
+    assert ("ld_acc_i32" in roles) == acc and ("do_zero_acc_i32" in roles) != acc
+    c, entry = to_c(p)
+    assert "| 0x20000000" in c      # the raw (int32) accumulator read
+    rng = np.random.default_rng(1)
+    A = rng.integers(-128, 128, (32, 32)).astype(np.int8)
+    B = rng.integers(-128, 128, (32, 48)).astype(np.int8)
+    C0 = np.full((32, 48), 2**31 - 5, np.int32)          # near the top: C + A @ B wraps
+    got = _sim_run(c, entry, {"A": A, "B": B, "C": C0.copy()})["C"].reshape(32, 48)
+    exact = A.astype(np.int64) @ B.astype(np.int64) + (C0.astype(np.int64) if acc else 0)
+    want = ((exact + 2**31) % 2**32 - 2**31).astype(np.int32)
+    assert (got == want).all()
+    if acc:
+        assert (exact > 2**31 - 1).any()              # the wraparound was exercised
+    m = evaluate(w, proc=p, seeds=[1, 2])
+    assert m.ok and m.seeds == [0, 1, 2], m.error
+    # the check can fail: the same program reading the accumulator scaled (not raw) mismatches
+    from autocomp_exo.evaluate import evaluate_c
+
+    bad = evaluate_c(w, c.replace("| 0x20000000", ""), entry)
+    assert not bad.ok and bad.stage in ("mismatch", "simulate"), bad.error
+
+
+def test_clamp_variant_is_recognised_mapped_and_bit_exact():
+    import numpy as np
+
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate, evaluate_c
+    from autocomp_exo.exo_compile import to_c
+    from autocomp_exo.reference import clamp_reference
+    from autocomp_exo.workloads import MatmulClampWorkload, matmul_clamp, recognise
+
+    rec = recognise(user_clamp.partial_eval(32, 16, 64))
+    assert rec.workload == MatmulClampWorkload(32, 16, 64, relu=True)
+    assert workload_of(matmul_clamp(32, 16, 64)) == MatmulClampWorkload(32, 16, 64, relu=False)
+    # the reference, by hand: saturate to int8, then ReLU
+    A = np.array([[100, -100], [1, 2]], np.int8)
+    B = np.array([[100, 1], [-1, 1]], np.int8)
+    assert clamp_reference(A, B).tolist() == [[127, 0], [98, 3]]
+    assert clamp_reference(-A, B, relu=True).tolist() == [[0, 0], [0, 0]]
+    for relu_ in (False, True):
+        w = MatmulClampWorkload(32, 16, 64, relu=relu_)
+        ins = [w.inputs(s) for s in range(4)]
+        refs = [w.reference(i) for i in ins]
+        top = [(r == 127).mean() for r in refs]
+        assert min(top) < 0.1 and max(top) > 0.4           # unsaturated seeds and saturated ones
+        m = evaluate(w, exo_unopt.schedule(w), seeds=[1, 2, 3])
+        assert m.ok and m.seeds == [0, 1, 2, 3], m.error
+    # the check can fail: the ReLU-less program on the ReLU workload mismatches
+    plain = MatmulClampWorkload(32, 16, 64)
+    c, entry = to_c(exo_unopt.schedule(plain).apply(plain.proc))
+    bad = evaluate_c(MatmulClampWorkload(32, 16, 64, relu=True), c, entry,
+                     seed=next(s for s in range(8) if (MatmulClampWorkload(32, 16, 64, True).reference(
+                         MatmulClampWorkload(32, 16, 64, True).inputs(s)) == 0).mean() > 0.3))
+    assert not bad.ok and bad.stage == "mismatch"
+
+
+def test_a_workload_without_a_mapping_is_refused_by_name():
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.workloads import Workload
+
+    class Elsewise(Workload):
+        name = "x"
+        dims = {"M": 16, "N": 16, "K": 16}
+        macs = 1
+        proc = None
+
+        def signature(self):
+            return {"kind": "elsewise"}
+
+        def inputs(self, seed=0):
+            return {}
+
+        def reference(self, inputs):
+            return None
+
+    with pytest.raises(WorkloadError, match="no Gemmini mapping for a Elsewise"):
+        exo_unopt.schedule(Elsewise())
+
+
+def test_sim_reads_exo_window_literals():
+    """Exo passes a window argument of an instruction's C as a compound literal
+    (``((struct exo_win_2i32){ &C[..], { 64, 1 } }).strides[0]``)."""
+    import sim
+    from sim.errors import UnsupportedError
+
+    src = ("void f(int32_t *p) { *((struct exo_win_1i32){ &p[3], { 1 } }).data = "
+           "((struct exo_win_2i32){ &p[3], { 64, 1 } }).strides[0] * 4 "
+           "+ ((struct exo_win_2i32){ &p[3], { 64, 1 } }).strides[1]; }\n")
+    prog = sim.compile_program(src, filename="w.c")
+    assert prog.run("f", {"p": __import__("numpy").zeros(8, "int32")}).arrays["p"].tolist() == \
+        [0, 0, 0, 257, 0, 0, 0, 0]
+    for bad in ("((struct exo_win_2i32){ &p[3], { 64, 1 } }).strides[2]",
+                "((struct point){ 1, { 2, 3 } }).strides[0]",
+                "((struct exo_win_2i32){ &p[3], { 64, 1 } }).size"):
+        with pytest.raises(UnsupportedError):
+            sim.compile_program(f"int f(int *p) {{ return {bad}; }}\n", filename="w.c")
+
+
+def _optimized_matches_numpy(r, args: dict, out: str, want) -> None:
+    """The winner's C, run here on our own inputs, leaves the numpy ``want`` in ``out``."""
+    import numpy as np
+
+    got = _sim_run(r.c_code, r.proc.name(), {k: np.array(v, copy=True) for k, v in args.items()})
+    assert (got[out].reshape(want.shape) == want).all()
+
+
+def test_optimize_user_int32_matmul_is_faster_and_bit_exact():
+    """The issue: optimize refused the plain int32 matmul ("maps only the scaled int8 GEMM")."""
+    import numpy as np
+
+    from autocomp_exo.optimize import optimize
+    from autocomp_exo.workloads import MatmulI32Workload
+
+    user = plain_matmul.partial_eval(32, 32, 64)
+    r = optimize(user, budget=1, beam=1, plans=1, impls=1, workers=0, recheck=1)
+    assert r.workload == MatmulI32Workload(32, 32, 64, accumulate=True)
+    assert r.cycles < r.baseline_cycles and r.speedup > 1.0
+    assert r.proc.name() == "plain_matmul" and [str(a.name()) for a in r.proc.args()] == ["A", "B", "C"]
+    rng = np.random.default_rng(7)
+    A = rng.integers(-128, 128, (32, 64)).astype(np.int8)
+    B = rng.integers(-128, 128, (64, 32)).astype(np.int8)
+    C = rng.integers(-2**31, 2**31, (32, 32)).astype(np.int32)
+    want = ((A.astype(np.int64) @ B.astype(np.int64) + C + 2**31) % 2**32 - 2**31).astype(np.int32)
+    _optimized_matches_numpy(r, {"A": A, "B": B, "C": C}, "C", want)
+
+
+def test_optimize_user_clamp_matmul_is_bit_exact():
+    import numpy as np
+
+    from autocomp_exo.optimize import optimize
+    from autocomp_exo.workloads import MatmulClampWorkload
+
+    r = optimize(user_clamp.partial_eval(32, 32, 64), budget=1, beam=1, plans=1, impls=1, workers=0, recheck=1)
+    assert r.workload == MatmulClampWorkload(32, 32, 64, relu=True) and r.cycles <= r.baseline_cycles
+    assert "st_acc_i8_clamp_relu" in str(r.proc) and r.proc.name() == "user_clamp"
+    rng = np.random.default_rng(3)
+    lhs = rng.integers(-4, 5, (32, 64)).astype(np.int8)
+    rhs = rng.integers(-4, 5, (64, 32)).astype(np.int8)
+    want = np.maximum(np.clip(lhs.astype(np.int64) @ rhs.astype(np.int64), -128, 127), 0).astype(np.int8)
+    assert 0.2 < ((want > 0) & (want < 127)).mean()
+    _optimized_matches_numpy(r, {"lhs": lhs, "rhs": rhs, "out": np.zeros((32, 32), np.int8)}, "out", want)

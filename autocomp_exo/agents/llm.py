@@ -79,7 +79,11 @@ class AnswerError(ValueError):
 class Limits:
     """Bounds on what an answer may contain."""
 
-    def __init__(self, max_chars: int = 60_000, max_steps: int = 128, max_depth: int = 12,
+    #: the longest real chains: 47 primitive steps to make an operand resident,
+    #: 31 to tile; written with the macro moves, the offline agent's longest
+    #: plans are 12 steps. 64 leaves room for a primitive chain and refuses
+    #: padding (the message points to the macro moves).
+    def __init__(self, max_chars: int = 60_000, max_steps: int = 64, max_depth: int = 12,
                  max_string: int = 400, max_int: int = 1 << 24):
         self.max_chars = max_chars
         self.max_steps = max_steps
@@ -448,7 +452,11 @@ def _near_op(name: Any) -> Optional[str]:
         if low == op.lower():
             return op
     m = difflib.get_close_matches(low, list(WHITELIST), n=1, cutoff=0.75)
-    return m[0] if m else None
+    if m:
+        return m[0]
+    # a move named by its verb ("hoist", "interchange", "stage"): the one op it starts
+    pre = [op for op in WHITELIST if len(low) >= 4 and op.startswith(low)]
+    return pre[0] if len(pre) == 1 else None
 
 
 _NUM = re.compile(r"^\s*-?\d{1,9}\s*$")
@@ -482,6 +490,14 @@ def _coerce(kind: str, v: Any, where: str, notes: list) -> Any:
         if kind == "new_exprs":
             notes.append(f"{where}: {v!r} -> [{v!r}]")
             return [v]
+        if kind == "names":                          # stage_buffer's expand: "ii" or "ii, jo"
+            parts = [x.strip("'\"") for x in re.split(r"[\s,]+", t.strip("[]()")) if x.strip("'\"")]
+            if all(_KEY.match(x) for x in parts):
+                notes.append(f"{where}: {v!r} -> {parts}")
+                return parts
+        if kind == "opt_name" and t.lower() in ("null", "none", ""):
+            notes.append(f"{where}: {v!r} -> null")
+            return None
         if kind == "mem" and t in MEMORIES:
             notes.append(f"{where}: {v!r} -> {{\"mem\": {t!r}}}")
             return {"mem": t}
@@ -583,7 +599,8 @@ def parse_steps(text: str, option: str, limits: Optional[Limits] = None, allow_u
     if not data:
         raise AnswerError("no steps given")
     if len(data) > limits.max_steps:
-        raise AnswerError(f"{len(data)} steps (at most {limits.max_steps})")
+        raise AnswerError(f"{len(data)} steps (at most {limits.max_steps}): write the structural changes as "
+                          "macro moves (tile_loop, hoist_load, stage_buffer, ...: one step each)")
     screen(data, limits, "steps")
     out = []
     for i, s in enumerate(data):
@@ -727,7 +744,8 @@ class LLMAgent(Agent):
                  reasoning_tokens: int = 16384, config: Any = None, iterations: Optional[int] = None,
                  base_proc: Any = None, show_c: bool = True, c_lines: int = 80, limits: Optional[Limits] = None,
                  return_failed: bool = True, send_seed: bool = True, parallel: int = 128,
-                 shuffle_menu: bool = True, warn: Optional[Callable[[str], None]] = None,
+                 shuffle_menu: bool = True, macro_moves: bool = True, macro_seconds: float = 30.0,
+                 warn: Optional[Callable[[str], None]] = None,
                  sleep: Optional[Callable[[float], None]] = None, jitter_seed: Optional[int] = None):
         if check not in ("schema", "exo", "evaluate"):
             raise ValueError(f"check must be 'schema', 'exo' or 'evaluate', got {check!r}")
@@ -764,6 +782,8 @@ class LLMAgent(Agent):
         self.plan_pool = names(both + plan_l) or list(range(len(specs)))
         self.code_pool = names(both + code_l) or list(range(len(specs)))
         self.shuffle_menu = shuffle_menu
+        self.macro_moves = macro_moves
+        self.macro_seconds = macro_seconds
         self.models = [s.name for s in self.client.specs]
         self.name = "llm:" + "+".join(self.models)
         self.retries = max(0, int(retries))
@@ -793,6 +813,8 @@ class LLMAgent(Agent):
         self._lock = threading.RLock()
         self._exo_lock = threading.RLock()   # Exo is not thread-safe: one proc operation at a time
         self._procs: "OrderedDict[str, Any]" = OrderedDict()   # parent schedule -> its proc (or None)
+        self._guides: "OrderedDict[str, Any]" = OrderedDict()  # parent schedule -> Future of its macro guide
+        self._guide_pool = None
         self.answers: list[dict] = []      # every parsed answer (accepted or not)
         self.rejections: list[dict] = []   # the ones not accepted, with the reason
         if log_dir:
@@ -1001,6 +1023,56 @@ class LLMAgent(Agent):
             except Exception:  # noqa: BLE001 - facts are a help for the prompts
                 return None
 
+    # -- macro moves of a candidate ---------------------------------------------------
+    def _guide_future(self, candidate: Candidate):
+        """The Future of the candidate's macro-move guide (`llm_moves.guide`),
+        started at most once per parent: plan_many starts them, so Exo applies
+        the worked examples while the plan requests are out."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        key = candidate.schedule.canonical()
+        with self._lock:
+            fut = self._guides.get(key)
+            if fut is not None:
+                self._guides.move_to_end(key)
+                return fut
+            if not self.macro_moves:
+                fut = Future()
+                fut.set_result(None)
+            else:
+                if self._guide_pool is None:
+                    self._guide_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-guide")
+                fut = self._guide_pool.submit(self._make_guide, candidate)
+            self._guides[key] = fut
+            while len(self._guides) > 64:
+                self._guides.popitem(last=False)
+            return fut
+
+    def _make_guide(self, candidate: Candidate):
+        from . import llm_moves
+
+        f = self._facts(candidate)
+        if f is None:
+            return None
+        with self._exo_lock:
+            try:
+                base = self._base(candidate)
+                key = None if base is None else (base, candidate.schedule.canonical())
+                return llm_moves.guide(f, self._config_of(candidate), self._applied(candidate),
+                                       seconds=self.macro_seconds, key=key)
+            except Exception as e:  # noqa: BLE001 - the guide is a help for the prompts
+                self.warn(f"LLM agent: no macro-move examples: {type(e).__name__}: {e}")
+                return None
+
+    def _guide(self, candidate: Candidate):
+        try:
+            return self._guide_future(candidate).result()
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _config_of(self, candidate: Candidate):
+        return self.config if self.config is not None else candidate.config
+
     def _context(self, candidate: Candidate) -> tuple[Optional[str], Optional[str]]:
         """(proc text, C source) of the parent, cached by its schedule."""
         key = candidate.schedule.canonical()
@@ -1050,6 +1122,8 @@ class LLMAgent(Agent):
                 jobs.extend(self._plan_jobs(q, candidate, list(menu), n, rng))
             except Exception as e:  # noqa: BLE001 - an agent bug is a lost proposal, not a lost search
                 self.warn(f"LLM agent: planning failed: {type(e).__name__}: {e}")
+        for cand in {id(j["candidate"]): j["candidate"] for j in jobs}.values():
+            self._guide_future(cand)      # worked examples for the implement round, built meanwhile
         got = self._map(self._tagged(self._plan_job), jobs)
         out: list[list[Plan]] = [[] for _ in requests]
         for job, p in zip(jobs, got):
@@ -1073,12 +1147,27 @@ class LLMAgent(Agent):
             proc_text=proc_text or "", c_source=c_src, measurement=candidate.measurement, menu=menu,
             iteration=self._iteration_now(candidate), iterations=self.iterations, config=self.config,
             bottleneck=candidate.bottleneck(), c_lines=self.c_lines,
-            workload=wname if isinstance(wname, str) else None, allow_unsafe=self.allow_unsafe)
+            workload=wname if isinstance(wname, str) else None, allow_unsafe=self.allow_unsafe,
+            macros=self._brief(candidate))
         with self._lock:
             j0 = self._plan_n
             self._plan_n += n
         return [{"tag": (q, t), "candidate": candidate, "menu": menu, "msgs": msgs, "j": j0 + t,
                  "sample": rng.getrandbits(32)} for t in range(n)]
+
+    def _brief(self, candidate: Candidate) -> Optional[str]:
+        """The macro moves that apply, for the plan prompt (from the facts; no Exo)."""
+        if not self.macro_moves:
+            return None
+        from . import llm_moves
+
+        f = self._facts(candidate)
+        if f is None:
+            return None
+        try:
+            return llm_moves.brief(f, self._config_of(candidate)) or None
+        except Exception:  # noqa: BLE001
+            return None
 
     def _plan_job(self, job: dict) -> Optional[Plan]:
         try:
@@ -1155,12 +1244,16 @@ class LLMAgent(Agent):
         base_msgs = prompts.implement_messages(
             plan_option=plan.option, plan_title=title, plan_text=plan.text, proc_text=proc_text or "",
             facts=self._facts(candidate), allow_unsafe=self.allow_unsafe,
-            workload=wname if isinstance(wname, str) else None)
+            workload=wname if isinstance(wname, str) else None, macros=self._macros(candidate))
         with self._lock:
             j0 = self._impl_n
             self._impl_n += k
         return [{"tag": (q, t), "candidate": candidate, "plan": plan, "msgs": base_msgs, "j": j0 + t,
                  "sample": rng.getrandbits(32)} for t in range(k)]
+
+    def _macros(self, candidate: Candidate) -> Optional[str]:
+        g = self._guide(candidate)
+        return g.text() if g is not None else None
 
     def _impl_job(self, job: dict) -> Optional[list[dict]]:
         try:
@@ -1214,7 +1307,20 @@ class LLMAgent(Agent):
         with self._exo_lock:
             return self._check_locked(candidate, steps)
 
-    def _after(self, candidate: Candidate, base: Any, steps: list[dict], idx: Optional[int]) -> str:
+    def _move_hint(self, candidate: Candidate, f: Any, op: Optional[str]) -> str:
+        """For a macro move that failed: the arguments it accepts on the proc it applies to."""
+        from ..moves import MOVES
+        from . import llm_moves
+
+        if op not in MOVES:
+            return ""
+        lines = llm_moves.valid_arguments(f, op, self._config_of(candidate))
+        if not lines:
+            return f"\n{op} does not apply to this proc; choose another move."
+        return f"\nArguments {op} accepts on this proc:\n" + "\n".join(f"  {ln}" for ln in lines)
+
+    def _after(self, candidate: Candidate, base: Any, steps: list[dict], idx: Optional[int],
+               op: Optional[str] = None) -> str:
         """For a retry message: the proc after the steps that applied (steps
         0..idx-1) and its loop and buffer names."""
         try:
@@ -1231,7 +1337,7 @@ class LLMAgent(Agent):
                                        for n in f.loops()))
             bufs = list(dict.fromkeys(f"{n.name} @ {n.mem}" for n in f.allocs()))
             return (head + _excerpt(text, 6000) + "\nLoops (extent): " + (", ".join(loops) or "none")
-                    + "\nBuffers: " + (", ".join(bufs) or "none"))
+                    + "\nBuffers: " + (", ".join(bufs) or "none") + self._move_hint(candidate, f, op))
         except Exception:  # noqa: BLE001 - the message is a help, not a requirement
             return ""
 
@@ -1253,7 +1359,7 @@ class LLMAgent(Agent):
             idx = None if e.index is None else e.index - n0
             where = f"step {idx}" if idx is not None else "a step"
             msg = f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
-            return msg + self._after(candidate, base, steps, idx)
+            return msg + self._after(candidate, base, steps, idx, e.op)
         except Exception as e:  # noqa: BLE001
             return f"Exo failed: {type(e).__name__}: {_excerpt(str(e), 1200)}"
         if self.check == "exo":

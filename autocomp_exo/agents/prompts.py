@@ -10,7 +10,10 @@ the schedule whitelist (`schedule.describe_ops`, `schedule.INSTRUCTIONS`,
   brief, hardware feedback from the timing model, the menu after dropout,
   rules, which iteration of how many; the answer names one menu option.
 - `implement_messages(...)`: the plan, the proc, the op reference with
-  examples and the JSON format of steps; the answer is JSON.
+  examples, the macro moves of `autocomp_exo.moves` with the arguments valid
+  on this proc and one worked example each applied to it
+  (`llm_moves.Guide.text`), and the JSON format of steps; the answer is JSON.
+  The plan prompt lists the same moves briefly (`llm_moves.brief`).
 - `fix_messages(...)`: the implement conversation plus the failed answer and
   its error, asking for a corrected answer.
 """
@@ -23,6 +26,7 @@ __all__ = [
     "SYSTEM", "PLAN_MARK", "IMPLEMENT_MARK", "FIX_MARK", "isa_summary", "exo_instructions_in_c",
     "brief_c", "hardware_feedback", "phase_text", "op_reference", "names_reference",
     "plan_messages", "implement_messages", "fix_messages", "STEP_FORMAT", "PLAN_FORMAT", "allowed_ops",
+    "MACRO_MARK",
 ]
 
 # Markers that let tools (and the tests' scripted server) tell the prompts apart.
@@ -218,9 +222,11 @@ def _nested_pair(facts: Any) -> Optional[str]:
     return None
 
 
-def op_reference(ops: Optional[Sequence[str]] = None, facts: Any = None) -> str:
-    """Every whitelisted op with its signature, doc and an example that is valid
-    as written (names from the current proc where one is needed); the argument kinds."""
+def op_reference(ops: Optional[Sequence[str]] = None, facts: Any = None, skip: Sequence[str] = ()) -> str:
+    """Every whitelisted op (but ``skip``: the macro moves when their own
+    section describes them) with its signature, doc and an example that is
+    valid as written (names from the current proc where one is needed); the
+    argument kinds."""
     import json as _json
     from ..schedule import KINDS, OPS, WHITELIST
 
@@ -232,7 +238,7 @@ def op_reference(ops: Optional[Sequence[str]] = None, facts: Any = None) -> str:
     if pair:
         examples["reorder_loops"] = {"op": "reorder_loops", "args": [pair]}
     lines = []
-    names = list(ops or WHITELIST)
+    names = [n for n in (ops or WHITELIST) if n not in skip]
     for name in names:
         sp = OPS[name]
         unsafe = f"  (unsafe flags: {', '.join(sp.unsafe)})" if sp.unsafe else ""
@@ -254,6 +260,8 @@ def names_reference() -> str:
         f"instructions ({{\"instr\": ...}}): {', '.join(INSTRUCTIONS)}",
     ])
 
+
+MACRO_MARK = "## Macro moves on this proc"
 
 STEP_FORMAT = """You may reason briefly first (which loops and buffers, in which order). End your answer with
 one JSON object in a ```json fence; only the last one counts:
@@ -285,7 +293,9 @@ def allowed_ops(allow_unsafe: bool = False) -> list[str]:
 def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, menu: Sequence[Any],
                   iteration: Optional[int] = None, iterations: Optional[int] = None, config: Any = None,
                   bottleneck: Optional[str] = None, c_lines: int = 80, workload: Optional[str] = None,
-                  allow_unsafe: bool = False) -> list[dict]:
+                  allow_unsafe: bool = False, macros: Optional[str] = None) -> list[dict]:
+    """``macros``: the short list of the macro moves that apply to this proc
+    (`llm_moves.Guide.brief`), so a plan can name them."""
     from ..menu import describe
 
     parts = [
@@ -297,6 +307,8 @@ def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, 
         parts.append(_section("Exo instructions it uses and the Gemmini C they lower to", "\n".join(instrs)))
     parts.append(_section("Its Gemmini C (brief)", brief_c(c_source, c_lines)))
     parts.append(_section("Hardware feedback from the simulator", hardware_feedback(measurement, config, bottleneck)))
+    if macros:
+        parts.append(_section("Macro moves that apply to this proc (each is one scheduling step)", macros))
     parts.append(_section("Optimization menu (options available now)", describe(menu)))
     parts.append(_section("Rules", "\n".join([
         "- Choose exactly one option of the menu above and describe one transformation of this proc.",
@@ -312,8 +324,13 @@ def plan_messages(*, proc_text: str, c_source: Optional[str], measurement: Any, 
 
 def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, proc_text: str,
                        ops: Optional[Sequence[str]] = None, allow_unsafe: bool = False,
-                       workload: Optional[str] = None, facts: Any = None) -> list[dict]:
-    """``facts``: the `ProcFacts` of the proc (names for the examples), or None."""
+                       workload: Optional[str] = None, facts: Any = None,
+                       macros: Optional[str] = None) -> list[dict]:
+    """``facts``: the `ProcFacts` of the proc (names for the examples), or None;
+    ``macros``: the macro-move section for this proc (`llm_moves.Guide.text`:
+    valid arguments and worked examples applied to it), or None."""
+    from ..moves import MOVES
+
     rules = [
         "- Write the fewest steps that carry out the plan; each must apply to the proc as it is after the previous ones.",
         "- Loop names change when you split or rename loops: later steps must use the new names.",
@@ -322,13 +339,19 @@ def implement_messages(*, plan_option: str, plan_title: str, plan_text: str, pro
     ]
     if not allow_unsafe:
         rules.append("- Do not use unsafe flags (unsafe_disable_check(s)) or add_unsafe_guard: they are rejected.")
+    if macros:
+        rules.insert(0, "- Prefer the macro moves: one step each, with the arguments listed for this proc; "
+                        "a structural change (tiling, an operand resident, buffering) is one or a few moves.")
     enc = _encoding_doc()
     parts = [
         _section("Plan", f"option: {plan_option} ({plan_title})\n{plan_text or '(no details)'}"),
         _section("Current program: the Exo proc" + (f" for {workload}" if workload else ""), proc_text or "(not available)"),
-        _section("Scheduling ops you may use (nothing else is accepted)",
-                 op_reference(ops or allowed_ops(allow_unsafe), facts)),
     ]
+    parts.append(_section("Scheduling ops you may use (nothing else is accepted)" + (": these primitives and the"
+                          " macro moves below" if macros else ""),
+                          op_reference(ops or allowed_ops(allow_unsafe), facts, skip=tuple(MOVES) if macros else ())))
+    if macros:
+        parts.append(_section(MACRO_MARK[3:] + " (the worked examples were applied to the proc above)", macros))
     if enc:
         parts.append(_section("How arguments are written", enc))
     parts.append(_section("Names you may use", names_reference()))
