@@ -183,6 +183,14 @@ def _interleavable(f: ProcFacts) -> list[str]:
     return out
 
 
+def _cpu_busy(cand: Candidate) -> float:
+    """The fraction of the candidate's cycles the CPU was busy (0 when unknown)."""
+    m = cand.measurement
+    if m is None or not m.ok or not m.cycles:
+        return 0.0
+    return float(((m.units or {}).get("cpu") or {}).get("busy", 0)) / float(m.cycles)
+
+
 def _splittable(f: ProcFacts) -> list[str]:
     """Operands whose per-copy loads can go ahead of the computes (see `split_loads`)."""
     from ..moves.loops import _split_target
@@ -238,11 +246,14 @@ def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
     if not interleaved and _zero_applies(c.facts) and rng.random() < 0.5:
         c.add("zero_into_compute")
-    # interleaved loads already keep the array fed; unrolling then mostly
+    # unrolled code can no longer be restructured (Exo's fission and lifts
+    # on long bodies): unroll mostly when the CPU limits the parent;
+    # interleaved loads already keep the array fed, unrolling then mostly
     # grows the code (I-cache misses)
     r = rng.random()
-    if r < (0.35 if interleaved else 0.75):
-        _unroll(c, rng, simplify=r < 0.25)
+    p_unroll = 0.75 if _cpu_busy(c.view.cand) > 0.7 else 0.25
+    if r < (min(p_unroll, 0.35) if interleaved else p_unroll):
+        _unroll(c, rng, simplify=r < 0.25 * p_unroll / 0.75)
 
 
 def _unroll(c: Composer, rng: random.Random, simplify: bool, role: Optional[str] = None) -> bool:
@@ -504,6 +515,7 @@ BIAS = {
     "cpu": {"zero": 2.0, "unroll": 2.0, "reuse": 2.0},
     "load": {"reuse": 3.0, "hoist": 3.0, "tile": 2.0, "double_buffer": 1.5, "interleave": 2.0},
     "dependency": {"double_buffer": 4.0, "stage": 2.0, "reuse": 2.0, "split": 2.0},
+    "bank": {"spread": 3.0, "reuse": 2.0, "split": 2.0},
     "execute": {},
     "unknown": {},
 }
