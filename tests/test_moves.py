@@ -58,6 +58,8 @@ def test_moves_are_whitelisted_ops_with_checked_arguments():
      S("hoist_load", "B", 0), S("stage_buffer", "res", ["ii"]), S("split_loads", "A")],
     # j outside i: all of A resident, a B strip per j
     [S("interchange_loops", "i"), S("hoist_load", "B", 1), S("hoist_load", "A", 1)],
+    # the staged copies of a padded one by one (each in banks of its own)
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]), S("spread_banks", "a", 8, 1)],
 ])
 def test_predictions_agree_with_exo(base, steps):
     s, p = base
@@ -89,6 +91,9 @@ def test_unrolled_calls_counts_the_copies(base):
     # B resident, a copy of a per row tile in its own bank, each copy's loads ahead of the computes
     [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("spread_banks", "a", 16), S("stage_buffer", "a", ["ii"]),
      S("hoist_load", "B", 0), S("stage_buffer", "res", ["ii"]), S("zero_into_compute"), S("split_loads", "A")],
+    # the same with the staged copies padded after staging
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]), S("hoist_load", "B", 0),
+     S("stage_buffer", "res", ["ii"]), S("spread_banks", "a", 16, 1), S("split_loads", "A")],
     # A resident (j outside i), its loads interleaved with the first strip's computes
     [S("interchange_loops", "i"), S("hoist_load", "B", 1), S("hoist_load", "A", 1), S("zero_into_compute"),
      S("interleave_loads", "A")],

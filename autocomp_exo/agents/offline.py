@@ -142,10 +142,12 @@ def _bank_rows(v: View) -> int:
 # Endings
 # --------------------------------------------------------------------------- #
 
-def _spread_choice(c: Composer) -> Optional[tuple[str, int]]:
-    """A scratchpad buffer read by the computes that is smaller than a bank,
-    and the copies that pad it to one (the first such buffer in program
-    order: the operands after it then start in another bank)."""
+def _spread_choice(c: Composer, rng: Optional[random.Random] = None) -> Optional[tuple[str, int, int]]:
+    """(buffer, copies, at) for `spread_banks`: the first scratchpad buffer
+    in program order read by the computes, when smaller than a bank, padded
+    to one (the operands after it then start in another bank); or, when its
+    leading dimension holds staged copies (indexed by a loop counter), each
+    copy padded to whole banks (sampled, half the time, when it fits)."""
     f = c.facts
     ops = f.compute_operands()
     bank = _bank_rows(c.view)
@@ -153,10 +155,21 @@ def _spread_choice(c: Composer) -> Optional[tuple[str, int]]:
         if al.name not in (ops.get("moving"), ops.get("stationary")):
             continue
         rows = f.rows(al)
+        lead = al.dims[0] if al.dims else None
+        if rng is not None and lead and lead > 1 and len(al.dims) > 2 and _staged_lead(f, al.name):
+            per = rows // lead
+            if 0 < per < bank and rng.random() < 0.5:
+                return al.name, -(-bank // per), 1
         if 0 < rows < bank:
-            return al.name, -(-bank // rows)
+            return al.name, -(-bank // rows), 0
         return None
     return None
+
+
+def _staged_lead(f: ProcFacts, buffer: str) -> bool:
+    """Whether every access of ``buffer`` indexes its leading dimension by a loop counter."""
+    uses = [o for c in f.calls() for o in c.operands if o.buffer == buffer]
+    return bool(uses) and all(o.index and o.index[0] for o in uses)
 
 
 def _zero_applies(f: ProcFacts) -> bool:
@@ -235,16 +248,16 @@ def _residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:
 def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     """Bank spread, then loads interleaved with the computes or the zeroing
     folded into them, then unrolling (each sampled)."""
-    sp = _spread_choice(c)
+    sp = _spread_choice(c, rng)
     if sp and rng.random() < p_spread:
-        c.add("spread_banks", buffer=sp[0], copies=sp[1])
+        c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2])
     split = _splittable(c.facts)
-    if split and rng.random() < 0.5 and c.add("split_loads", operand=rng.choice(split)):
+    if split and rng.random() < 0.7 and c.add("split_loads", operand=rng.choice(split)):
         inter = []
     else:
         inter = _interleavable(c.facts)
     interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
-    if not interleaved and _zero_applies(c.facts) and rng.random() < 0.5:
+    if not interleaved and _zero_applies(c.facts) and rng.random() < 0.7:
         c.add("zero_into_compute")
     # unrolled code can no longer be restructured (Exo's fission and lifts
     # on long bodies): unroll mostly when the CPU limits the parent;
@@ -421,8 +434,8 @@ def _spread(v: View, rng: random.Random) -> Optional[Composer]:
     if v.facts.n_calls() > 40:
         return None
     c = Composer(v)
-    sp = _spread_choice(c)
-    return c if sp and c.add("spread_banks", buffer=sp[0], copies=sp[1]) else None
+    sp = _spread_choice(c, rng)
+    return c if sp and c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2]) else None
 
 
 def _zero(v: View, rng: random.Random) -> Optional[Composer]:

@@ -172,12 +172,17 @@ def _stage(f: ProcFacts, buffer: str, expand: list) -> ProcFacts:
     return _refresh(f)
 
 
-def _spread(f: ProcFacts, buffer: str, copies: int) -> ProcFacts:
+def _spread(f: ProcFacts, buffer: str, copies: int, at: int = 0) -> ProcFacts:
     al = f.alloc(buffer)
     if al is None or al.mem != "GEMM_SCRATCH" or copies < 2:
         raise MoveError(f"no scratchpad buffer {buffer} (or fewer than 2 copies)")
-    al.dims = (copies,) + tuple(al.dims)
-    _prepend_index(f, buffer, ((),))
+    if at == 0:
+        al.dims = (copies,) + tuple(al.dims)
+        _prepend_index(f, buffer, ((),))
+        return f
+    if at >= len(al.dims) - 1 or al.dims[at] is None:
+        raise MoveError(f"buffer {buffer} has no constant dimension {at} above its row")
+    al.dims = tuple(d * copies if i == at else d for i, d in enumerate(al.dims))
     return f
 
 
@@ -227,7 +232,7 @@ def predict(f: ProcFacts, op: str, decisions: dict) -> ProcFacts:
     if op == "stage_buffer":
         return _stage(g, d["buffer"], list(d.get("expand", [])))
     if op == "spread_banks":
-        return _spread(g, d["buffer"], d["copies"])
+        return _spread(g, d["buffer"], d["copies"], d.get("at", 0))
     if op == "double_buffer":
         return _double_buffer(g, d["buffer"], d.get("factor", 2))
     if op == "zero_into_compute":
