@@ -60,6 +60,7 @@ MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long 
 # Exo's fission / reorder / lift recurse over the statements of a block: on the
 # long straight-line bodies deep unrolling leaves they hit the recursion limit
 RESTRUCTURE_MAX_CALLS = 120
+UNROLL_ENDING = 0.2      # how often a restructuring plan ends unrolled
 
 
 @dataclass
@@ -196,14 +197,6 @@ def _interleavable(f: ProcFacts) -> list[str]:
     return out
 
 
-def _cpu_busy(cand: Candidate) -> float:
-    """The fraction of the candidate's cycles the CPU was busy (0 when unknown)."""
-    m = cand.measurement
-    if m is None or not m.ok or not m.cycles:
-        return 0.0
-    return float(((m.units or {}).get("cpu") or {}).get("busy", 0)) / float(m.cycles)
-
-
 def _splittable(f: ProcFacts) -> list[str]:
     """Operands whose per-copy loads can go ahead of the computes (see `split_loads`)."""
     from ..moves.loops import _split_target
@@ -260,13 +253,11 @@ def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     if not interleaved and _zero_applies(c.facts) and rng.random() < 0.7:
         c.add("zero_into_compute")
     # unrolled code can no longer be restructured (Exo's fission and lifts
-    # on long bodies): unroll mostly when the CPU limits the parent;
-    # interleaved loads already keep the array fed, unrolling then mostly
-    # grows the code (I-cache misses)
+    # on long bodies, the zeroing fold): a restructuring plan seldom ends
+    # unrolled; the unroll tactic refines the children the CPU limits
     r = rng.random()
-    p_unroll = 0.75 if _cpu_busy(c.view.cand) > 0.7 else 0.25
-    if r < (min(p_unroll, 0.35) if interleaved else p_unroll):
-        _unroll(c, rng, simplify=r < 0.25 * p_unroll / 0.75)
+    if r < UNROLL_ENDING:
+        _unroll(c, rng, simplify=r < UNROLL_ENDING / 3)
 
 
 def _unroll(c: Composer, rng: random.Random, simplify: bool, role: Optional[str] = None) -> bool:
