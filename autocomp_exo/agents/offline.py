@@ -39,8 +39,10 @@ biased by what limits the candidate (`Candidate.bottleneck`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -61,15 +63,28 @@ MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long 
 # long straight-line bodies deep unrolling leaves they hit the recursion limit
 RESTRUCTURE_MAX_CALLS = 120
 UNROLL_ENDING = 0.2      # how often a restructuring plan ends unrolled
+_FAILED_STEP = re.compile(r"step (\d+) \(")   # ScheduleError: "step 74 (hoist_load) [...]"
 
 
 @dataclass
 class View:
-    """The candidate as the policy sees it."""
+    """The candidate as the policy sees it; ``refused`` holds the moves Exo
+    refused after a schedule prefix (see `OfflineAgent.notify`)."""
 
     facts: ProcFacts
     config: GemminiConfig
     cand: Candidate
+    refused: frozenset = frozenset()
+
+
+def _step_key(op: str, args: Sequence) -> str:
+    return json.dumps([op, list(args)], sort_keys=True, default=str)
+
+
+def _refusal_key(prefix: Sequence[str], op: str, args: Sequence) -> str:
+    """A move (its op and first decision) after a schedule prefix (step keys)."""
+    h = hashlib.sha256("\n".join(prefix).encode()).hexdigest()[:20]
+    return f"{h}:{op}:{json.dumps(list(args)[:1], default=str)}"
 
 
 class Composer:
@@ -79,6 +94,7 @@ class Composer:
         self.view = view
         self.facts = view.facts
         self.steps: list[tuple[str, dict]] = []
+        self._prefix = [_step_key(st.op, st.args) for st in getattr(view.cand.schedule, "steps", ())]
 
     def fits(self, f: ProcFacts) -> bool:
         return f.over_capacity(self.view.config) == ""
@@ -91,18 +107,22 @@ class Composer:
             return False
         if not self.fits(g):
             return False
+        args = self._args(op, decisions)
+        if self.view.refused and _refusal_key(self._prefix, op, args) in self.view.refused:
+            return False
         self.facts = g
         self.steps.append((op, decisions))
+        self._prefix = self._prefix + [_step_key(op, args)]
         return True
 
-    def step_dicts(self) -> list[dict]:
+    @staticmethod
+    def _args(op: str, d: dict) -> list:
         from ..schedule import OPS
 
-        out = []
-        for op, d in self.steps:
-            names = [p.name for p in OPS[op].params]
-            out.append({"op": op, "args": [d[n] for n in names if n in d], "kwargs": {}})
-        return out
+        return [d[p.name] for p in OPS[op].params if p.name in d]
+
+    def step_dicts(self) -> list[dict]:
+        return [{"op": op, "args": self._args(op, d), "kwargs": {}} for op, d in self.steps]
 
 
 def _divisors(n: Optional[int], lo: int = 2, hi: int = 16) -> list[int]:
@@ -550,6 +570,30 @@ class OfflineAgent(Agent):
     def __init__(self, tactics: Optional[dict] = None, option_tactics: Optional[dict] = None):
         self.tactics = dict(TACTICS if tactics is None else tactics)
         self.option_tactics = dict(OPTION_TACTICS if option_tactics is None else option_tactics)
+        self.refused: set = set()
+
+    def notify(self, results: Sequence[Candidate]) -> None:
+        """Remember each move Exo refused (a child failing at a schedule
+        step): the same move with the same first decision after the same
+        prefix is not proposed again (Exo's fission and reorder checks are
+        not modelled by `moves.predict`)."""
+        for c in results:
+            m = c.measurement
+            if m is None or m.ok or m.stage != "schedule":
+                continue
+            hit = _FAILED_STEP.search(m.error or "")
+            steps = list(getattr(c.schedule, "steps", ()))
+            if not hit or int(hit.group(1)) >= len(steps):
+                continue
+            i = int(hit.group(1))
+            prefix = [_step_key(st.op, st.args) for st in steps[:i]]
+            self.refused.add(_refusal_key(prefix, steps[i].op, steps[i].args))
+
+    def _view(self, cand: Candidate) -> Optional[View]:
+        v = _view(cand)
+        if v is not None and self.refused:
+            v.refused = frozenset(self.refused)
+        return v
 
     def _samples(self, v: View, name: str, rng: random.Random) -> Optional[Composer]:
         try:
@@ -559,7 +603,7 @@ class OfflineAgent(Agent):
 
     def applicable(self, cand: Candidate) -> list[str]:
         """Tactics with at least one plan for ``cand`` (a few samples each)."""
-        v = _view(cand)
+        v = self._view(cand)
         if v is None:
             return []
         out = []
@@ -571,7 +615,7 @@ class OfflineAgent(Agent):
 
     def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
              rng: random.Random) -> list[Plan]:
-        v = _view(candidate)
+        v = self._view(candidate)
         if v is None:
             return []
         app = set(self.applicable(candidate))
@@ -591,7 +635,7 @@ class OfflineAgent(Agent):
 
     def implement(self, candidate: Candidate, plan: Plan, k: int,
                   rng: random.Random) -> list[list[dict]]:
-        v = _view(candidate)
+        v = self._view(candidate)
         if v is None or plan.move not in self.tactics:
             return []
         out, seen = [], set()
