@@ -259,19 +259,22 @@ def _residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:
 
 
 def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
-    """Bank spread, then loads interleaved with the computes or the zeroing
-    folded into them, then unrolling (each sampled)."""
+    """Bank spread, loads split ahead of the computes, the zeroing folded
+    into the computes or loads interleaved with them, then unrolling (each
+    sampled)."""
     sp = _spread_choice(c, rng)
     if sp and rng.random() < p_spread:
         c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2])
     split = _splittable(c.facts)
-    if split and rng.random() < 0.7 and c.add("split_loads", operand=rng.choice(split)):
-        inter = []
-    else:
-        inter = _interleavable(c.facts)
-    interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
-    if not interleaved and _zero_applies(c.facts) and rng.random() < 0.7:
-        c.add("zero_into_compute")
+    did_split = bool(split) and rng.random() < 0.7 and c.add("split_loads", operand=rng.choice(split))
+    # the zeroing fold or an interleave: the fold after an interleave sees two
+    # zeroings (a peeled tile) and refuses; an interleave after the fold is
+    # left to a child (the predicted facts do not model the fold's peel,
+    # the child's facts from the worker do)
+    folded = _zero_applies(c.facts) and rng.random() < 0.6 and c.add("zero_into_compute")
+    inter = [] if did_split or folded else _interleavable(c.facts)
+    if inter and rng.random() < 0.6:
+        c.add("interleave_loads", operand=rng.choice(inter))
     # unrolled code can no longer be restructured (Exo's fission and lifts
     # on long bodies, the zeroing fold): a restructuring plan seldom ends
     # unrolled; the unroll tactic refines the children the CPU limits
