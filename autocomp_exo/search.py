@@ -41,11 +41,12 @@ iteration.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from gemmini_isa import GemminiConfig
 
@@ -143,16 +144,46 @@ def _rank(c: Candidate):
     return (c.cycles if c.cycles is not None else float("inf"), c.id)
 
 
+#: ops that only unroll: they change no loop structure that later steps read
+UNROLL_OPS = frozenset({"unroll_calls", "unroll_loop", "simplify"})
+
+
+def structure_key(c: Candidate) -> str:
+    """The candidate's schedule without its unrolling steps: candidates that
+    differ only in how far they unroll are one program structure."""
+    steps = getattr(c.schedule, "steps", None) or []
+    return json.dumps([[s.op, s.args, s.kwargs] for s in steps if s.op not in UNROLL_OPS],
+                      sort_keys=True, default=str)
+
+
+def _best_distinct(pool: Iterable, width: int) -> list:
+    """The best ``width`` (by cycles, then id), at most one per structure
+    (the beam then explores distinct structures instead of unroll variants
+    of one, which later moves can no longer restructure)."""
+    out, seen = [], set()
+    for c in sorted(pool, key=_rank):
+        k = structure_key(c)
+        if k in seen:
+            continue
+        seen.add(k)
+        out.append(c)
+        if len(out) == width:
+            break
+    return out
+
+
 def next_beam(beam: list, accepted: list, width: int) -> list:
-    """The best ``width`` of the old beam plus the accepted children (by cycles, then id)."""
+    """The best ``width`` of the old beam plus the accepted children (by
+    cycles, then id; one per structure, see `structure_key`)."""
     pool = {c.id: c for c in list(beam) + list(accepted)}
-    return sorted(pool.values(), key=_rank)[:width]
+    return _best_distinct(pool.values(), width)
 
 
 def refill_beam(candidates: list, exhausted: set, width: int) -> list:
-    """The best ``width`` correct candidates not in ``exhausted`` (by cycles, then id)."""
+    """The best ``width`` correct candidates not in ``exhausted`` (by cycles,
+    then id; one per structure)."""
     live = {c.id: c for c in candidates if c.ok and c.id not in exhausted}
-    return sorted(live.values(), key=_rank)[:width]
+    return _best_distinct(live.values(), width)
 
 
 class _EarlyEval:

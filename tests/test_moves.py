@@ -29,7 +29,8 @@ def _shape(f):
     counters around each load: what the agent reads from predictions."""
     return ([(n.name, n.extent) for n in f.loops()],
             sorted((a.name, tuple(a.dims), a.mem) for a in f.allocs()),
-            [[lp.name for lp in c.loops()] for c in f.calls("load")])
+            [[lp.name for lp in c.loops()] for c in f.calls("load")],
+            [[sorted(ix) for ix in c.local_operand().index] for c in f.calls("load")])
 
 
 def test_moves_are_whitelisted_ops_with_checked_arguments():
@@ -52,6 +53,13 @@ def test_moves_are_whitelisted_ops_with_checked_arguments():
     [S("tile_loop", "i", 4), S("interchange_loops", "ii"), S("hoist_load", "B", 1), S("hoist_load", "A", 1),
      S("stage_buffer", "res", ["ii"]), S("spread_banks", "b", 16)],
     [S("double_buffer", "res", 2)],
+    # a copy of a per row tile, each padded to a bank, then every copy's loads before the computes
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("spread_banks", "a", 16), S("stage_buffer", "a", ["ii"]),
+     S("hoist_load", "B", 0), S("stage_buffer", "res", ["ii"]), S("split_loads", "A")],
+    # j outside i: all of A resident, a B strip per j
+    [S("interchange_loops", "i"), S("hoist_load", "B", 1), S("hoist_load", "A", 1)],
+    # the staged copies of a padded one by one (each in banks of its own)
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]), S("spread_banks", "a", 8, 1)],
 ])
 def test_predictions_agree_with_exo(base, steps):
     s, p = base
@@ -80,6 +88,15 @@ def test_unrolled_calls_counts_the_copies(base):
      S("stage_buffer", "res", ["ii"]), S("spread_banks", "a", 16), S("zero_into_compute"),
      S("unroll_calls", "compute", 3), S("unroll_calls", "store", 1)],
     [S("double_buffer", "res", 2), S("hoist_load", "A", 1), S("unroll_calls", "load", 2, "B")],
+    # B resident, a copy of a per row tile in its own bank, each copy's loads ahead of the computes
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("spread_banks", "a", 16), S("stage_buffer", "a", ["ii"]),
+     S("hoist_load", "B", 0), S("stage_buffer", "res", ["ii"]), S("zero_into_compute"), S("split_loads", "A")],
+    # the same with the staged copies padded after staging
+    [S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("stage_buffer", "a", ["ii"]), S("hoist_load", "B", 0),
+     S("stage_buffer", "res", ["ii"]), S("spread_banks", "a", 16, 1), S("split_loads", "A")],
+    # A resident (j outside i), its loads interleaved with the first strip's computes
+    [S("interchange_loops", "i"), S("hoist_load", "B", 1), S("hoist_load", "A", 1), S("zero_into_compute"),
+     S("interleave_loads", "A")],
 ])
 def test_compositions_are_bit_exact_and_faster(base, steps):
     from autocomp_exo.evaluate import evaluate
@@ -110,6 +127,9 @@ def test_refusals_say_why(base):
         (S("zero_into_compute"), "not a perfect nest"),
         (S("interchange_loops", "ko"), "not one loop"),
     ]
+    hoisted = Schedule([S("hoist_load", "A", 1)]).apply(p)
+    with pytest.raises(ScheduleError, match="stage a over i first"):
+        Schedule([S("split_loads", "A")]).apply(hoisted)
     for step, msg in cases:
         with pytest.raises(ScheduleError, match="MoveError") as e:
             Schedule([step]).apply(p)

@@ -165,3 +165,33 @@ def test_proposals_are_bit_exact_and_some_are_faster(relu, config):
         assert m.ok, (suffix, m.error)
         best = min(best, m.cycles)
     assert best < base.cycles
+
+
+def test_a_move_exo_refused_is_not_proposed_again(mapped):
+    """notify() with a child that failed at a schedule step: the agent no
+    longer proposes that move (same op, same first decision) after that
+    prefix; other moves still come."""
+    from autocomp_exo.measurement import Measurement
+
+    s, _p, _f = mapped
+    ag = OfflineAgent()
+    parent = _cand(mapped)
+
+    def first_moves():
+        outs = ag.implement(parent, Plan("hoist", "hoist"), 8, random.Random(3))
+        return {(o[0]["op"], o[0]["args"][0]) for o in outs}
+
+    before = first_moves()
+    assert ("hoist_load", "B") in before and ("hoist_load", "A") in before
+    n = len(s.steps)
+    child = Candidate(1, s.extend([{"op": "hoist_load", "args": ["B", 1]}]),
+                      Measurement(ok=False, stage="schedule",
+                                  error=f"ScheduleError: step {n} (hoist_load) [SchedulingError]: Cannot fission loop"),
+                      None, 0, workload=W128)
+    ag.notify([child])
+    after = first_moves()
+    assert ("hoist_load", "B") not in after and ("hoist_load", "A") in after
+    # another parent (a different prefix) is not affected
+    other = Candidate(2, s.extend([{"op": "tile_loop", "args": ["i", 2]}]), None, None, workload=W128)
+    outs = ag.implement(other, Plan("hoist", "hoist"), 8, random.Random(3))
+    assert any(o[0]["args"][0] == "B" for o in outs)

@@ -21,7 +21,8 @@ from autocomp_exo.agents.base import Candidate  # noqa: E402
 from autocomp_exo.measurement import Measurement  # noqa: E402
 from autocomp_exo.menu import KEYS, MENU, dropout  # noqa: E402
 from autocomp_exo.schedule import Schedule  # noqa: E402
-from autocomp_exo.search import SearchSettings, accept, beam_search, derive_rng, next_beam  # noqa: E402
+from autocomp_exo.search import (SearchSettings, accept, beam_search, derive_rng, next_beam,  # noqa: E402
+                                 refill_beam, structure_key)
 from autocomp_exo.workers import WorkerPool  # noqa: E402
 from autocomp_exo.workloads import GemmWorkload  # noqa: E402
 
@@ -59,9 +60,11 @@ def test_dropout_rejects_bad_arguments():
 
 # --------------------------------------------------------------------------- acceptance
 
-def _cand(cid, cycles, ok=True, parent=None):
+def _cand(cid, cycles, ok=True, parent=None, steps=None):
     m = Measurement(ok=ok, cycles=cycles if ok else None, stage=None if ok else "mismatch")
-    return Candidate(cid, Schedule([]), m, "", parent)
+    # a distinct structure per candidate unless steps are given
+    steps = [{"op": "tile_loop", "args": ["i", cid + 1]}] if steps is None else steps
+    return Candidate(cid, Schedule(steps), m, "", parent)
 
 
 def test_accept_only_correct_and_faster_than_parent():
@@ -78,6 +81,20 @@ def test_next_beam_is_best_b_of_beam_plus_accepted():
     nb = next_beam(beam, acc, 3)
     assert [c.id for c in nb] == [1, 6, 4]   # ties broken by id
     assert [c.id for c in next_beam(beam, [], 5)] == [1, 2, 3]
+
+
+def test_the_beam_keeps_one_candidate_per_structure():
+    """Candidates that differ only in unrolling are one structure: the beam
+    keeps the fastest of them and fills up with other structures."""
+    tiled = [{"op": "tile_loop", "args": ["i", 2]}]
+    unrolled = tiled + [{"op": "unroll_calls", "args": ["compute", 2]}]
+    deeper = tiled + [{"op": "unroll_calls", "args": ["compute", 3]}]
+    hoisted = [{"op": "hoist_load", "args": ["B", 1]}]
+    beam = [_cand(1, 500, steps=unrolled), _cand(2, 510, steps=deeper), _cand(3, 520, steps=tiled)]
+    acc = [_cand(4, 900, steps=hoisted)]
+    assert [c.id for c in next_beam(beam, acc, 3)] == [1, 4]
+    assert structure_key(beam[0]) == structure_key(beam[2]) != structure_key(acc[0])
+    assert [c.id for c in refill_beam(beam + acc, {1}, 3)] == [2, 4]
 
 
 def test_search_beam_only_holds_accepted_children():

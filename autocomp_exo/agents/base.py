@@ -69,7 +69,9 @@ class Candidate:
         """What limits this candidate, from the simulator's per-unit figures:
         "cpu" (the CPU does not issue commands fast enough), "load" (the DMA is
         busy), "dependency" (units wait for each other: reuse of local rows),
-        "execute" (the array is busy: close to the bound) or "unknown"."""
+        "bank" (the array loses cycles to operands in one scratchpad bank or to
+        DMA writes into the bank it reads), "execute" (the array is busy: close
+        to the bound) or "unknown"."""
         m = self.measurement
         if m is None or not m.ok or not m.cycles:
             return "unknown"
@@ -81,7 +83,12 @@ class Candidate:
 
         ex = units.get("execute") or {}
         stalls = m.stalls or {}
-        exec_busy = busy("execute")
+        # cycles the array spends on operands sharing a bank (or DMA writes
+        # into the bank it reads) count as busy but are no work
+        bank = float(ex.get("bank_conflict", 0)) / cyc
+        exec_busy = busy("execute") - bank
+        if bank > 0.05:
+            return "bank"
         if exec_busy > 0.9:
             return "execute"
         dep = float(ex.get("dependency", 0)) / cyc

@@ -16,7 +16,10 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  other operand's loads read, optionally swap the tile loop
                  with the loop inside it, take the loads out of the loops
                  whose counters they do not read, stage buffers over the
-                 tile loop (double buffering), then an ending (below)
+                 tile loop (double buffering; each copy optionally padded
+                 to whole banks), then an ending (below). Instead of the
+                 tile, a loop only the resident operand reads may be
+                 swapped with the loop inside it that the others read
 ``hoist``        one load out of loops it does not depend on
 ``tile``         split one loop around the computes
 ``interchange``  swap a loop with the one loop in its body
@@ -26,17 +29,20 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  compute in different banks)
 ``zero``         the first compute of each tile overwrites instead of a zeroing
 ``interleave``   the loads of a step issued between the computes of the step before
+``split``        every copy's loads of a block issued before the block's computes
 ``unroll``       the innermost loops around an instruction role unrolled
 
-Endings (sampled at the end of ``reuse``): bank spread, loads interleaved
-with the computes or the zeroing folded into them, and unrolling within a
+Endings (sampled at the end of ``reuse``): bank spread, loads split ahead of
+the computes or interleaved with them, the zeroing folded into them, and unrolling within a
 code-size cap. Which tactic a plan takes is
 biased by what limits the candidate (`Candidate.bottleneck`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -56,15 +62,29 @@ MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long 
 # Exo's fission / reorder / lift recurse over the statements of a block: on the
 # long straight-line bodies deep unrolling leaves they hit the recursion limit
 RESTRUCTURE_MAX_CALLS = 120
+UNROLL_ENDING = 0.2      # how often a restructuring plan ends unrolled
+_FAILED_STEP = re.compile(r"step (\d+) \(")   # ScheduleError: "step 74 (hoist_load) [...]"
 
 
 @dataclass
 class View:
-    """The candidate as the policy sees it."""
+    """The candidate as the policy sees it; ``refused`` holds the moves Exo
+    refused after a schedule prefix (see `OfflineAgent.notify`)."""
 
     facts: ProcFacts
     config: GemminiConfig
     cand: Candidate
+    refused: frozenset = frozenset()
+
+
+def _step_key(op: str, args: Sequence) -> str:
+    return json.dumps([op, list(args)], sort_keys=True, default=str)
+
+
+def _refusal_key(prefix: Sequence[str], op: str, args: Sequence) -> str:
+    """A move (its op and first decision) after a schedule prefix (step keys)."""
+    h = hashlib.sha256("\n".join(prefix).encode()).hexdigest()[:20]
+    return f"{h}:{op}:{json.dumps(list(args)[:1], default=str)}"
 
 
 class Composer:
@@ -74,6 +94,7 @@ class Composer:
         self.view = view
         self.facts = view.facts
         self.steps: list[tuple[str, dict]] = []
+        self._prefix = [_step_key(st.op, st.args) for st in getattr(view.cand.schedule, "steps", ())]
 
     def fits(self, f: ProcFacts) -> bool:
         return f.over_capacity(self.view.config) == ""
@@ -86,18 +107,22 @@ class Composer:
             return False
         if not self.fits(g):
             return False
+        args = self._args(op, decisions)
+        if self.view.refused and _refusal_key(self._prefix, op, args) in self.view.refused:
+            return False
         self.facts = g
         self.steps.append((op, decisions))
+        self._prefix = self._prefix + [_step_key(op, args)]
         return True
 
-    def step_dicts(self) -> list[dict]:
+    @staticmethod
+    def _args(op: str, d: dict) -> list:
         from ..schedule import OPS
 
-        out = []
-        for op, d in self.steps:
-            names = [p.name for p in OPS[op].params]
-            out.append({"op": op, "args": [d[n] for n in names if n in d], "kwargs": {}})
-        return out
+        return [d[p.name] for p in OPS[op].params if p.name in d]
+
+    def step_dicts(self) -> list[dict]:
+        return [{"op": op, "args": self._args(op, d), "kwargs": {}} for op, d in self.steps]
 
 
 def _divisors(n: Optional[int], lo: int = 2, hi: int = 16) -> list[int]:
@@ -138,10 +163,12 @@ def _bank_rows(v: View) -> int:
 # Endings
 # --------------------------------------------------------------------------- #
 
-def _spread_choice(c: Composer) -> Optional[tuple[str, int]]:
-    """A scratchpad buffer read by the computes that is smaller than a bank,
-    and the copies that pad it to one (the first such buffer in program
-    order: the operands after it then start in another bank)."""
+def _spread_choice(c: Composer, rng: Optional[random.Random] = None) -> Optional[tuple[str, int, int]]:
+    """(buffer, copies, at) for `spread_banks`: the first scratchpad buffer
+    in program order read by the computes, when smaller than a bank, padded
+    to one (the operands after it then start in another bank); or, when its
+    leading dimension holds staged copies (indexed by a loop counter), each
+    copy padded to whole banks (sampled, half the time, when it fits)."""
     f = c.facts
     ops = f.compute_operands()
     bank = _bank_rows(c.view)
@@ -149,10 +176,21 @@ def _spread_choice(c: Composer) -> Optional[tuple[str, int]]:
         if al.name not in (ops.get("moving"), ops.get("stationary")):
             continue
         rows = f.rows(al)
+        lead = al.dims[0] if al.dims else None
+        if rng is not None and lead and lead > 1 and len(al.dims) > 2 and _staged_lead(f, al.name):
+            per = rows // lead
+            if 0 < per < bank and rng.random() < 0.5:
+                return al.name, -(-bank // per), 1
         if 0 < rows < bank:
-            return al.name, -(-bank // rows)
+            return al.name, -(-bank // rows), 0
         return None
     return None
+
+
+def _staged_lead(f: ProcFacts, buffer: str) -> bool:
+    """Whether every access of ``buffer`` indexes its leading dimension by a loop counter."""
+    uses = [o for c in f.calls() for o in c.operands if o.buffer == buffer]
+    return bool(uses) and all(o.index and o.index[0] for o in uses)
 
 
 def _zero_applies(f: ProcFacts) -> bool:
@@ -179,21 +217,70 @@ def _interleavable(f: ProcFacts) -> list[str]:
     return out
 
 
+def _splittable(f: ProcFacts) -> list[str]:
+    """Operands whose per-copy loads can go ahead of the computes (see `split_loads`)."""
+    from ..moves.loops import _split_target
+
+    out = []
+    for o in _loaded(f):
+        try:
+            _split_target(f, o)
+            out.append(o)
+        except MoveError:
+            pass
+    return out
+
+
+def _bank_pad(c: Composer, al: Node) -> Optional[int]:
+    """Copies that pad a compute operand's scratchpad buffer to whole banks
+    (None when it is no operand of the computes or already a bank or more)."""
+    f = c.facts
+    ops = f.compute_operands()
+    if al.mem != "GEMM_SCRATCH" or al.name not in (ops.get("moving"), ops.get("stationary")):
+        return None
+    rows, bank = f.rows(al), _bank_rows(c.view)
+    return -(-bank // rows) if 0 < rows < bank else None
+
+
+def _residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:
+    """Loops whose counter the resident operand's load reads and no other
+    load does, holding (besides allocations) one loop that the other loads
+    read: swapped, the other loads can leave the outer loop."""
+    x = f.loads_of(stay)[0]
+    others = [f.loads_of(o)[0] for o in other]
+    out = []
+    for lp in x.loops():
+        if any(y.mentions(lp.name) for y in others):
+            continue
+        body = [b for b in lp.body if b.kind != "alloc"]
+        if len(body) == 1 and body[0].kind == "for" and any(y.mentions(body[0].name) for y in others):
+            out.append(lp)
+    return out
+
+
 def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
-    """Bank spread, then loads interleaved with the computes or the zeroing
-    folded into them, then unrolling (each sampled)."""
-    sp = _spread_choice(c)
+    """Bank spread, loads split ahead of the computes, the zeroing folded
+    into the computes or loads interleaved with them, then unrolling (each
+    sampled)."""
+    sp = _spread_choice(c, rng)
     if sp and rng.random() < p_spread:
-        c.add("spread_banks", buffer=sp[0], copies=sp[1])
-    inter = _interleavable(c.facts)
-    interleaved = bool(inter) and rng.random() < 0.6 and c.add("interleave_loads", operand=rng.choice(inter))
-    if not interleaved and _zero_applies(c.facts) and rng.random() < 0.5:
-        c.add("zero_into_compute")
-    # interleaved loads already keep the array fed; unrolling then mostly
-    # grows the code (I-cache misses)
+        c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2])
+    split = _splittable(c.facts)
+    did_split = bool(split) and rng.random() < 0.7 and c.add("split_loads", operand=rng.choice(split))
+    # the zeroing fold or an interleave: the fold after an interleave sees two
+    # zeroings (a peeled tile) and refuses; an interleave after the fold is
+    # left to a child (the predicted facts do not model the fold's peel,
+    # the child's facts from the worker do)
+    folded = _zero_applies(c.facts) and rng.random() < 0.6 and c.add("zero_into_compute")
+    inter = [] if did_split or folded else _interleavable(c.facts)
+    if inter and rng.random() < 0.6:
+        c.add("interleave_loads", operand=rng.choice(inter))
+    # unrolled code can no longer be restructured (Exo's fission and lifts
+    # on long bodies, the zeroing fold): a restructuring plan seldom ends
+    # unrolled; the unroll tactic refines the children the CPU limits
     r = rng.random()
-    if r < (0.35 if interleaved else 0.75):
-        _unroll(c, rng, simplify=r < 0.25)
+    if r < UNROLL_ENDING:
+        _unroll(c, rng, simplify=r < UNROLL_ENDING / 3)
 
 
 def _unroll(c: Composer, rng: random.Random, simplify: bool, role: Optional[str] = None) -> bool:
@@ -245,7 +332,13 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
     tiles = [lp for lp in _unused_loops(f, stay) if lp in _compute_loops(f)
              and any(f.loads_of(o)[0].mentions(lp.name) for o in other)]
     tiled = None
-    if tiles and rng.random() < 0.9:
+    # or no tile: swap a loop only the resident operand reads with the loop
+    # inside it that the others read (their loads can then leave it)
+    swaps = _residency_swaps(f, stay, other)
+    r = rng.random()
+    if swaps and r < 0.35:
+        c.add("interchange_loops", outer=rng.choice(swaps).name)
+    elif tiles and r < 0.92:
         t = rng.choice(tiles)
         fs = _divisors(t.extent)
         rng.shuffle(fs)
@@ -268,6 +361,11 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
             if al.mem == "DRAM" or tiled not in [lp.name for lp in al.loops()]:
                 continue
             if rng.random() < 0.85:
+                pad = _bank_pad(c, al)
+                if pad and rng.random() < 0.5:
+                    # each copy in banks of its own: one copy loads while the
+                    # computes read another (a DMA write steals array reads)
+                    c.add("spread_banks", buffer=al.name, copies=pad)
                 c.add("stage_buffer", buffer=al.name, expand=[tiled])
     if not c.steps:
         return None
@@ -350,8 +448,8 @@ def _spread(v: View, rng: random.Random) -> Optional[Composer]:
     if v.facts.n_calls() > 40:
         return None
     c = Composer(v)
-    sp = _spread_choice(c)
-    return c if sp and c.add("spread_banks", buffer=sp[0], copies=sp[1]) else None
+    sp = _spread_choice(c, rng)
+    return c if sp and c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2]) else None
 
 
 def _zero(v: View, rng: random.Random) -> Optional[Composer]:
@@ -373,6 +471,14 @@ def _interleave(v: View, rng: random.Random) -> Optional[Composer]:
     if rng.random() < 0.5:
         _unroll(c, rng, simplify=False)
     return c
+
+
+def _split(v: View, rng: random.Random) -> Optional[Composer]:
+    split = _splittable(v.facts) if _short(v.facts) else []
+    if not split:
+        return None
+    c = Composer(v)
+    return c if c.add("split_loads", operand=rng.choice(split)) else None
 
 
 def _unroll_tactic(v: View, rng: random.Random) -> Optional[Composer]:
@@ -405,6 +511,8 @@ TACTICS: dict[str, Tactic] = {t.name: t for t in [
            "zeroing it first", _zero, 3.0),
     Tactic("interleave", "issue the loads of an operand step by step between the computes that use them "
            "(the first tile peeled, the loads' loop fused with its computes' loop)", _interleave, 2.0),
+    Tactic("split", "issue the loads of every copy of a staged buffer before the computes of the block "
+           "(the loop holding loads and computes split in two)", _split, 2.0),
     Tactic("unroll", "fully unroll the innermost loops around an instruction's calls", _unroll_tactic, 2.5),
 ]}
 
@@ -412,18 +520,18 @@ TACTICS: dict[str, Tactic] = {t.name: t for t in [
 OPTION_TACTICS: dict[str, tuple[str, ...]] = {
     "tiling": ("tile", "double_buffer", "reuse"),
     "reorder": ("reuse", "interchange"),
-    "split": ("hoist",),
+    "split": ("hoist", "split"),
     "fuse": ("zero", "interleave", "reuse"),
     "simplify": ("unroll", "zero"),
     "reorder_stmts": ("hoist", "interleave", "reuse"),
     "unroll": ("unroll",),
-    "double_buffer": ("double_buffer", "stage", "reuse"),
+    "double_buffer": ("double_buffer", "stage", "reuse", "split"),
     "scratchpad_reuse": ("reuse", "hoist"),
     "spread": ("spread", "double_buffer"),
     "guarded_loads": ("hoist", "reuse"),
     "hoist": ("hoist",),
     "substitute": ("zero", "spread"),
-    "pipeline": ("interleave", "double_buffer", "reuse", "spread"),
+    "pipeline": ("interleave", "split", "double_buffer", "reuse", "spread"),
     "min_data_movement": ("reuse", "hoist", "spread"),
     "min_loop_overhead": ("unroll", "zero"),
     "other": tuple(TACTICS),
@@ -433,7 +541,8 @@ OPTION_TACTICS: dict[str, tuple[str, ...]] = {
 BIAS = {
     "cpu": {"zero": 2.0, "unroll": 2.0, "reuse": 2.0},
     "load": {"reuse": 3.0, "hoist": 3.0, "tile": 2.0, "double_buffer": 1.5, "interleave": 2.0},
-    "dependency": {"double_buffer": 4.0, "stage": 2.0, "reuse": 2.0},
+    "dependency": {"double_buffer": 4.0, "stage": 2.0, "reuse": 2.0, "split": 2.0},
+    "bank": {"spread": 3.0, "reuse": 2.0, "split": 2.0},
     "execute": {},
     "unknown": {},
 }
@@ -464,6 +573,30 @@ class OfflineAgent(Agent):
     def __init__(self, tactics: Optional[dict] = None, option_tactics: Optional[dict] = None):
         self.tactics = dict(TACTICS if tactics is None else tactics)
         self.option_tactics = dict(OPTION_TACTICS if option_tactics is None else option_tactics)
+        self.refused: set = set()
+
+    def notify(self, results: Sequence[Candidate]) -> None:
+        """Remember each move Exo refused (a child failing at a schedule
+        step): the same move with the same first decision after the same
+        prefix is not proposed again (Exo's fission and reorder checks are
+        not modelled by `moves.predict`)."""
+        for c in results:
+            m = c.measurement
+            if m is None or m.ok or m.stage != "schedule":
+                continue
+            hit = _FAILED_STEP.search(m.error or "")
+            steps = list(getattr(c.schedule, "steps", ()))
+            if not hit or int(hit.group(1)) >= len(steps):
+                continue
+            i = int(hit.group(1))
+            prefix = [_step_key(st.op, st.args) for st in steps[:i]]
+            self.refused.add(_refusal_key(prefix, steps[i].op, steps[i].args))
+
+    def _view(self, cand: Candidate) -> Optional[View]:
+        v = _view(cand)
+        if v is not None and self.refused:
+            v.refused = frozenset(self.refused)
+        return v
 
     def _samples(self, v: View, name: str, rng: random.Random) -> Optional[Composer]:
         try:
@@ -473,7 +606,7 @@ class OfflineAgent(Agent):
 
     def applicable(self, cand: Candidate) -> list[str]:
         """Tactics with at least one plan for ``cand`` (a few samples each)."""
-        v = _view(cand)
+        v = self._view(cand)
         if v is None:
             return []
         out = []
@@ -485,7 +618,7 @@ class OfflineAgent(Agent):
 
     def plan(self, candidate: Candidate, menu: Sequence[MenuOption], n: int,
              rng: random.Random) -> list[Plan]:
-        v = _view(candidate)
+        v = self._view(candidate)
         if v is None:
             return []
         app = set(self.applicable(candidate))
@@ -505,7 +638,7 @@ class OfflineAgent(Agent):
 
     def implement(self, candidate: Candidate, plan: Plan, k: int,
                   rng: random.Random) -> list[list[dict]]:
-        v = _view(candidate)
+        v = self._view(candidate)
         if v is None or plan.move not in self.tactics:
             return []
         out, seen = [], set()

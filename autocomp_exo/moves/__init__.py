@@ -72,9 +72,11 @@ MOVES: dict[str, MoveSpec] = {m.name: m for m in [
              "loop in `expand` (a leading dimension indexed by its counter: double buffering when that loop "
              "has 2 iterations).",
              {"op": "stage_buffer", "args": ["res", ["ii"]]}, "buffers"),
-    MoveSpec("spread_banks", (("buffer", "name", _R), ("copies", "pos_int", _R)),
-             "Move: give a scratchpad buffer `copies` copies (a leading dimension; copy 0 used) so it spans "
-             "whole banks and the operands after it start in another bank.",
+    MoveSpec("spread_banks", (("buffer", "name", _R), ("copies", "pos_int", _R), ("at", "nat", 0)),
+             "Move: pad a scratchpad buffer to `copies` times its rows so it spans whole banks: `at` 0 adds a "
+             "leading dimension of copies (copy 0 used; the operands after it start in another bank); `at` k "
+             "grows dimension k, padding each slice of the dimensions before it (each staged copy of a double "
+             "buffer in banks of its own, so one copy loads while the computes read the other).",
              {"op": "spread_banks", "args": ["a", 4]}, "buffers"),
     MoveSpec("double_buffer", (("buffer", "name", _R), ("factor", "pos_int", 2)),
              "Move: split the loop around a local buffer's allocation by `factor` and give the buffer a "
@@ -85,6 +87,11 @@ MOVES: dict[str, MoveSpec] = {m.name: m for m in [
              "and fuse the loads' loop with the peeled computes' loop of the same extent (loads of a step, its "
              "computes, the next step's loads, ... instead of one burst of loads).",
              {"op": "interleave_loads", "args": ["B"]}, "loops"),
+    MoveSpec("split_loads", (("operand", "name", _R),),
+             "Move: split the loop holding the load of a DRAM operand and the computes reading it (its counter "
+             "indexing the loaded buffer: one copy per iteration, e.g. after stage_buffer) into a loop of the "
+             "loads and a loop of the rest, so every copy's loads are issued before the block's computes.",
+             {"op": "split_loads", "args": ["A"]}, "loops"),
     MoveSpec("zero_into_compute", (),
              "Move: peel the first step of the reduction loops of every output tile and let its compute "
              "overwrite the accumulator (the instruction's non-accumulating twin) instead of zeroing it first.",

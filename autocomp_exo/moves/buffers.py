@@ -117,9 +117,13 @@ def stage_buffer(p: Any, buffer: str, expand: list = ()) -> Any:
     return _lift_out(p, f, al, None, lambda lp: lp.name in expand)
 
 
-def spread_banks(p: Any, buffer: str, copies: int) -> Any:
-    """``copies`` copies of a scratchpad buffer (copy 0 used)."""
-    from exo.stdlib.scheduling import expand_dim
+def spread_banks(p: Any, buffer: str, copies: int, at: int = 0) -> Any:
+    """Pad a scratchpad buffer to ``copies`` times its rows: ``at`` 0 adds a
+    leading dimension of copies (copy 0 used: the buffers after it start in
+    another bank); ``at`` k > 0 grows dimension k ``copies``-fold, padding
+    each slice of the dimensions before it (e.g. each staged copy of a
+    double buffer in banks of its own)."""
+    from exo.stdlib.scheduling import expand_dim, resize_dim
 
     f = live(p)
     al = f.alloc(buffer)
@@ -127,7 +131,11 @@ def spread_banks(p: Any, buffer: str, copies: int) -> Any:
         raise MoveError(f"no scratchpad buffer {buffer}")
     if copies < 2:
         raise MoveError("spread_banks needs 2 or more copies")
-    return expand_dim(p, cursor_at(p, al), copies, "0")
+    if at == 0:
+        return expand_dim(p, cursor_at(p, al), copies, "0")
+    if at >= len(al.dims) - 1 or al.dims[at] is None:
+        raise MoveError(f"buffer {buffer} has no constant dimension {at} above its row (dims {list(al.dims)})")
+    return resize_dim(p, cursor_at(p, al), at, int(al.dims[at]) * copies, 0)
 
 
 def double_buffer(p: Any, buffer: str, factor: int = 2) -> Any:

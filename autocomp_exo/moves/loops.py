@@ -92,16 +92,33 @@ def _interleave_target(f, operand: str):
     x = loads[0]
     buf = x.local_operand().buffer
     s = x
-    while s.parent is not None and s.parent.kind != "proc":
+    while s.parent is not None:
         sib = s.siblings()
         for r in sib[sib.index(s) + 1:]:
             if r.kind == "for" and (r.extent or 0) >= 2 and any(
                     o.buffer == buf for c in r.calls("compute") for o in c.operands):
+                if s.kind == "for":
+                    _check_fusable(x, s, r, buf, operand)
                 if s.kind != "for":
                     raise MoveError(f"the load of {operand} is not in a loop of its own beside the computes")
                 return s, r
         s = s.parent
     raise MoveError(f"no loop of computes reading {buf} follows the load of {operand}")
+
+
+def _check_fusable(x, s, r, buf: str, operand: str) -> None:
+    """The first loop of ``s``'s extent with computes in ``r``'s body (the
+    one `interleave_loads` fuses with the loads' loop ``s``) must index the
+    loaded buffer by its counter where the load indexes it by ``s``'s."""
+    d = x.local_operand().dim_of(s.name)
+    for n in r.body:
+        if n.kind == "for" and n.extent == s.extent and n.calls("compute"):
+            reads = [o for c in n.calls("compute") for o in c.operands if o.buffer == buf]
+            if d is not None and reads and all(o.dim_of(n.name) == d for o in reads):
+                return
+            break
+    raise MoveError(f"no loop inside {r.name} steps through {buf} as the loads of {operand} do "
+                    f"(nothing to fuse the loads' loop {s.name} with)")
 
 
 def interleave_loads(p: Any, operand: str) -> Any:
@@ -158,3 +175,41 @@ def _has_compute(c) -> bool:
         elif isinstance(s, (ForCursor, IfCursor)):
             stack.extend(s.body())
     return False
+
+
+def _split_target(f, operand: str):
+    """(S, L): S the statement holding the load of ``operand`` directly in
+    loop L, the innermost loop around the load whose body also holds
+    computes reading the loaded buffer, and whose counter indexes that buffer
+    (each iteration loads its own copy, so all loads can go first)."""
+    loads = f.loads_of(operand)
+    if len(loads) != 1:
+        raise MoveError(f"split_loads needs one load of {operand}, found {len(loads)}")
+    x = loads[0]
+    buf = x.local_operand().buffer
+    s = x
+    while s.parent is not None and s.parent.kind == "for":
+        L = s.parent
+        rest = [c for c in L.body if c is not s]
+        if any(o.buffer == buf for r in rest for c in r.calls("compute") for o in c.operands):
+            if x.local_operand().dim_of(L.name) is None:
+                raise MoveError(f"the copy of {buf} that the load of {operand} writes does not depend on "
+                                f"loop {L.name} (stage {buf} over {L.name} first)")
+            if L.body.index(s) == len(L.body) - 1:
+                raise MoveError(f"nothing follows the load of {operand} in loop {L.name}")
+            return s, L
+        s = L
+    raise MoveError(f"no loop around the load of {operand} also holds computes reading {buf}")
+
+
+def split_loads(p: Any, operand: str) -> Any:
+    """Split the loop that holds the load of ``operand`` and the computes
+    that read it into a loop of the loads and a loop of the rest: the CPU
+    issues every copy's loads of a block before the block's computes, so a
+    copy loads while the computes of the copy before it run (with the
+    copies in different banks: no DMA write steals a read of the array)."""
+    from exo.stdlib.scheduling import fission
+
+    f = live(p)
+    s, _ = _split_target(f, operand)
+    return fission(p, cursor_at(p, s).after())

@@ -53,6 +53,21 @@ def _rename_var(n: Node, old: str, new: tuple) -> None:
         s.operands = tuple(ops)
 
 
+def _prepend_index(f: ProcFacts, buffer: str, comps: tuple) -> None:
+    """Every access of ``buffer`` gains leading index components (each a
+    tuple of the loop counters it reads), as the buffer gains leading dims."""
+    for s in f.root.walk():
+        if not s.operands:
+            continue
+        ops = []
+        for o in s.operands:
+            if o.buffer == buffer:
+                extra = tuple(v for c in comps for v in c if v not in o.vars)
+                o = Operand(o.param, o.slot, o.buffer, o.mem, tuple(o.vars) + extra, tuple(comps) + tuple(o.index))
+            ops.append(o)
+        s.operands = tuple(ops)
+
+
 def _tile(f: ProcFacts, loop: str, factor: int) -> ProcFacts:
     t = _first_loop(f, loop)
     if not t.extent or t.extent % factor or factor < 2:
@@ -109,6 +124,8 @@ def _hoist_once(f: ProcFacts, operand: str) -> bool:
     if L in al_loops:
         grow = [lp.extent or 1 for lp in al_loops[al_loops.index(L) + 1:] if x.mentions(lp.name)]
         al.dims = tuple(grow) + tuple(al.dims)
+        _prepend_index(f, al.name, tuple((lp.name,) for lp in al_loops[al_loops.index(L) + 1:]
+                                         if x.mentions(lp.name)))
         al.parent.body.remove(al)
         L.parent.body.insert(L.parent.body.index(L), al)
     # a copy of the loops between L and the load around the load alone, before L
@@ -149,16 +166,23 @@ def _stage(f: ProcFacts, buffer: str, expand: list) -> ProcFacts:
     if any(e not in names for e in expand):
         raise MoveError(f"buffer {buffer} is not inside loop(s) {expand}")
     al.dims = tuple(lp.extent or 1 for lp in chain if lp.name in expand) + tuple(al.dims)
+    _prepend_index(f, buffer, tuple((lp.name,) for lp in chain if lp.name in expand))
     al.parent.body.remove(al)
     f.root.body.insert(0, al)
     return _refresh(f)
 
 
-def _spread(f: ProcFacts, buffer: str, copies: int) -> ProcFacts:
+def _spread(f: ProcFacts, buffer: str, copies: int, at: int = 0) -> ProcFacts:
     al = f.alloc(buffer)
     if al is None or al.mem != "GEMM_SCRATCH" or copies < 2:
         raise MoveError(f"no scratchpad buffer {buffer} (or fewer than 2 copies)")
-    al.dims = (copies,) + tuple(al.dims)
+    if at == 0:
+        al.dims = (copies,) + tuple(al.dims)
+        _prepend_index(f, buffer, ((),))
+        return f
+    if at >= len(al.dims) - 1 or al.dims[at] is None:
+        raise MoveError(f"buffer {buffer} has no constant dimension {at} above its row")
+    al.dims = tuple(d * copies if i == at else d for i, d in enumerate(al.dims))
     return f
 
 
@@ -170,6 +194,7 @@ def _double_buffer(f: ProcFacts, buffer: str, factor: int) -> ProcFacts:
     f = _tile(f, lp.name, factor) if factor < lp.extent else f
     al = f.alloc(buffer)
     al.dims = (factor,) + tuple(al.dims)
+    _prepend_index(f, buffer, ((al.parent.name,),))
     outer = al.parent.parent
     al.parent.body.remove(al)
     outer.body.insert(outer.body.index(al.parent) if al.parent in outer.body else 0, al)
@@ -207,12 +232,27 @@ def predict(f: ProcFacts, op: str, decisions: dict) -> ProcFacts:
     if op == "stage_buffer":
         return _stage(g, d["buffer"], list(d.get("expand", [])))
     if op == "spread_banks":
-        return _spread(g, d["buffer"], d["copies"])
+        return _spread(g, d["buffer"], d["copies"], d.get("at", 0))
     if op == "double_buffer":
         return _double_buffer(g, d["buffer"], d.get("factor", 2))
     if op == "zero_into_compute":
         return _zero_folded(g)
+    if op == "split_loads":
+        return _split(g, d["operand"])
     return g   # unroll_calls, interleave_loads: the loops the other moves read are unchanged
+
+
+def _split(f: ProcFacts, operand: str) -> ProcFacts:
+    """The loop around the load cut in two after the load's statement."""
+    from .loops import _split_target
+
+    s, L = _split_target(f, operand)
+    k = L.body.index(s) + 1
+    first = Node("for", name=L.name, lo=L.lo, hi=L.hi, body=L.body[:k])
+    L.body = L.body[k:]
+    up = L.parent.body
+    up.insert(up.index(L), first)
+    return _refresh(f)
 
 
 def _zero_folded(f: ProcFacts) -> ProcFacts:
