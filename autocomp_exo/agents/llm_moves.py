@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..moves import MOVES, MoveError
+from ..moves.applicable import (compute_loops, divisors, interchangeable, interleavable, loaded, splittable,
+                                spread_choice, unused_loops, zero_applies)
 from ..moves.common import unique_names
 from ..moves.predict import predict, unrolled_calls
 from ..proc_facts import Node, ProcFacts
@@ -169,29 +171,6 @@ def outline(f: ProcFacts, max_lines: int = 30) -> str:
 # What each move accepts on this proc
 # --------------------------------------------------------------------------- #
 
-def _divisors(n: Optional[int], hi: int = 16) -> list[int]:
-    return [d for d in range(2, min((n or 0) - 1, hi) + 1) if n and n % d == 0]
-
-
-def _loaded(f: ProcFacts) -> list[str]:
-    """DRAM operands loaded by exactly one call (what hoist_load moves)."""
-    names = [c.dram_operand().buffer for c in f.calls("load") if c.dram_operand() is not None]
-    return [n for n in dict.fromkeys(names) if names.count(n) == 1]
-
-
-def _unused(f: ProcFacts, operand: str) -> list[Node]:
-    x = f.loads_of(operand)[0]
-    return [lp for lp in x.loops() if not x.mentions(lp.name)]
-
-
-def _compute_loops(f: ProcFacts) -> list[Node]:
-    seen: dict = {}
-    for c in f.calls("compute"):
-        for lp in c.loops():
-            seen[id(lp)] = lp
-    return list(seen.values())
-
-
 def _fits(f: ProcFacts, config: Any) -> str:
     return f.over_capacity(config)
 
@@ -205,57 +184,25 @@ def _try(f: ProcFacts, op: str, config: Any, **d) -> Optional[ProcFacts]:
     return None if _fits(g, config) else g
 
 
-def _interleavable(f: ProcFacts) -> list[str]:
-    try:
-        from ..moves.loops import _interleave_target
-    except ImportError:   # the move library changed: offer every loaded operand
-        return _loaded(f)
-    out = []
-    for o in _loaded(f):
-        try:
-            _interleave_target(f, o)
-            out.append(o)
-        except (MoveError, AttributeError, IndexError):
-            pass
-    return out
-
-
-def _zero_applies(f: ProcFacts) -> bool:
-    try:
-        from ..moves.substitute import _target
-    except ImportError:
-        return bool(f.calls("zero"))
-    try:
-        _target(f)
-        return True
-    except (MoveError, AttributeError, IndexError):
-        return False
-
-
 def _q(xs) -> str:
     return ", ".join(json.dumps(x) for x in xs)
 
 
 def _args_tile(f: ProcFacts, config: Any) -> list[str]:
-    ls = [f"{json.dumps(lp.name)} ({lp.extent}): {', '.join(map(str, _divisors(lp.extent)))}"
-          for lp in _compute_loops(f) if _divisors(lp.extent)]
+    ls = [f"{json.dumps(lp.name)} ({lp.extent}): {', '.join(map(str, divisors(lp.extent)))}"
+          for lp in compute_loops(f) if divisors(lp.extent)]
     return ["loop and factor (dividing its extent): " + "; ".join(ls)] if ls else []
 
 
-def _interchangeable(f: ProcFacts) -> list[Node]:
-    return [lp for lp in f.loops() if f.loop(lp.name) is lp
-            and len([b for b in lp.body if b.kind != "alloc"]) == 1 and lp.body[-1].kind == "for"]
-
-
 def _args_interchange(f: ProcFacts, config: Any) -> list[str]:
-    ls = [f"{json.dumps(lp.name)} (with {lp.body[-1].name})" for lp in _interchangeable(f)]
+    ls = [f"{json.dumps(lp.name)} (with {lp.body[-1].name})" for lp in interchangeable(f)]
     return ["outer: " + ", ".join(ls)] if ls else []
 
 
 def _args_hoist(f: ProcFacts, config: Any) -> list[str]:
     out = []
-    for o in _loaded(f):
-        un = _unused(f, o)
+    for o in loaded(f):
+        un = unused_loops(f, o)
         if not un:
             continue
         ok = [lv for lv in range(0, len(un) + 1) if _try(f, "hoist_load", config, operand=o, levels=lv)]
@@ -275,20 +222,8 @@ def _args_stage(f: ProcFacts, config: Any) -> list[str]:
     return out
 
 
-def _spread_choice(f: ProcFacts, config: Any) -> Optional[tuple]:
-    """The first scratchpad buffer a compute reads that is smaller than a bank,
-    and the copies that pad it to one."""
-    ops = f.compute_operands()
-    bank = config.sp_bank_rows
-    for al in f.allocs("GEMM_SCRATCH"):
-        if al.name in (ops.get("moving"), ops.get("stationary")):
-            rows = f.rows(al)
-            return (al.name, -(-bank // rows)) if 0 < rows < bank else None
-    return None
-
-
 def _args_spread(f: ProcFacts, config: Any) -> list[str]:
-    sp = _spread_choice(f, config)
+    sp = spread_choice(f, config)
     if sp is None:
         return []
     return [f"buffer {json.dumps(sp[0])} ({f.rows(f.alloc(sp[0]))} rows, a bank is {config.sp_bank_rows}): "
@@ -297,21 +232,27 @@ def _args_spread(f: ProcFacts, config: Any) -> list[str]:
 
 def _double_bufferable(f: ProcFacts) -> list[Node]:
     return [al for al in f.allocs() if al.mem != "DRAM" and al.parent is not None and al.parent.kind == "for"
-            and _divisors(al.parent.extent, 4)]
+            and divisors(al.parent.extent, hi=4)]
 
 
 def _args_double(f: ProcFacts, config: Any) -> list[str]:
     return [f"buffer {json.dumps(al.name)} (in loop {al.parent.name}, {al.parent.extent} iterations): factor "
-            + ", ".join(str(d) for d in _divisors(al.parent.extent, 4)) for al in _double_bufferable(f)]
+            + ", ".join(str(d) for d in divisors(al.parent.extent, hi=4)) for al in _double_bufferable(f)]
 
 
 def _args_interleave(f: ProcFacts, config: Any) -> list[str]:
-    ops = _interleavable(f)
+    ops = interleavable(f)
     return [f"operand: {_q(ops)}"] if ops else []
 
 
+def _args_split(f: ProcFacts, config: Any) -> list[str]:
+    ops = splittable(f)
+    return [f"operand: {_q(ops)} (its buffer has a copy per iteration of the loop it shares with the computes)"] \
+        if ops else []
+
+
 def _args_zero(f: ProcFacts, config: Any) -> list[str]:
-    return ["no arguments (applies: the computes follow a zeroing of their output)"] if _zero_applies(f) else []
+    return ["no arguments (applies: the computes follow a zeroing of their output)"] if zero_applies(f) else []
 
 
 def _unroll_depths(f: ProcFacts, role: str) -> list[tuple[int, int]]:
@@ -341,7 +282,8 @@ def _args_unroll(f: ProcFacts, config: Any) -> list[str]:
 _ARGS = {
     "tile_loop": _args_tile, "interchange_loops": _args_interchange, "hoist_load": _args_hoist,
     "stage_buffer": _args_stage, "spread_banks": _args_spread, "double_buffer": _args_double,
-    "interleave_loads": _args_interleave, "zero_into_compute": _args_zero, "unroll_calls": _args_unroll,
+    "interleave_loads": _args_interleave, "split_loads": _args_split, "zero_into_compute": _args_zero,
+    "unroll_calls": _args_unroll,
 }
 
 
@@ -392,11 +334,11 @@ def _resident(f: ProcFacts, config: Any, stay: str) -> Optional[_Chain]:
     its most frequent decisions): tile a loop the other operands' loads read
     and ``stay``'s does not, the tile loop moved inside, the loads out of the
     loops they do not read, the buffers of the tile staged over it."""
-    others = [o for o in _loaded(f) if o != stay]
-    tiles = [lp for lp in _unused(f, stay) if lp in _compute_loops(f)
+    others = [o for o in loaded(f) if o != stay]
+    tiles = [lp for lp in unused_loops(f, stay) if lp in compute_loops(f)
              and any(f.loads_of(o)[0].mentions(lp.name) for o in others)]
     for t in tiles:
-        for fac in sorted(_divisors(t.extent), reverse=True):
+        for fac in sorted(divisors(t.extent), reverse=True):
             c = _Chain(f, config)
             inner = unique_names([t.name + "o", t.name + "i"], f.loop_names())[1]
             if not c.add("tile_loop", loop=t.name, factor=fac):
@@ -417,13 +359,16 @@ def _follow_ups(f: ProcFacts, config: Any) -> list[dict]:
     """Ending moves that apply on ``f`` (bank spread, interleaving or the
     zeroing folded, unrolling within the code-size cap)."""
     out = []
-    sp = _spread_choice(f, config)
+    sp = spread_choice(f, config)
     if sp and f.n_calls() <= SPREAD_MAX_CALLS:
         out.append(_step("spread_banks", buffer=sp[0], copies=sp[1]))
-    inter = _interleavable(f)
+    split = splittable(f)
+    if split:
+        out.append(_step("split_loads", operand=split[0]))
+    inter = interleavable(f)
     if inter:
         out.append(_step("interleave_loads", operand=inter[0]))
-    if _zero_applies(f):
+    if zero_applies(f):
         out.append(_step("zero_into_compute"))
     ds = _unroll_depths(f, "compute")
     if ds:
@@ -443,28 +388,31 @@ def _one(f: ProcFacts, config: Any, op: str) -> Optional[Example]:
 def _candidates(f: ProcFacts, config: Any, op: str) -> list[tuple[str, dict]]:
     """(title, decisions) worth showing for ``op``, best first."""
     if op == "tile_loop":
-        ls = sorted(_compute_loops(f), key=lambda lp: -(lp.extent or 0))
+        ls = sorted(compute_loops(f), key=lambda lp: -(lp.extent or 0))
         return [(f"split {lp.name} into blocks of {d}", {"loop": lp.name, "factor": d})
-                for lp in ls for d in sorted(_divisors(lp.extent), reverse=True)[:2]]
+                for lp in ls for d in sorted(divisors(lp.extent), reverse=True)[:2]]
     if op == "interchange_loops":
-        return [(f"swap {lp.name} with {lp.body[-1].name}", {"outer": lp.name}) for lp in _interchangeable(f)]
+        return [(f"swap {lp.name} with {lp.body[-1].name}", {"outer": lp.name}) for lp in interchangeable(f)]
     if op == "hoist_load":
-        return [(f"load {o} once outside {_unused(f, o)[-1].name}", {"operand": o, "levels": 1})
-                for o in _loaded(f) if _unused(f, o)]
+        return [(f"load {o} once outside {unused_loops(f, o)[-1].name}", {"operand": o, "levels": 1})
+                for o in loaded(f) if unused_loops(f, o)]
     if op == "stage_buffer":
         return [(f"allocate {al.name} once" + (f", one copy per {al.loops()[-1].name}" if e else ""),
                  {"buffer": al.name, "expand": [al.loops()[-1].name] if e else []})
                 for al in f.allocs() if al.mem != "DRAM" and al.loops() for e in (True, False)]
     if op == "spread_banks":
-        sp = _spread_choice(f, config)
+        sp = spread_choice(f, config)
         return [(f"pad {sp[0]} to a whole bank", {"buffer": sp[0], "copies": sp[1]})] if sp else []
     if op == "double_buffer":
         return [(f"two copies of {al.name} over {al.parent.name}", {"buffer": al.name, "factor": 2})
                 for al in _double_bufferable(f) if al.parent.extent % 2 == 0]
     if op == "interleave_loads":
-        return [(f"issue the loads of {o} between the computes", {"operand": o}) for o in _interleavable(f)]
+        return [(f"issue the loads of {o} between the computes", {"operand": o}) for o in interleavable(f)]
+    if op == "split_loads":
+        return [(f"issue every copy's loads of {o} before the block's computes", {"operand": o})
+                for o in splittable(f)]
     if op == "zero_into_compute":
-        return [("the first compute of each tile overwrites instead of a zeroing", {})] if _zero_applies(f) else []
+        return [("the first compute of each tile overwrites instead of a zeroing", {})] if zero_applies(f) else []
     if op == "unroll_calls":
         ds = _unroll_depths(f, "compute")
         return [(f"unroll the {ds[-1][0]} loop(s) around the computes ({ds[-1][1]} calls after)",
@@ -491,7 +439,7 @@ def examples(f: ProcFacts, config: Any = None) -> tuple[dict, list]:
         if ex is not None:
             single[op] = ex
     chains = []
-    for stay in ([] if long else _loaded(f)):
+    for stay in ([] if long else loaded(f)):
         try:
             c = _resident(f, config, stay)
         except Exception:  # noqa: BLE001

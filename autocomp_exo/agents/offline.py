@@ -50,9 +50,11 @@ from gemmini_isa import GemminiConfig
 
 from ..menu import MenuOption
 from ..moves import MoveError
+from ..moves.applicable import (bank_pad, compute_loops, divisors, interchangeable, interleavable, loaded,
+                                residency_swaps, splittable, spread_choice, unused_loops, zero_applies)
 from ..moves.common import unique_names
 from ..moves.predict import predict, unrolled_calls
-from ..proc_facts import Node, ProcFacts
+from ..proc_facts import ProcFacts
 from .base import Agent, Candidate, Plan
 
 __all__ = ["OfflineAgent", "TACTICS", "OPTION_TACTICS"]
@@ -125,154 +127,29 @@ class Composer:
         return [{"op": op, "args": self._args(op, d), "kwargs": {}} for op, d in self.steps]
 
 
-def _divisors(n: Optional[int], lo: int = 2, hi: int = 16) -> list[int]:
-    if not n:
-        return []
-    return [d for d in range(lo, min(n - 1, hi) + 1) if n % d == 0]
-
-
-def _loaded(f: ProcFacts) -> list[str]:
-    """DRAM operands loaded by exactly one call (what the hoists can move)."""
-    names = [c.dram_operand().buffer for c in f.calls("load") if c.dram_operand() is not None]
-    return [n for n in dict.fromkeys(names) if names.count(n) == 1]
-
-
-def _unused_loops(f: ProcFacts, operand: str) -> list[Node]:
-    x = f.loads_of(operand)[0]
-    return [lp for lp in x.loops() if not x.mentions(lp.name)]
-
-
-def _compute_loops(f: ProcFacts) -> list[Node]:
-    """Loops around the computes, outermost first (no duplicates)."""
-    out: dict = {}
-    for c in f.calls("compute"):
-        for lp in c.loops():
-            out[id(lp)] = lp
-    return list(out.values())
-
-
 def _short(f: ProcFacts) -> bool:
     return f.n_calls() <= RESTRUCTURE_MAX_CALLS
-
-
-def _bank_rows(v: View) -> int:
-    return v.config.sp_bank_rows
 
 
 # --------------------------------------------------------------------------- #
 # Endings
 # --------------------------------------------------------------------------- #
 
-def _spread_choice(c: Composer, rng: Optional[random.Random] = None) -> Optional[tuple[str, int, int]]:
-    """(buffer, copies, at) for `spread_banks`: the first scratchpad buffer
-    in program order read by the computes, when smaller than a bank, padded
-    to one (the operands after it then start in another bank); or, when its
-    leading dimension holds staged copies (indexed by a loop counter), each
-    copy padded to whole banks (sampled, half the time, when it fits)."""
-    f = c.facts
-    ops = f.compute_operands()
-    bank = _bank_rows(c.view)
-    for al in f.allocs("GEMM_SCRATCH"):
-        if al.name not in (ops.get("moving"), ops.get("stationary")):
-            continue
-        rows = f.rows(al)
-        lead = al.dims[0] if al.dims else None
-        if rng is not None and lead and lead > 1 and len(al.dims) > 2 and _staged_lead(f, al.name):
-            per = rows // lead
-            if 0 < per < bank and rng.random() < 0.5:
-                return al.name, -(-bank // per), 1
-        if 0 < rows < bank:
-            return al.name, -(-bank // rows), 0
-        return None
-    return None
-
-
-def _staged_lead(f: ProcFacts, buffer: str) -> bool:
-    """Whether every access of ``buffer`` indexes its leading dimension by a loop counter."""
-    uses = [o for c in f.calls() for o in c.operands if o.buffer == buffer]
-    return bool(uses) and all(o.index and o.index[0] for o in uses)
-
-
-def _zero_applies(f: ProcFacts) -> bool:
-    from ..moves.substitute import _target
-
-    try:
-        _target(f)
-        return True
-    except MoveError:
-        return False
-
-
-def _interleavable(f: ProcFacts) -> list[str]:
-    """Operands whose loads a loop of computes follows (see `interleave_loads`)."""
-    from ..moves.loops import _interleave_target
-
-    out = []
-    for o in _loaded(f):
-        try:
-            _interleave_target(f, o)
-            out.append(o)
-        except MoveError:
-            pass
-    return out
-
-
-def _splittable(f: ProcFacts) -> list[str]:
-    """Operands whose per-copy loads can go ahead of the computes (see `split_loads`)."""
-    from ..moves.loops import _split_target
-
-    out = []
-    for o in _loaded(f):
-        try:
-            _split_target(f, o)
-            out.append(o)
-        except MoveError:
-            pass
-    return out
-
-
-def _bank_pad(c: Composer, al: Node) -> Optional[int]:
-    """Copies that pad a compute operand's scratchpad buffer to whole banks
-    (None when it is no operand of the computes or already a bank or more)."""
-    f = c.facts
-    ops = f.compute_operands()
-    if al.mem != "GEMM_SCRATCH" or al.name not in (ops.get("moving"), ops.get("stationary")):
-        return None
-    rows, bank = f.rows(al), _bank_rows(c.view)
-    return -(-bank // rows) if 0 < rows < bank else None
-
-
-def _residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:
-    """Loops whose counter the resident operand's load reads and no other
-    load does, holding (besides allocations) one loop that the other loads
-    read: swapped, the other loads can leave the outer loop."""
-    x = f.loads_of(stay)[0]
-    others = [f.loads_of(o)[0] for o in other]
-    out = []
-    for lp in x.loops():
-        if any(y.mentions(lp.name) for y in others):
-            continue
-        body = [b for b in lp.body if b.kind != "alloc"]
-        if len(body) == 1 and body[0].kind == "for" and any(y.mentions(body[0].name) for y in others):
-            out.append(lp)
-    return out
-
-
 def _ending(c: Composer, rng: random.Random, p_spread: float = 0.7) -> None:
     """Bank spread, loads split ahead of the computes, the zeroing folded
     into the computes or loads interleaved with them, then unrolling (each
     sampled)."""
-    sp = _spread_choice(c, rng)
+    sp = spread_choice(c.facts, c.view.config, rng)
     if sp and rng.random() < p_spread:
         c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2])
-    split = _splittable(c.facts)
+    split = splittable(c.facts)
     did_split = bool(split) and rng.random() < 0.7 and c.add("split_loads", operand=rng.choice(split))
     # the zeroing fold or an interleave: the fold after an interleave sees two
     # zeroings (a peeled tile) and refuses; an interleave after the fold is
     # left to a child (the predicted facts do not model the fold's peel,
     # the child's facts from the worker do)
-    folded = _zero_applies(c.facts) and rng.random() < 0.6 and c.add("zero_into_compute")
-    inter = [] if did_split or folded else _interleavable(c.facts)
+    folded = zero_applies(c.facts) and rng.random() < 0.6 and c.add("zero_into_compute")
+    inter = [] if did_split or folded else interleavable(c.facts)
     if inter and rng.random() < 0.6:
         c.add("interleave_loads", operand=rng.choice(inter))
     # unrolled code can no longer be restructured (Exo's fission and lifts
@@ -322,25 +199,25 @@ def _calls_after(f: ProcFacts, role: str, depth: int) -> int:
 
 def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
     f = v.facts
-    ops = _loaded(f)
+    ops = loaded(f)
     if len(ops) < 2 or not _short(f):
         return None
     c = Composer(v)
     stay = rng.choice(ops)                       # the operand kept resident
     other = [o for o in ops if o != stay]
     # a loop the other operands' loads read and the resident one's does not
-    tiles = [lp for lp in _unused_loops(f, stay) if lp in _compute_loops(f)
+    tiles = [lp for lp in unused_loops(f, stay) if lp in compute_loops(f)
              and any(f.loads_of(o)[0].mentions(lp.name) for o in other)]
     tiled = None
     # or no tile: swap a loop only the resident operand reads with the loop
     # inside it that the others read (their loads can then leave it)
-    swaps = _residency_swaps(f, stay, other)
+    swaps = residency_swaps(f, stay, other)
     r = rng.random()
     if swaps and r < 0.35:
         c.add("interchange_loops", outer=rng.choice(swaps).name)
     elif tiles and r < 0.92:
         t = rng.choice(tiles)
-        fs = _divisors(t.extent)
+        fs = divisors(t.extent)
         rng.shuffle(fs)
         for fac in fs:
             names = unique_names([t.name + "o", t.name + "i"], f.loop_names())   # tile_loop's names
@@ -361,7 +238,7 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
             if al.mem == "DRAM" or tiled not in [lp.name for lp in al.loops()]:
                 continue
             if rng.random() < 0.85:
-                pad = _bank_pad(c, al)
+                pad = bank_pad(c.facts, c.view.config, al)
                 if pad and rng.random() < 0.5:
                     # each copy in banks of its own: one copy loads while the
                     # computes read another (a DMA write steals array reads)
@@ -377,7 +254,7 @@ def _hoist(v: View, rng: random.Random) -> Optional[Composer]:
     f = v.facts
     if not _short(f):
         return None
-    ops = [o for o in _loaded(f) if _unused_loops(f, o)]
+    ops = [o for o in loaded(f) if unused_loops(f, o)]
     if not ops:
         return None
     c = Composer(v)
@@ -391,20 +268,19 @@ def _tile(v: View, rng: random.Random) -> Optional[Composer]:
     f = v.facts
     if not _short(f):
         return None
-    loops = [lp for lp in _compute_loops(f) if _divisors(lp.extent)]
+    loops = [lp for lp in compute_loops(f) if divisors(lp.extent)]
     if not loops:
         return None
     c = Composer(v)
     lp = rng.choice(loops)
-    return c if c.add("tile_loop", loop=lp.name, factor=rng.choice(_divisors(lp.extent))) else None
+    return c if c.add("tile_loop", loop=lp.name, factor=rng.choice(divisors(lp.extent))) else None
 
 
 def _interchange(v: View, rng: random.Random) -> Optional[Composer]:
     f = v.facts
     if not _short(f):
         return None
-    outs = [lp for lp in f.loops() if f.loop(lp.name) is lp
-            and len([b for b in lp.body if b.kind != "alloc"]) == 1 and lp.body[-1].kind == "for"]
+    outs = interchangeable(f)
     if not outs:
         return None
     c = Composer(v)
@@ -448,12 +324,12 @@ def _spread(v: View, rng: random.Random) -> Optional[Composer]:
     if v.facts.n_calls() > 40:
         return None
     c = Composer(v)
-    sp = _spread_choice(c, rng)
+    sp = spread_choice(c.facts, c.view.config, rng)
     return c if sp and c.add("spread_banks", buffer=sp[0], copies=sp[1], at=sp[2]) else None
 
 
 def _zero(v: View, rng: random.Random) -> Optional[Composer]:
-    if not _zero_applies(v.facts):
+    if not zero_applies(v.facts):
         return None
     c = Composer(v)
     c.add("zero_into_compute")
@@ -463,7 +339,7 @@ def _zero(v: View, rng: random.Random) -> Optional[Composer]:
 
 
 def _interleave(v: View, rng: random.Random) -> Optional[Composer]:
-    inter = _interleavable(v.facts) if _short(v.facts) else []
+    inter = interleavable(v.facts) if _short(v.facts) else []
     if not inter:
         return None
     c = Composer(v)
@@ -474,7 +350,7 @@ def _interleave(v: View, rng: random.Random) -> Optional[Composer]:
 
 
 def _split(v: View, rng: random.Random) -> Optional[Composer]:
-    split = _splittable(v.facts) if _short(v.facts) else []
+    split = splittable(v.facts) if _short(v.facts) else []
     if not split:
         return None
     c = Composer(v)
