@@ -133,9 +133,7 @@ def paper_iteration(agent, tmp_path, name, iterations=1, seed=11):
 def test_paper_settings_many_in_flight_same_trace_with_one_and_from_the_cache(srv, tmp_path):
     srv.latency = 0.15
     a8 = make_agent(srv, cache_dir=str(tmp_path / "cache8"), max_in_flight=8)
-    t0 = time.monotonic()
     r8 = paper_iteration(a8, tmp_path, "r8")
-    wall8 = time.monotonic() - t0
     calls8 = srv.hits()
     assert srv.max_in_flight >= 8                                   # the server saw at least 8 at once
     assert max(srv.max_in_flight_by.values()) <= 8                  # and never more than 8 per model
@@ -159,8 +157,8 @@ def test_paper_settings_many_in_flight_same_trace_with_one_and_from_the_cache(sr
     assert srv.hits() == 0                                          # zero calls: all replayed
     assert r2.search.trace_key() == r8.search.trace_key() and r2.cycles == r8.cycles
     assert again.accounting.totals()["total"]["cached"] == calls8
-    # 108+ requests of 0.15 s each took far less than their sum (they overlapped)
-    assert wall8 < 0.6 * calls8 * 0.15 + 20
+    # (that the requests overlapped is the in-flight count above; a wall-clock bound
+    # would also time the evaluations, which a loaded machine stretches)
 
 
 # --------------------------------------------------------------------------- rate limits, outages, budgets
