@@ -213,7 +213,7 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
     # inside it that the others read (their loads can then leave it)
     swaps = residency_swaps(f, stay, other)
     r = rng.random()
-    if swaps and r < 0.35:
+    if swaps and r < 0.2:
         c.add("interchange_loops", outer=rng.choice(swaps).name)
     elif tiles and r < 0.92:
         t = rng.choice(tiles)

@@ -121,6 +121,13 @@ def _hoist_once(f: ProcFacts, operand: str) -> bool:
     if al is None:
         raise MoveError(f"the load of {operand} does not write a local allocation")
     al_loops = al.loops()
+    between = chain[chain.index(L) + 1:]
+    if L not in al_loops and between:
+        # the buffer (staged) is allocated outside L: Exo cannot split the
+        # loops between L and the load away from the computes (the copies the
+        # computes of a later iteration read are rewritten)
+        raise MoveError(f"the buffer of the load of {operand} is allocated outside loop {L.name}: hoist the "
+                        f"load before staging its buffer")
     if L in al_loops:
         grow = [lp.extent or 1 for lp in al_loops[al_loops.index(L) + 1:] if x.mentions(lp.name)]
         al.dims = tuple(grow) + tuple(al.dims)
@@ -129,7 +136,6 @@ def _hoist_once(f: ProcFacts, operand: str) -> bool:
         al.parent.body.remove(al)
         L.parent.body.insert(L.parent.body.index(L), al)
     # a copy of the loops between L and the load around the load alone, before L
-    between = chain[chain.index(L) + 1:]
     x.parent.body.remove(x)
     # the loops that held only the load go with it (fission leaves no empty loop)
     emptied = x.parent
