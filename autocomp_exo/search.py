@@ -157,11 +157,12 @@ def structure_key(c: Candidate) -> str:
 
 
 def _best_distinct(pool: Iterable, width: int) -> list:
-    """The best ``width`` (by cycles, then id), at most one per structure
+    """The best ``width`` (by cycles, then schedule length, then id), at most one per structure
     (the beam then explores distinct structures instead of unroll variants
     of one, which later moves can no longer restructure)."""
     out, seen = [], set()
-    for c in sorted(pool, key=_rank):
+    # equal cycles: the shorter schedule (less unrolled: later moves can still restructure it)
+    for c in sorted(pool, key=lambda c: (_rank(c)[0], len(getattr(c.schedule, "steps", ()) or ()), c.id)):
         k = structure_key(c)
         if k in seen:
             continue
