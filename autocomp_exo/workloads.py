@@ -320,8 +320,29 @@ def gemm(M: int, N: int, K: int, relu: bool = False) -> Procedure:
     return _gemm_cached(M, N, K)
 
 
+class _MatmulShape:
+    """What the matmul-family workloads share: M, N, K (multiples of 16), MACs, dims."""
+
+    M: int
+    N: int
+    K: int
+
+    @property
+    def macs(self) -> int:
+        return self.M * self.N * self.K
+
+    @property
+    def dims(self) -> dict:
+        return {"M": self.M, "N": self.N, "K": self.K}
+
+    def _check_shape(self) -> None:
+        check_shape(self.M, self.N, self.K)
+        if not isinstance(self.relu, bool):
+            raise WorkloadError(f"relu must be a bool, got {self.relu!r}")
+
+
 @dataclass(frozen=True)
-class GemmWorkload(Workload):
+class GemmWorkload(_MatmulShape, Workload):
     """The scaled int8 GEMM C = clamp(scale * A @ B) (ReLU when ``act``)."""
 
     kind: ClassVar[str] = "gemm"
@@ -333,21 +354,11 @@ class GemmWorkload(Workload):
     relu: bool = False
 
     def __post_init__(self):
-        check_shape(self.M, self.N, self.K)
-        if not isinstance(self.relu, bool):
-            raise WorkloadError(f"relu must be a bool, got {self.relu!r}")
+        self._check_shape()
 
     @property
     def name(self) -> str:
         return f"gemm_{self.M}x{self.N}x{self.K}" + ("_relu" if self.relu else "")
-
-    @property
-    def macs(self) -> int:
-        return self.M * self.N * self.K
-
-    @property
-    def dims(self) -> dict:
-        return {"M": self.M, "N": self.N, "K": self.K}
 
     @property
     def proc(self) -> Procedure:
@@ -412,7 +423,7 @@ class GemmWorkload(Workload):
 
 
 @dataclass(frozen=True)
-class MatmulI32Workload(Workload):
+class MatmulI32Workload(_MatmulShape, Workload):
     """The plain matmul a new Exo user writes: ``C: i32[M,N]``,
     ``C[i, j] += A[i, k] * B[k, j]`` with int8 A, B (``accumulate``: into C's
     old contents; otherwise C is zeroed first). No scale, no clamp."""
@@ -434,14 +445,6 @@ class MatmulI32Workload(Workload):
     @property
     def name(self) -> str:
         return f"matmul_i32_{self.M}x{self.N}x{self.K}" + ("_acc" if self.accumulate else "")
-
-    @property
-    def macs(self) -> int:
-        return self.M * self.N * self.K
-
-    @property
-    def dims(self) -> dict:
-        return {"M": self.M, "N": self.N, "K": self.K}
 
     @property
     def proc(self) -> Procedure:
@@ -494,7 +497,7 @@ def matmul_i32(M: int, N: int, K: int, accumulate: bool = True) -> Procedure:
 
 
 @dataclass(frozen=True)
-class MatmulClampWorkload(Workload):
+class MatmulClampWorkload(_MatmulShape, Workload):
     """int8 A @ B accumulated in int32 and saturated to int8 with no scale:
     ``clamp(res, tmp); C[i, j] = tmp`` (``relu``: ``C[i, j] = relu(tmp)``;
     the ReLU is part of the algorithm, not a run-time flag)."""
@@ -508,21 +511,11 @@ class MatmulClampWorkload(Workload):
     relu: bool = False
 
     def __post_init__(self):
-        check_shape(self.M, self.N, self.K)
-        if not isinstance(self.relu, bool):
-            raise WorkloadError(f"relu must be a bool, got {self.relu!r}")
+        self._check_shape()
 
     @property
     def name(self) -> str:
         return f"matmul_clamp_{self.M}x{self.N}x{self.K}" + ("_relu" if self.relu else "")
-
-    @property
-    def macs(self) -> int:
-        return self.M * self.N * self.K
-
-    @property
-    def dims(self) -> dict:
-        return {"M": self.M, "N": self.N, "K": self.K}
 
     @property
     def proc(self) -> Procedure:
