@@ -32,10 +32,12 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
 ``split``        every copy's loads of a block issued before the block's computes
 ``unroll``       the innermost loops around an instruction role unrolled
 
-Endings (sampled at the end of ``reuse``): bank spread, loads split ahead of
-the computes or interleaved with them, the zeroing folded into them, and unrolling within a
-code-size cap. Which tactic a plan takes is
-biased by what limits the candidate (`Candidate.bottleneck`).
+Endings (sampled at the end of ``reuse``): a bank spread (the whole buffer
+or each staged copy), loads split ahead of the computes, then the zeroing
+folded into the computes or loads interleaved with them, and (one plan in
+five) unrolling within a code-size cap. Which tactic a plan takes is biased
+by what limits the candidate (`Candidate.bottleneck`); moves Exo refused
+after a prefix are not proposed again (`OfflineAgent.notify`).
 """
 from __future__ import annotations
 
