@@ -51,6 +51,8 @@ __all__ = [
     "UserSchedule",
     "check_shape",
     "SUPPORTED",
+    "ConvWorkload",
+    "conv",
 ]
 
 DIM = 16
@@ -976,3 +978,7 @@ def UserSchedule(steps=()):  # noqa: N802  (a class made on first use: schedule.
     if _USER_SCHEDULE is None:
         _USER_SCHEDULE = _user_schedule_class()
     return _USER_SCHEDULE(steps)
+
+
+# the conv workloads live in their own module (imported here so the "conv" kind is registered)
+from .conv import ConvWorkload, conv  # noqa: E402,F401
