@@ -146,6 +146,10 @@ class Workload(abc.ABC):
         """The workload of a signature (a signature without "kind" is a GEMM:
         records written before kinds existed)."""
         kind = sig.get("kind", "gemm")
+        if kind not in WORKLOAD_KINDS and kind in _LAZY_KINDS:
+            import importlib
+
+            importlib.import_module(_LAZY_KINDS[kind])
         cls = WORKLOAD_KINDS.get(kind)
         if cls is None:
             raise WorkloadError(f"unknown workload kind {kind!r} (known: {', '.join(sorted(WORKLOAD_KINDS))})")
@@ -980,5 +984,22 @@ def UserSchedule(steps=()):  # noqa: N802  (a class made on first use: schedule.
     return _USER_SCHEDULE(steps)
 
 
-# the conv workloads live in their own module (imported here so the "conv" kind is registered)
-from .conv import ConvWorkload, conv  # noqa: E402,F401
+# The conv workloads live in autocomp_exo.conv (which imports this module): reached
+# lazily, by name here and by kind in `Workload.from_signature`.
+_LAZY_KINDS = {"conv": "autocomp_exo.conv"}
+
+
+def conv(batch: int, out_dim: int, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
+         relu: bool = False) -> Any:
+    """The conv workload `autocomp_exo.conv.ConvWorkload` (its Exo proc is ``.proc``)."""
+    from .conv import conv as _conv
+
+    return _conv(batch, out_dim, in_channels, out_channels, kernel, stride, relu)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ConvWorkload":
+        from .conv import ConvWorkload
+
+        return ConvWorkload
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -84,6 +84,64 @@ def _params(*spec: tuple[str, str, str]) -> tuple[Param, ...]:
     return tuple(Param(*s) for s in spec)
 
 
+# gemmini_loop_conv_ws's 54 arguments in order (GEMMINI_CONV.md section 3)
+_LOOP_CONV_WS_PARAMS = (
+    ("batch_size", "int", "layer: images"),
+    ("in_row_dim", "int", "layer: input rows (DRAM address arithmetic only)"),
+    ("in_col_dim", "int", "layer: input columns"),
+    ("in_channels", "int", "layer: input channels"),
+    ("out_channels", "int", "layer: output channels"),
+    ("out_row_dim", "int", "layer: output rows"),
+    ("out_col_dim", "int", "layer: output columns"),
+    ("pool_out_row_dim", "int", "layer: pooled output rows"),
+    ("pool_out_col_dim", "int", "layer: pooled output columns"),
+    ("stride", "int", "convolution stride (the compute's A row stride, set by config_ex)"),
+    ("padding", "int", "layer zero padding"),
+    ("kernel_dim", "int", "layer kernel size"),
+    ("kernel_dilation", "int", "kernel dilation"),
+    ("pool_size", "int", "pooling window"),
+    ("pool_stride", "int", "pooling stride"),
+    ("pool_padding", "int", "pooling padding"),
+    ("batches", "int", "tile: images"),
+    ("porows", "int", "tile: pooled output rows"),
+    ("pocols", "int", "tile: pooled output columns"),
+    ("pochs", "int", "tile: output channels"),
+    ("krows", "int", "tile: kernel rows"),
+    ("kcols", "int", "tile: kernel columns"),
+    ("kchs", "int", "tile: input channels"),
+    ("lpad", "int", "zero pad left of the tile's input window (pixels)"),
+    ("rpad", "int", "zero pad right"),
+    ("upad", "int", "zero pad above"),
+    ("dpad", "int", "zero pad below"),
+    ("plpad", "int", "pooling pad left (output pixels)"),
+    ("prpad", "int", "pooling pad right"),
+    ("pupad", "int", "pooling pad above"),
+    ("pdpad", "int", "pooling pad below"),
+    ("orows", "int", "tile: output rows before pooling"),
+    ("ocols", "int", "tile: output columns before pooling"),
+    ("weights", "dram", "weights at the tile origin; NULL skips the weight loads"),
+    ("output", "dram", "output at the tile origin; NULL leaves the sums in the accumulator"),
+    ("bias", "dram", "int32 bias at the tile's first channel; NULL skips the bias loads"),
+    ("input", "dram", "input at the tile origin; NULL skips the input loads"),
+    ("no_bias", "bool", "load zeros instead of a bias"),
+    ("no_pool", "bool", "no pooling"),
+    ("downsample", "bool", "read every second input row and column"),
+    ("wrot180", "bool", "kernel mirrored in both axes"),
+    ("input_dilated", "bool", "zeros inserted between input pixels"),
+    ("activation", "int", "activation (2 bits)"),
+    ("trans_output_1203", "bool", "output stored [row][col][batch][ch]"),
+    ("trans_weight_1203", "bool", "weights stored [in_ch][krow][kcol][out_ch]"),
+    ("trans_weight_0132", "bool", "weights stored [krow][kcol][out_ch][in_ch]"),
+    ("trans_input_3120", "bool", "input stored CHWN"),
+    ("max_pixels_per_row", "int", "kernel columns packed into one compute (1 = none)"),
+    ("in_stride", "int", "input DRAM row stride (elements)"),
+    ("weight_stride", "int", "weight DRAM row stride (elements)"),
+    ("out_stride", "int", "output DRAM row stride (elements)"),
+    ("dw", "bool", "depthwise"),
+    ("a_spad_id", "int", "0: the loop slot's half for inputs; 1 or 2 forces that half"),
+    ("b_spad_id", "int", "0: the loop slot's half for weights; 1 or 2 forces that half"),
+)
+
 INSTRUCTIONS: dict[str, Instruction] = {
     i.op: i
     for i in [
@@ -171,6 +229,10 @@ INSTRUCTIONS: dict[str, Instruction] = {
             ("b_spad_id", "int", "which load stream reads B"),
             ("is_resadd", "bool", "residual add mode (unsupported)"),
         ), "The hardware FSM: one call issues a whole tiled matmul for a tile that fits half the local memories."),
+        Instruction("loop_conv_ws", "fsm", _params(*_LOOP_CONV_WS_PARAMS),
+                    "The hardware conv FSM (LoopConv): one call issues a whole tiled convolution (bias, input "
+                    "and weight loads, preload/compute pairs, stores) for a tile that fits half the local "
+                    "memories."),
         Instruction("gemm_malloc", "runtime", _params(("bytes", "int", "bytes to allocate")),
                     "Allocate bytes/16 scratchpad rows; returns the first row."),
         Instruction("gemm_free", "runtime", _params(("addr", "int", "row returned by gemm_malloc")),
@@ -256,6 +318,8 @@ SPELLINGS: tuple[Spelling, ...] = (
     # FSM
     Spelling("gemmini_loop_ws", "exo", "loop_ws", tuple(range(23))),
     Spelling("loop_ws", "short", "loop_ws", tuple(range(23))),
+    Spelling("gemmini_loop_conv_ws", "exo", "loop_conv_ws", tuple(range(54))),
+    Spelling("loop_conv_ws", "short", "loop_conv_ws", tuple(range(54))),
     # runtime allocators (Exo's gemm_malloc.h / gemm_acc_malloc.h)
     Spelling("gemm_malloc", "exo", "gemm_malloc", (0,)),
     Spelling("gemm_free", "exo", "gemm_free", (0,)),
@@ -290,4 +354,79 @@ def resolve_args(spelling: Spelling, call_args: list, dim: int) -> list:
             out.append(src[1])
         else:
             out.append(dim)
+    return out
+
+
+# ---- RoCC encodings of the FSM macros --------------------------------------
+
+#: RoCC instructions one call of an FSM macro issues (the others issue one)
+ROCC_COMMANDS: dict[str, int] = {"loop_ws": 6, "loop_conv_ws": 7}
+
+
+@dataclass(frozen=True)
+class RoccCommand:
+    """One RoCC instruction of a macro: funct and the (parameter, high bit, low bit) fields of rs1 and rs2."""
+
+    funct: int
+    name: str
+    rs1: tuple[tuple[str, int, int], ...]
+    rs2: tuple[tuple[str, int, int], ...]
+
+
+#: gemmini_loop_conv_ws as gemmini.h issues it (GEMMINI_CONV.md section 3), in issue order
+LOOP_CONV_WS_ROCC: tuple[RoccCommand, ...] = (
+    RoccCommand(16, "LOOP_CONV_WS_CONFIG_1",
+                (("out_channels", 63, 48), ("in_channels", 47, 32), ("in_row_dim", 31, 16), ("batch_size", 15, 0)),
+                (("padding", 63, 56), ("stride", 55, 48), ("out_col_dim", 47, 32), ("pool_out_row_dim", 31, 16),
+                 ("out_row_dim", 15, 0))),
+    RoccCommand(17, "LOOP_CONV_WS_CONFIG_2",
+                (("kernel_dim", 63, 48), ("pool_out_col_dim", 47, 32), ("pool_size", 31, 16),
+                 ("pool_stride", 15, 8), ("pool_padding", 7, 0)),
+                (("batches", 63, 48), ("porows", 47, 32), ("pocols", 31, 16), ("pochs", 15, 0))),
+    RoccCommand(18, "LOOP_CONV_WS_CONFIG_3",
+                (("krows", 63, 48), ("kcols", 47, 32), ("kchs", 31, 16), ("lpad", 15, 0)),
+                (("rpad", 63, 48), ("upad", 47, 32), ("dpad", 31, 24), ("plpad", 23, 16), ("in_col_dim", 15, 0))),
+    RoccCommand(19, "LOOP_CONV_WS_CONFIG_4",
+                (("orows", 63, 48), ("prpad", 47, 32), ("pupad", 31, 21), ("pdpad", 20, 10),
+                 ("kernel_dilation", 9, 0)),
+                (("in_stride", 63, 48), ("weight_stride", 47, 32), ("out_stride", 31, 16), ("ocols", 15, 0))),
+    RoccCommand(20, "LOOP_CONV_WS_CONFIG_5", (("weights", 63, 0),), (("output", 63, 0),)),
+    RoccCommand(21, "LOOP_CONV_WS_CONFIG_6", (("bias", 63, 0),), (("input", 63, 0),)),
+    RoccCommand(15, "LOOP_CONV_WS",
+                (("a_spad_id", 19, 18), ("b_spad_id", 17, 16), ("max_pixels_per_row", 15, 8), ("dw", 6, 6),
+                 ("trans_input_3120", 5, 5), ("trans_weight_0132", 4, 4), ("trans_weight_1203", 3, 3),
+                 ("trans_output_1203", 2, 2), ("wrot180", 1, 1), ("no_bias", 0, 0)),
+                (("activation", 4, 3), ("input_dilated", 2, 2), ("downsample", 1, 1), ("no_pool", 0, 0))),
+)
+
+
+def encode_rocc(commands: tuple[RoccCommand, ...], values: dict) -> list[tuple[int, int, int]]:
+    """``[(funct, rs1, rs2)]`` for parameter values; ValueError if one does not fit its field."""
+    out = []
+    for c in commands:
+        regs = []
+        for fields in (c.rs1, c.rs2):
+            r = 0
+            for name, hi, lo in fields:
+                v = int(values[name])
+                width = hi - lo + 1
+                if not 0 <= v < (1 << width):
+                    raise ValueError(f"{c.name}: {name} = {v} does not fit bits {hi}:{lo}")
+                r |= v << lo
+            regs.append(r)
+        out.append((c.funct, regs[0], regs[1]))
+    return out
+
+
+def decode_rocc(commands: tuple[RoccCommand, ...], words: list[tuple[int, int, int]]) -> dict:
+    """The parameter values of ``[(funct, rs1, rs2)]`` (the inverse of `encode_rocc`)."""
+    by_funct = {c.funct: c for c in commands}
+    out: dict = {}
+    for funct, rs1, rs2 in words:
+        c = by_funct.get(funct)
+        if c is None:
+            raise ValueError(f"funct {funct} is not one of {sorted(by_funct)}")
+        for fields, r in ((c.rs1, rs1), (c.rs2, rs2)):
+            for name, hi, lo in fields:
+                out[name] = (r >> lo) & ((1 << (hi - lo + 1)) - 1)
     return out

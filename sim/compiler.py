@@ -27,6 +27,7 @@ from typing import Any, Optional
 from lark import Token, Tree
 
 from gemmini_isa import CONSTANTS, INSTRUCTIONS, spellings_by_name
+from gemmini_isa.instructions import ROCC_COMMANDS
 
 from . import ctypes_model as ct
 from .ctypes_model import CType
@@ -763,8 +764,8 @@ class Compiler:
         """One RoCC instruction plus the packing of its two operand registers
         (gemmini.h's layout) that the enclosing loop cannot hoist."""
         layout = _PACKING.get(op)
-        if layout is None:  # fence, loop_ws (six commands), anything else: its instructions
-            n = 6 if op == "loop_ws" else 1
+        if layout is None:  # fence, the FSM macros (several commands), anything else: its instructions
+            n = ROCC_COMMANDS.get(op, 1)
             for e in args:
                 if e is not None and e.const is None:
                     self.charge(e)

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 GARBAGE = 0xFFFFFFFF
 
 
+def fsm_count(m: "Machine", op: str, where: str) -> None:
+    """Count one instruction an FSM issued (``fsm_<op>``) against the instruction budget."""
+    m.n += 1
+    if m.n > m.budget:
+        from .errors import BudgetExceededError
+        raise BudgetExceededError(
+            f"instruction budget of {m.budget} Gemmini instructions exhausted (in {where})")
+    m.counts["fsm_" + op] = m.counts.get("fsm_" + op, 0) + 1
+
+
 def run_loop_ws(m: "Machine", I: int, J: int, K: int, pad_I: int, pad_J: int, pad_K: int,
                 A: int, B: int, D: int, C: int, A_stride: int, B_stride: int, D_stride: int,
                 C_stride: int, A_transpose: int, B_transpose: int, full_C: int, low_D: int,
@@ -62,12 +72,7 @@ def run_loop_ws(m: "Machine", I: int, J: int, K: int, pad_I: int, pad_J: int, pa
         return dim - pad if i == n - 1 else dim
 
     def count(op: str) -> None:
-        m.n += 1
-        if m.n > m.budget:
-            from .errors import BudgetExceededError
-            raise BudgetExceededError(
-                f"instruction budget of {m.budget} Gemmini instructions exhausted (in gemmini_loop_ws)")
-        m.counts["fsm_" + op] = m.counts.get("fsm_" + op, 0) + 1
+        fsm_count(m, op, "gemmini_loop_ws")
 
     if m.tm is not None and hasattr(m.tm, "fsm_begin"):
         m.tm.fsm_begin()

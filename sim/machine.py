@@ -186,6 +186,8 @@ class Machine:
         self.acc_alloc = RowAllocator(self.acc_rows, 4 * d, "accumulator")
         self.fsm_calls = 0
         self.fsm_acc_half = 1  # the first fresh loop_ws call uses accumulator half 0
+        self.conv_calls = 0     # loop_conv_ws calls so far (their loop slot alternates)
+        self.conv_acc_base = 0  # loop_conv_ws's accumulator base (flips after a call that stores)
         self.macs = 0  # multiply-accumulates the array performed (useful rows x cols x depth)
         self.dram_read = self.dram_written = 0
 
@@ -847,6 +849,12 @@ class Machine:
         self._count("loop_ws", ops)
         from .loop_ws import run_loop_ws
         run_loop_ws(self, *args)
+        return 0
+
+    def loop_conv_ws(self, ops: int, *args: int) -> int:
+        self._count("loop_conv_ws", ops)
+        from .loop_conv_ws import run_loop_conv_ws
+        run_loop_conv_ws(self, *args)
         return 0
 
     # ---- report helpers ----------------------------------------------------
