@@ -26,10 +26,14 @@ from exo.API import Procedure
 from exo.libs.externs import relu  # noqa: F401  (used in @proc)
 from exo.platforms.gemmini import acc_scale, clamp  # noqa: F401  (used in @proc)
 
+from gemmini_isa import GemminiConfig
+
 from .reference import requantize
-from .workloads import DIM, Workload, WorkloadError
+from .workload_base import Workload, WorkloadError
 
 __all__ = ["ConvWorkload", "conv", "conv_proc", "conv_reference", "BENCHMARK_SHAPES", "STRIDES", "KERNELS"]
+
+DIM = GemminiConfig().dim   # channels come in blocks of the array size
 
 #: strides the algorithm procs exist for (Exo's app has stride 1; stride 2 is its twin)
 STRIDES = (1, 2)
@@ -265,8 +269,9 @@ class ConvWorkload(Workload):
 
     @classmethod
     def _from_signature(cls, sig: dict) -> "ConvWorkload":
-        if sig.get("kind") != "conv":
-            raise WorkloadError(f"not a conv signature: {sig!r}")
+        if sig.get("kind") != "conv" or not all(k in sig for k in ("batch", "out_dim", "in_channels",
+                                                                     "out_channels")):
+            raise WorkloadError(f"not a conv signature (batch, out_dim, in_channels, out_channels): {sig!r}")
         return cls(int(sig["batch"]), int(sig["out_dim"]), int(sig["in_channels"]), int(sig["out_channels"]),
                    int(sig.get("kernel", 3)), int(sig.get("stride", 1)), bool(sig.get("relu", False)))
 

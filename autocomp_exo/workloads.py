@@ -23,7 +23,6 @@ buffer names); `UserSchedule` is a schedule that applies to the user's proc.
 """
 from __future__ import annotations
 
-import abc
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +32,8 @@ from exo import proc, DRAM
 from exo.API import Procedure
 from exo.platforms.gemmini import acc_scale, clamp  # noqa: F401  (used in @proc)
 from exo.libs.externs import relu  # noqa: F401  (used in @proc)
+
+from .workload_base import WORKLOAD_KINDS, Workload, WorkloadError
 
 __all__ = [
     "DIM",
@@ -63,101 +64,6 @@ SUPPORTED = (
     "int32 matmul C[M,N] (+)= A[M,K] @ B[K,N], and int8 C[M,N] = clamp(A[M,K] @ B[K,N]) without a scale "
     "(optionally then ReLU); parameters in any order, any names"
 )
-
-
-class WorkloadError(ValueError):
-    """A shape or proc that autocomp_exo cannot handle (the message says what is supported)."""
-
-
-# --------------------------------------------------------------------------- #
-# The workload protocol
-# --------------------------------------------------------------------------- #
-
-#: signature "kind" -> Workload subclass (filled by ``Workload.__init_subclass__``)
-WORKLOAD_KINDS: dict = {}
-
-
-class Workload(abc.ABC):
-    """What the search optimizes: an algorithm-level Exo proc with its own
-    inputs and an independent reference.
-
-    Subclasses set ``kind`` (the "kind" of their signature; registered so
-    `Workload.from_signature` rebuilds them, e.g. in a worker process) and
-    implement the abstract members. Everything downstream (workers,
-    `evaluate`, library records, transfer) works through this interface."""
-
-    kind: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if cls.__dict__.get("kind"):
-            WORKLOAD_KINDS[cls.kind] = cls
-
-    @property
-    @abc.abstractmethod
-    def name(self) -> str:
-        """A short name (used for C symbols and file names)."""
-
-    @abc.abstractmethod
-    def signature(self) -> dict:
-        """A JSON dict that identifies the workload, with its "kind"."""
-
-    @property
-    @abc.abstractmethod
-    def proc(self) -> Procedure:
-        """The algorithm-level Exo proc."""
-
-    @property
-    @abc.abstractmethod
-    def dims(self) -> dict:
-        """The problem dimensions, e.g. ``{"M": 64, "N": 64, "K": 64}``."""
-
-    @property
-    @abc.abstractmethod
-    def macs(self) -> int:
-        """Multiply-accumulates of one run."""
-
-    #: names of the proc arguments the program writes (compared with `reference`)
-    outputs: ClassVar[tuple] = ()
-
-    @abc.abstractmethod
-    def inputs(self, seed: int = 0) -> dict:
-        """Arguments of the proc drawn from ``seed``, keyed by argument name:
-        numpy arrays (outputs hold their initial contents) and scalars."""
-
-    @abc.abstractmethod
-    def reference(self, inputs: dict) -> Any:
-        """The expected output (one numpy array, or a dict output name -> array),
-        computed independently of Exo and the simulator."""
-
-    def similarity(self, other: "Workload") -> Optional[tuple]:
-        """A sort key (smaller: more similar) saying how a schedule of ``other``
-        may transfer to this workload, or None when it cannot."""
-        if type(other) is type(self) and other.signature() == self.signature():
-            return (0, 0.0)
-        return None
-
-    def to_task(self) -> dict:
-        """The workload as a task field (`from_signature` rebuilds it)."""
-        return self.signature()
-
-    @staticmethod
-    def from_signature(sig: dict) -> "Workload":
-        """The workload of a signature (a signature without "kind" is a GEMM:
-        records written before kinds existed)."""
-        kind = sig.get("kind", "gemm")
-        if kind not in WORKLOAD_KINDS and kind in _LAZY_KINDS:
-            import importlib
-
-            importlib.import_module(_LAZY_KINDS[kind])
-        cls = WORKLOAD_KINDS.get(kind)
-        if cls is None:
-            raise WorkloadError(f"unknown workload kind {kind!r} (known: {', '.join(sorted(WORKLOAD_KINDS))})")
-        return cls._from_signature(sig)
-
-    @classmethod
-    def _from_signature(cls, sig: dict) -> "Workload":
-        raise WorkloadError(f"{cls.__name__} cannot be rebuilt from a signature")
 
 
 def _gemm_similarity(a: Any, b: Any) -> Optional[tuple]:
@@ -984,22 +890,6 @@ def UserSchedule(steps=()):  # noqa: N802  (a class made on first use: schedule.
     return _USER_SCHEDULE(steps)
 
 
-# The conv workloads live in autocomp_exo.conv (which imports this module): reached
-# lazily, by name here and by kind in `Workload.from_signature`.
-_LAZY_KINDS = {"conv": "autocomp_exo.conv"}
 
-
-def conv(batch: int, out_dim: int, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
-         relu: bool = False) -> Any:
-    """The conv workload `autocomp_exo.conv.ConvWorkload` (its Exo proc is ``.proc``)."""
-    from .conv import conv as _conv
-
-    return _conv(batch, out_dim, in_channels, out_channels, kernel, stride, relu)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ConvWorkload":
-        from .conv import ConvWorkload
-
-        return ConvWorkload
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the conv workloads (their own module; imported here so the "conv" kind is registered)
+from .conv import ConvWorkload, conv  # noqa: E402,F401

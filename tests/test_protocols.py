@@ -28,6 +28,8 @@ def test_workload_signature_round_trip():
     # a signature written before kinds existed is a GEMM
     assert Workload.from_signature({"M": 16, "N": 32, "K": 16}) == GemmWorkload(16, 32, 16)
     with pytest.raises(WorkloadError, match="unknown workload kind"):
+        Workload.from_signature({"kind": "pooling", "M": 16})
+    with pytest.raises(WorkloadError, match="not a conv signature"):
         Workload.from_signature({"kind": "conv", "M": 16})
     # similarity: GEMMs with GEMMs only
     assert GemmWorkload(64, 64, 64).similarity(GemmWorkload(64, 64, 128))[0] == 1
