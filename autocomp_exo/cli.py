@@ -99,7 +99,9 @@ def add_demo_parser(subparsers):
 
 def _table(r) -> str:
     rows = [("", "cycles", "utilization", "speedup")]
-    base_util = r.workload.macs / 256 / r.baseline_cycles
+    from gemmini_isa import GemminiConfig
+
+    base_util = GemminiConfig().ideal_cycles(r.workload.macs) / r.baseline_cycles
     rows.append(("baseline (Exo standard mapping)", f"{r.baseline_cycles:,}", f"{100 * base_util:.1f}%", "1.00x"))
     rows.append(("best found", f"{r.cycles:,}", f"{100 * r.utilization:.1f}%", f"{r.speedup:.2f}x"))
     w = [max(len(x[i]) for x in rows) for i in range(4)]

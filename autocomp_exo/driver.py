@@ -41,7 +41,7 @@ from .runs import RunDir, schedule_key
 from .schedule import Schedule
 from .search import SearchResult, SearchSettings, beam_search
 from .workers import Task
-from .workloads import GemmWorkload, UserSchedule, WorkloadError, recognise
+from .workloads import GemmWorkload, UserSchedule, Workload, WorkloadError, recognise
 
 __all__ = ["Result", "SettingsError", "validate_settings", "Bar", "progress_fn", "one_line", "result_json",
            "as_user", "resolve_workload", "shape_of_mapped", "start_run", "Session", "recheck",
@@ -180,9 +180,11 @@ def result_json(r: Any) -> dict:
 
 
 def resolve_workload(proc: Any, relu: bool = False) -> tuple:
-    """(the GemmWorkload, the recognition of a user's proc or None) for a
-    GemmWorkload or a user's GEMM proc (`workloads.recognise`)."""
-    if isinstance(proc, GemmWorkload):
+    """(the workload, the recognition of a user's proc or None) for any
+    `Workload` (GEMM, int32 matmul, clamped matmul, ...) or a user's proc of a
+    recognised form (`workloads.recognise`). A workload object is taken as it
+    is: its baseline refuses it by name when it has no Gemmini mapping."""
+    if isinstance(proc, Workload):
         return proc, None
     user = recognise(proc, relu=relu)
     from .baselines.exo_unopt import form

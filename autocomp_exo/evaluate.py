@@ -263,7 +263,9 @@ def _check_one(m: Measurement, program: Any, workload: Any, entry: str, *, confi
             if hasattr(result, "utilization"):
                 m.utilization = float(result.utilization(m.macs))
             else:  # pragma: no cover
-                m.utilization = m.macs / 256 / m.cycles
+                from gemmini_isa import GemminiConfig
+
+                m.utilization = (config or GemminiConfig()).ideal_cycles(m.macs) / m.cycles
             if m.baseline_cycles:
                 m.speedup = float(m.baseline_cycles) / m.cycles
         arrays = getattr(result, "arrays", {}) or {}

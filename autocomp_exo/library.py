@@ -212,12 +212,21 @@ def _check_signature(d: dict) -> dict:
 
 
 def _sig_name(sig: dict) -> str:
-    name = f"{sig.get('kind', 'gemm')}_{sig['M']}x{sig['N']}x{sig['K']}"
-    if sig.get("relu"):
-        name += "_relu"
+    """A record's name (and file name stem): one per signature, so that two
+    workloads that differ in any field (the int32 matmul with and without
+    ``accumulate``, say) never share a file. ``kind_MxNxK``, then every other
+    field: true flags by name (``_relu``), other values as ``_fieldvalue``."""
+    kind = str(sig.get("kind", "gemm"))
+    mnk = all(k in sig for k in ("M", "N", "K"))
+    name = f"{kind}_{sig['M']}x{sig['N']}x{sig['K']}" if mnk else kind
+    for k in sorted(sig):
+        v = sig[k]
+        if k in ("kind", "dtype", "acc") or (mnk and k in ("M", "N", "K")) or v is False or v is None:
+            continue
+        name += f"_{k}" if v is True else f"_{k}{v}"
     if sig.get("dtype", "int8") != "int8" or sig.get("acc", "int32") != "int32":
         name += f"_{sig.get('dtype')}_{sig.get('acc')}"
-    return name
+    return re.sub(r"[^\w.=-]+", "-", name)
 
 
 def _versions() -> dict:

@@ -218,7 +218,7 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
     Applies every step with Exo while it rewrites, so each returned schedule
     replays on the new shape (it is not yet simulated). ``config``: the
     GemminiConfig whose capacities the buffers must fit (None: the default)."""
-    if not isinstance(workload, GemmWorkload):
+    if not isinstance(workload, Workload):
         workload = workload_of(workload)
     steps = record.schedule.steps
     n_pre = _unopt_prefix_len(record)
@@ -277,7 +277,8 @@ def adapt(record: Record, workload: Any, *, policies: Sequence[str] = ("keep", "
 
 
 def adapt_task(task: dict) -> dict:
-    """`adapt` as a worker task (``{"kind": "adapt", "record": {...}, "M", "N", "K", "relu"}``,
+    """`adapt` as a worker task (``{"kind": "adapt", "record": {...}, "workload": signature}``;
+    a task without "workload" is the GEMM of its "M", "N", "K", "relu"),
     optionally ``"config"``: a ``GemminiConfig.to_dict()``):
     the replays of the record on both shapes run in a worker under the
     per-candidate timeout. Returns ``{"measurement": {"ok", ...}, "adapted":
@@ -285,7 +286,9 @@ def adapt_task(task: dict) -> dict:
     t0 = time.perf_counter()
     try:
         rec = Record.from_dict(task["record"])
-        w = GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
+        sig = task.get("workload")
+        w = Workload.from_signature(sig) if sig is not None else \
+            GemmWorkload(int(task["M"]), int(task["N"]), int(task["K"]), bool(task.get("relu", False)))
         cfg = task.get("config")
         if cfg is not None:
             cfg = GemminiConfig(**cfg)
@@ -445,8 +448,7 @@ def initial_population(sources: Sequence[Record], workload: Any, session: Sessio
     notes = notes if notes is not None else []
     w = workload
     out: list = []
-    a_tasks = [{"kind": "adapt", "record": r.to_dict(), "M": w.M, "N": w.N, "K": w.K, "relu": w.relu,
-                **session.extra} for r in sources]
+    a_tasks = [{"kind": "adapt", "record": r.to_dict(), "workload": w.to_task(), **session.extra} for r in sources]
     for r, rr in zip(sources, session.pool.run(a_tasks)):
         if not (rr.get("measurement") or {}).get("ok") or "adapted" not in rr:
             m = rr.get("measurement") or {}
@@ -628,7 +630,7 @@ def transfer(record: Any, proc: Any, *, budget: int = _T["budget"], agent: Any =
 
     sp, c_code = compile_best(best_sched, w.proc)
     util = best_m.utilization if best_m is not None and best_m.utilization is not None else \
-        w.macs / 256 / best_cycles
+        (config or GemminiConfig()).ideal_cycles(w.macs) / best_cycles
     if run is not None:
         run.write_best({"cycles": best_cycles, "baseline_cycles": baseline_cycles,
                         "speedup": baseline_cycles / best_cycles, "utilization": util,
