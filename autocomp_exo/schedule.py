@@ -152,6 +152,7 @@ INSTRUCTIONS = (
     "st_acc_i8",
     "st_acc_i8_clamp",       # (autocomp_exo.gemmini_ext: clamp without a scale)
     "st_acc_i8_clamp_relu",  # (autocomp_exo.gemmini_ext)
+    "st_acc_i8_clamp_act",   # (autocomp_exo.gemmini_ext: ReLU when the run-time act is true)
     "st_acc_i8_s2_v2",
     "st_acc_i8_v2",
     "st_i8",

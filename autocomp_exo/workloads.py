@@ -12,7 +12,12 @@ loops, buffers): the Exo app form (`gemm`), the same without the staging
 temporaries ``a``/``b``/``a2``/``b2``/``src_tmp``, and the plain int32 matmul
 (``C: i32``, ``C[i, j] += A[i, k] * B[k, j]``, with or without ``C[i, j] = 0``
 first), and the int8 matmul clamped without a scale (``clamp(res, tmp)``,
-optionally ``C[i, j] = relu(tmp)``). Each variant is a workload class with its own inputs and its own
+optionally ``C[i, j] = relu(tmp)``, or ``if act == True: tmp = relu(tmp)`` with
+a run-time ``act``). Every variant is recognised with or without copy
+temporaries (staging ``a = A[i, k]``, widening ``a2 = a``, ``src_tmp = res``,
+a float ``f = res`` before ``clamp``): `proc_normal.inline_copies` inlines
+them on both sides when the proc as written matches no form.
+Each variant is a workload class with its own inputs and its own
 independent numpy reference (``inputs(seed)``, ``reference(inputs)``).
 A rejection names the first statement that differs from the closest form.
 
@@ -62,7 +67,8 @@ SUPPORTED = (
     "accumulation and optional ReLU, where M, N and K are positive multiples "
     f"of {DIM} (the systolic array size); also without the staging temporaries, and the plain "
     "int32 matmul C[M,N] (+)= A[M,K] @ B[K,N], and int8 C[M,N] = clamp(A[M,K] @ B[K,N]) without a scale "
-    "(optionally then ReLU); parameters in any order, any names"
+    "(optionally then ReLU, fixed or when a bool act is true); each with or without copy temporaries; "
+    "parameters in any order, any names"
 )
 
 
@@ -197,6 +203,23 @@ def _matmul_clamp_relu(M: size, N: size, K: size, A: i8[M, K] @ DRAM, B: i8[K, N
             tmp: i8 @ DRAM
             clamp(res, tmp)
             C[i, j] = relu(tmp)
+
+
+@proc
+def _matmul_clamp_act(M: size, N: size, K: size, act: bool, A: i8[M, K] @ DRAM, B: i8[K, N] @ DRAM,
+                      C: i8[M, N] @ DRAM):
+    # _matmul_clamp with the ReLU chosen at run time (Exo's app: ``if act == True``)
+    for i in seq(0, M):
+        for j in seq(0, N):
+            res: i32 @ DRAM
+            res = 0.0
+            for k in seq(0, K):
+                res += A[i, k] * B[k, j]
+            tmp: i8 @ DRAM
+            clamp(res, tmp)
+            if act == True:
+                tmp = relu(tmp)
+            C[i, j] = tmp
 
 
 def check_shape(M: int, N: int, K: int) -> None:
@@ -411,8 +434,10 @@ def matmul_i32(M: int, N: int, K: int, accumulate: bool = True) -> Procedure:
 @dataclass(frozen=True)
 class MatmulClampWorkload(_MatmulShape, Workload):
     """int8 A @ B accumulated in int32 and saturated to int8 with no scale:
-    ``clamp(res, tmp); C[i, j] = tmp`` (``relu``: ``C[i, j] = relu(tmp)``;
-    the ReLU is part of the algorithm, not a run-time flag)."""
+    ``clamp(res, tmp); C[i, j] = tmp`` (``relu``: ``C[i, j] = relu(tmp)``,
+    the ReLU part of the algorithm). ``act``: the proc has a run-time
+    ``act: bool`` parameter and applies the ReLU when it is true (``if act ==
+    True: tmp = relu(tmp)``, as Exo's app does), so ``relu`` stays False."""
 
     kind: ClassVar[str] = "matmul_clamp_i8"
     outputs: ClassVar[tuple] = ("C",)
@@ -421,30 +446,40 @@ class MatmulClampWorkload(_MatmulShape, Workload):
     N: int
     K: int
     relu: bool = False
+    act: bool = False
 
     def __post_init__(self):
         self._check_shape()
+        if not isinstance(self.act, bool):
+            raise WorkloadError(f"act must be a bool, got {self.act!r}")
+        if self.act and self.relu:
+            raise WorkloadError("a clamped matmul with a run-time act flag has no fixed ReLU (relu=False)")
 
     @property
     def name(self) -> str:
-        return f"matmul_clamp_{self.M}x{self.N}x{self.K}" + ("_relu" if self.relu else "")
+        return f"matmul_clamp_{self.M}x{self.N}x{self.K}" + ("_relu" if self.relu else "") + \
+            ("_act" if self.act else "")
 
     @property
     def proc(self) -> Procedure:
-        return _clamp_cached(self.M, self.N, self.K, self.relu)
+        return _clamp_cached(self.M, self.N, self.K, self.relu, self.act)
 
     def similarity(self, other: Any) -> Optional[tuple]:
-        if not isinstance(other, MatmulClampWorkload) or other.relu != self.relu:
+        if not isinstance(other, MatmulClampWorkload) or (other.relu, other.act) != (self.relu, self.act):
             return None
         return _gemm_similarity(self, other)
 
     @classmethod
     def _from_signature(cls, sig: dict) -> "MatmulClampWorkload":
-        return cls(int(sig["M"]), int(sig["N"]), int(sig["K"]), bool(sig.get("relu", False)))
+        return cls(int(sig["M"]), int(sig["N"]), int(sig["K"]), bool(sig.get("relu", False)),
+                   bool(sig.get("act", False)))
 
     def signature(self) -> dict:
-        return {"kind": self.kind, "M": self.M, "N": self.N, "K": self.K, "relu": self.relu,
-                "dtype": "int8", "acc": "int32"}
+        sig = {"kind": self.kind, "M": self.M, "N": self.N, "K": self.K, "relu": self.relu,
+               "dtype": "int8", "acc": "int32"}
+        if self.act:          # (only when set: the signatures of records without it stay as they were)
+            sig["act"] = True
+        return sig
 
     def inputs(self, seed: int = 0) -> dict:
         """Inputs drawn from ``seed``: on half the seeds A, B uniform over int8
@@ -459,27 +494,31 @@ class MatmulClampWorkload(_MatmulShape, Workload):
         A = rng.integers(-w, hi, size=(self.M, self.K), dtype=np.int16).astype(np.int8)
         B = rng.integers(-w, hi, size=(self.K, self.N), dtype=np.int16).astype(np.int8)
         C_init = rng.integers(-128, 128, size=(self.M, self.N), dtype=np.int16).astype(np.int8)
-        return {"A": A, "B": B, "C": C_init}
+        out = {"A": A, "B": B, "C": C_init}
+        if self.act:
+            out["act"] = bool(rng.integers(2))
+        return out
 
     def reference(self, inputs: dict):
-        """Exact products summed in int64, wrapped to int32, saturated to int8, then ReLU."""
+        """Exact products summed in int64, wrapped to int32, saturated to int8, then ReLU
+        (``relu``, or ``act`` and the input's ``act``)."""
         from .reference import clamp_reference
 
-        return clamp_reference(inputs["A"], inputs["B"], self.relu)
+        return clamp_reference(inputs["A"], inputs["B"], self.relu or (self.act and bool(inputs["act"])))
 
 
 @lru_cache(maxsize=16)
-def _clamp_cached(M: int, N: int, K: int, relu: bool) -> Procedure:
+def _clamp_cached(M: int, N: int, K: int, relu: bool, act: bool = False) -> Procedure:
     from exo.stdlib.scheduling import rename
 
-    p = (_matmul_clamp_relu if relu else _matmul_clamp).partial_eval(M, N, K)
-    return rename(p, f"matmul_clamp_{M}x{N}x{K}" + ("_relu" if relu else ""))
+    p = (_matmul_clamp_act if act else _matmul_clamp_relu if relu else _matmul_clamp).partial_eval(M, N, K)
+    return rename(p, f"matmul_clamp_{M}x{N}x{K}" + ("_relu" if relu else "") + ("_act" if act else ""))
 
 
-def matmul_clamp(M: int, N: int, K: int, relu: bool = False) -> Procedure:
-    """The algorithm-level proc of `MatmulClampWorkload` (``(A, B, C)``)."""
+def matmul_clamp(M: int, N: int, K: int, relu: bool = False, act: bool = False) -> Procedure:
+    """The algorithm-level proc of `MatmulClampWorkload` (``(A, B, C)``; ``(act, A, B, C)`` with ``act``)."""
     check_shape(M, N, K)
-    return _clamp_cached(M, N, K, relu)
+    return _clamp_cached(M, N, K, relu, act)
 
 
 # --------------------------------------------------------------------------- #
@@ -626,6 +665,9 @@ def _variants():
          _matmul_clamp, lambda M, N, K, relu: MatmulClampWorkload(M, N, K, False)),
         ("the int8 matmul clamped without a scale, then ReLU (clamp(res, tmp); C[i, j] = relu(tmp))",
          _matmul_clamp_relu, lambda M, N, K, relu: MatmulClampWorkload(M, N, K, True)),
+        ("the int8 matmul clamped without a scale, ReLU when act (clamp(res, tmp); if act == True: "
+         "tmp = relu(tmp); C[i, j] = tmp)",
+         _matmul_clamp_act, lambda M, N, K, relu: MatmulClampWorkload(M, N, K, False, True)),
     )
 
 
@@ -639,6 +681,21 @@ def _template(alg: Procedure, M: int, N: int, K: int) -> Procedure:
             _TEMPLATES.clear()
         _TEMPLATES[key] = alg.partial_eval(M, N, K)
     return _TEMPLATES[key]
+
+
+_INLINED: dict = {}
+
+
+def _inlined_template(alg: Procedure, M: int, N: int, K: int):
+    """The LoopIR of `_template` with its copy temporaries inlined."""
+    from .proc_normal import inline_copies
+
+    key = (alg.name(), M, N, K)
+    if key not in _INLINED:
+        if len(_INLINED) > 64:
+            _INLINED.clear()
+        _INLINED[key] = inline_copies(_template(alg, M, N, K)._loopir_proc)
+    return _INLINED[key]
 
 
 def _is_size(a) -> bool:
@@ -777,6 +834,8 @@ def recognise(p: Procedure, relu: bool = False) -> Recognition:
 
     from exo.API_cursors import LiteralCursor
 
+    from .proc_normal import inline_copies
+
     if not isinstance(p, Procedure):
         raise WorkloadError(f"expected an Exo Procedure, got {type(p).__name__}")
     args = list(p.args())
@@ -799,6 +858,7 @@ def recognise(p: Procedure, relu: bool = False) -> Recognition:
     ir = p._loopir_proc
     closest = None   # (depth of agreement, message)
     shape_error = None
+    inlined = None   # the user's LoopIR with its copy temporaries inlined (once, when needed)
     for label, alg, make in _variants():
         targs = [a for a in alg.args() if not _is_size(a)]
         tkinds = [_kind(a) for a in targs]
@@ -816,17 +876,20 @@ def recognise(p: Procedure, relu: bool = False) -> Recognition:
                 continue
             check_shape(M, N, K)
             t = _template(alg, M, N, K)
-            tir = t._loopir_proc
-            cu, ct = _Canon(), _Canon()
-            if cu.proc(ir, [ir.args[i] for i in perm]) == ct.proc(tir):
-                names = {}
-                for a, b in zip(ct.order, cu.order):
-                    names.setdefault(a.name(), b.name())
-                order = [a.name() for a in args]
-                return Recognition(make(M, N, K, relu), label, p, names, order)
-            depth, where = _first_difference(cu, ct, ir.body, tir.body)
-            if closest is None or depth > closest[0]:
-                closest = (depth, f"{where} (closest supported form: {label})")
+            if inlined is None:
+                inlined = inline_copies(ir)
+            # as written, then with the copy temporaries of both inlined (`proc_normal`)
+            for uir, tir in ((ir, t._loopir_proc), (inlined, _inlined_template(alg, M, N, K))):
+                cu, ct = _Canon(), _Canon()
+                if cu.proc(uir, [uir.args[i] for i in perm]) == ct.proc(tir):
+                    names = {}
+                    for a, b in zip(ct.order, cu.order):
+                        names.setdefault(a.name(), b.name())
+                    order = [a.name() for a in args]
+                    return Recognition(make(M, N, K, relu), label, p, names, order)
+                depth, where = _first_difference(cu, ct, uir.body, tir.body)
+                if closest is None or depth > closest[0]:
+                    closest = (depth, f"{where} (closest supported form: {label})")
     if closest is not None:
         raise WorkloadError(f"proc {p.name()} is not a supported GEMM: {closest[1]}; supported are {SUPPORTED}")
     if shape_error:

@@ -86,7 +86,8 @@ def form(workload: Any) -> Form:
         stage = _s("stage_mem", {"block": "C[_] = 0.0", "expand": [0, 1]}, "C[i, j]", "res")
         return Form((stage,) + _widen_operands(), store_instr="st_acc_i32", store_v2=False)
     if isinstance(workload, MatmulClampWorkload):
-        store = "st_acc_i8_clamp_relu" if workload.relu else "st_acc_i8_clamp"
+        store = ("st_acc_i8_clamp_act" if getattr(workload, "act", False) else
+                 "st_acc_i8_clamp_relu" if workload.relu else "st_acc_i8_clamp")
         # clamp(res, tmp) -> src_tmp = res; clamp(src_tmp, tmp) (an instruction's scalar arguments are variables)
         return Form(_widen_operands() + (_s("bind_expr", "res", "src_tmp"),), store_instr=store, store_v2=False)
     raise WorkloadError(f"no Gemmini mapping for a {type(workload).__name__}")
