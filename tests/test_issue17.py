@@ -283,3 +283,114 @@ def test_transfer_progress_events_have_one_schema(source):
     bar.bar = SimpleNamespace(update=lambda n: None, set_postfix_str=lambda *a, **k: None, close=lambda: None)
     for e in events:
         bar(e)            # reproduction: KeyError: 'iteration'
+
+
+# --------------------------------------------------------------------------- #
+# The newer workload kinds end to end: optimize(workload), library, transfer
+# --------------------------------------------------------------------------- #
+
+
+def test_optimize_takes_any_workload_object(tmp_path):
+    """Reproduction: ``optimize(MatmulI32Workload(...))`` raised "expected an Exo
+    Procedure, got MatmulI32Workload"; a workload without a mapping is refused by name."""
+    from search_stubs import StubAgent, fake_eval
+
+    from autocomp_exo.optimize import optimize
+    from autocomp_exo.workloads import MatmulI32Workload, Workload, WorkloadError
+
+    w = MatmulI32Workload(64, 64, 64)
+    log = tmp_path / "tasks.log"
+    r = optimize(w, agent=StubAgent(), evaluate_fn=_logged(fake_eval, log), workers=0, budget=2, recheck=1)
+    assert r.workload is w
+    assert {json.loads(x)["kind"] for x in log.read_text().splitlines()} == {"matmul_i32"}
+
+    class Elsewise(Workload):
+        name, dims, macs, proc = "x", {}, 1, None
+
+        def signature(self):
+            return {"kind": "elsewise"}
+
+        def inputs(self, seed=0):
+            return {}
+
+        def reference(self, inputs):
+            return None
+
+    with pytest.raises(WorkloadError, match="no Gemmini mapping for a Elsewise"):
+        optimize(Elsewise(), budget=1, workers=0)
+
+
+class _logged:
+    """An evaluator that notes each task's workload signature, then evaluates (picklable)."""
+
+    def __init__(self, fn, path):
+        self.fn, self.path = fn, path
+
+    def __call__(self, task):
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(task["workload"]) + "\n")
+        return self.fn(task)
+
+
+def test_clamp_act_optimize_library_verify_and_transfer(tmp_path):
+    """The newest kind end to end: optimize(workload object), a verified library
+    record, verify, a refused record that does not replay, transfer to a similar
+    shape, and the transferred C bit-exact against numpy computed here."""
+    import numpy as np
+
+    import sim
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.evaluate import evaluate_c
+    from autocomp_exo.library import RecordError, verify
+    from autocomp_exo.optimize import optimize
+    from autocomp_exo.transfer import similar_records, transfer
+    from autocomp_exo.workloads import MatmulClampWorkload, MatmulI32Workload
+
+    w, w2 = MatmulClampWorkload(64, 64, 64, act=True), MatmulClampWorkload(64, 128, 64, act=True)
+    lib = Library(tmp_path / "lib")
+    r = optimize(w, budget=2, beam=1, plans=1, impls=1, workers=0, recheck=1, library=lib)
+    assert r.workload == w and r.cycles < r.baseline_cycles and len(r.seeds) >= 2
+    rec = lib.best(w)
+    assert rec is not None and rec.verified and rec.cycles == r.cycles and rec.workload == w.signature()
+    assert lib.best(MatmulClampWorkload(64, 64, 64)) is None and verify(rec).ok
+    # a record of this kind whose schedule is another kind's does not replay: refused at add
+    with pytest.raises(RecordError, match="does not replay"):
+        lib.add(Record(w.signature(), HW, exo_unopt.schedule(MatmulI32Workload(64, 64, 64)), 1, None,
+                       "exo-unopt", None, 0, {}))
+    assert [x.name for x in similar_records(lib, w2)] == [rec.name]
+    assert similar_records(lib, MatmulClampWorkload(64, 128, 64)) == []     # the act flag is part of the kind
+    t = transfer(lib, w2, budget=1, workers=0, beam=1, plans=1, impls=1, guided_budget=0)
+    assert t.workload == w2 and t.sources[0].name == rec.name and t.cycles < t.baseline_cycles
+    assert "st_acc_i8_clamp_act" in str(t.proc)
+    on = next(s for s in range(20) if w2.inputs(s)["act"])
+    off = next(s for s in range(20) if not w2.inputs(s)["act"])
+    prog = sim.compile_program(t.c_code, filename="t.c")
+    for seed in (on, off):
+        ins = w2.inputs(seed)
+        args = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in ins.items()}
+        got = prog.run(t.proc.name(), args).arrays["C"]
+        acc = np.clip(ins["A"].astype(np.int64) @ ins["B"].astype(np.int64), -128, 127)
+        want = (np.maximum(acc, 0) if ins["act"] else acc).astype(np.int8)
+        assert (got.reshape(w2.M, w2.N) == want).all()
+    # the check can fail: the same C with the act flag pinned to 0 mismatches when act is true
+    pinned = t.c_code.replace("(act), 1.0f", "0, 1.0f")
+    assert pinned != t.c_code
+    bad = evaluate_c(w2, pinned, t.proc.name(), seed=on)
+    assert not bad.ok and bad.stage == "mismatch"
+
+
+def test_record_names_keep_every_signature_field(tmp_path):
+    """The int32 matmul with and without ``accumulate`` (and the clamp with and
+    without ``act``) are different workloads: they no longer share a library file."""
+    from autocomp_exo.schedule import Schedule
+    from autocomp_exo.workloads import MatmulClampWorkload, MatmulI32Workload
+
+    lib = Library(tmp_path)
+    ws = [MatmulI32Workload(64, 64, 64), MatmulI32Workload(64, 64, 64, accumulate=False),
+          MatmulClampWorkload(64, 64, 64), MatmulClampWorkload(64, 64, 64, act=True),
+          MatmulClampWorkload(64, 64, 64, relu=True), GemmWorkload(64, 64, 64)]
+    for i, w in enumerate(ws):
+        assert lib.add(Record(w.signature(), HW, Schedule([]), 1000 + i), verify=False)
+    assert len({r.filename for r in lib.records()}) == len(ws)
+    assert [lib.best(w).cycles for w in ws] == [1000 + i for i in range(len(ws))]
+    assert Record(GemmWorkload(64, 64, 64, True).signature(), HW, None, 1).name == "gemm_64x64x64_relu"   # as before
