@@ -13,11 +13,11 @@ import argparse
 import sys
 import time
 
-from autocomp_exo.baselines import conv_exo, conv_fsm, conv_swlib
+from autocomp_exo.baselines import conv_exo, conv_exo_opt, conv_fsm, conv_swlib
 from autocomp_exo.conv import BENCHMARK_SHAPES, ConvWorkload
 from autocomp_exo.evaluate import evaluate_c
 
-BASELINES = {"swlib": conv_swlib, "exo_unopt": conv_exo, "fsm": conv_fsm}
+BASELINES = {"swlib": conv_swlib, "exo_unopt": conv_exo, "exo_opt": conv_exo_opt, "fsm": conv_fsm}
 
 
 def measure(shape: str, seed: int) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sim
-from autocomp_exo.baselines import conv_exo, conv_fsm, conv_swlib
+from autocomp_exo.baselines import conv_exo, conv_exo_opt, conv_fsm, conv_swlib
 from autocomp_exo.baselines.conv_tiling import _rows, tiling
 from autocomp_exo.conv import BENCHMARK_SHAPES, ConvWorkload, conv_reference
 from autocomp_exo.evaluate import bind_arguments, evaluate, evaluate_c
@@ -125,6 +125,31 @@ def test_baseline_bit_exact(gen, shape, seed, relu):
     m = evaluate_c(w, *gen.generate(w), seed=seed)
     assert m.ok, m.error
     assert m.macs == w.macs and m.cycles > w.macs / 256
+
+
+STRIDE_1 = [pytest.param((1, 8, 32, 32), 1, True, id="1x8x32x32-signed-relu"),
+            pytest.param((1, 18, 16, 16), 1, False, id="1x18x16x16-column-tail"),
+            pytest.param((2, 6, 32, 48, 1), 1, False, id="2x6x32x48-1x1")]
+
+
+@pytest.mark.parametrize("shape, seed, relu", STRIDE_1)
+def test_exo_opt_bit_exact(shape, seed, relu):
+    w = ConvWorkload(*shape, relu=relu)
+    m = evaluate_c(w, *conv_exo_opt.generate(w), seed=seed)
+    assert m.ok, m.error
+    # the weights are loaded once: one mvin2 per (krow, kcol, 16 in-channels, 64 out-channels)
+    assert m.instructions["mvin"] >= w.kernel ** 2 * (w.in_channels // 16) * -(-w.out_channels // 64)
+
+
+@pytest.mark.parametrize("name, plan", [("conv-56", (64, 7)), ("conv-28", (128, 14)), ("conv-14", (64, 7)),
+                                        ("conv-14x128", (128, 7))])
+def test_exo_opt_plans_are_the_papers(name, plan):
+    assert conv_exo_opt.plan(ConvWorkload(*BENCHMARK_SHAPES[name])) == plan
+
+
+def test_exo_opt_refuses_stride_2():
+    with pytest.raises(ValueError, match="for stride 1"):
+        conv_exo_opt.generate(ConvWorkload(1, 4, 16, 16, 3, 2))
 
 
 @pytest.mark.parametrize("gen", [conv_fsm, conv_swlib], ids=["fsm", "swlib"])
