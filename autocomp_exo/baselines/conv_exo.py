@@ -25,7 +25,7 @@ from .conv_tiling import c_signature
 
 ENTRY = "conv_exo_unopt"
 
-__all__ = ["c_source", "generate", "ENTRY"]
+__all__ = ["c_source", "generate", "configs", "ENTRY"]
 
 
 def _tile(w: ConvWorkload, ocol0: str, n: int) -> list[str]:
@@ -65,6 +65,16 @@ def _tile(w: ConvWorkload, ocol0: str, n: int) -> list[str]:
     return lines
 
 
+def configs(w: ConvWorkload) -> list[str]:
+    """The configs Exo hoists to the top: store, execute, weight (id 1) and bias (id 0, broadcast) streams."""
+    return [
+        f"config_st({w.out_channels}, act, scale[0]);",
+        "config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);",
+        f"config_ld({w.out_channels}, 1.0f, 16, 1);",
+        "config_ld(0, 1.0f, 16, 0);",
+    ]
+
+
 def c_source(w: ConvWorkload, *, name: str = ENTRY) -> str:
     cfg = GemminiConfig()
     if w.in_channels * w.out_channels // 16 + w.in_channels > cfg.sp_rows or w.out_channels > cfg.acc_rows:
@@ -73,11 +83,7 @@ def c_source(w: ConvWorkload, *, name: str = ENTRY) -> str:
                          f"{cfg.sp_rows} and {cfg.acc_rows}")
     p = w.out_dim
     full, tail = p // 16, p % 16
-    body = [
-        f"config_st({w.out_channels}, act, scale[0]);",
-        "config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);",
-        f"config_ld({w.out_channels}, 1.0f, 16, 1);",
-        "config_ld(0, 1.0f, 16, 0);",
+    body = configs(w) + [
         f"for (int b = 0; b < {w.batch}; b++) {{",
         f" for (int orow = 0; orow < {p}; orow++) {{",
     ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from gemmini_isa import GemminiConfig
 
 from ..conv import ConvWorkload
+from .conv_exo import configs
 from .conv_tiling import c_signature
 
 ENTRY = "conv_exo_opt"
@@ -110,11 +111,7 @@ def c_source(w: ConvWorkload, *, name: str = ENTRY) -> str:
     c, k, r, p = w.in_channels, w.out_channels, w.kernel, w.out_dim
     cb, kb = c // 16, ks // 16
     full, tail = p // 16, p % 16
-    body = [
-        f"config_st({k}, act, scale[0]);",
-        "config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);",
-        f"config_ld({k}, 1.0f, 16, 1);",
-        "config_ld(0, 1.0f, 16, 0);",
+    body = configs(w) + [
         f"for (int och_s = 0; och_s < {k}; och_s += {ks}) {{",
         # the resident weights of the slice: once (Exo's guard on the first spatial iteration)
         f" for (int kk = 0; kk < {r * r}; kk++) {{",
