@@ -205,7 +205,7 @@ def test_winner_failing_on_fresh_inputs_gives_way():
 # --------------------------------------------------------------------------- #
 
 
-def test_optimize_user_proc_comes_back_in_its_own_names():
+def test_optimize_user_proc_comes_back_in_its_own_names(capsys):
     from autocomp_exo.optimize import optimize
     from test_workloads import tensors_first   # a real file: @proc reads the source
 
@@ -220,6 +220,8 @@ def test_optimize_user_proc_comes_back_in_its_own_names():
     assert str(again) == str(r.proc)
     # the winner was checked on its search input and three fresh ones
     assert len(r.seeds) >= 4
+    # progress=True: a bar on stderr from the Python API
+    assert "2/2" in capsys.readouterr().err
 
 
 def test_cli_json_library_reuse_transfer_and_verify(tmp_path, capsys):
@@ -394,3 +396,38 @@ def test_record_names_keep_every_signature_field(tmp_path):
     assert len({r.filename for r in lib.records()}) == len(ws)
     assert [lib.best(w).cycles for w in ws] == [1000 + i for i in range(len(ws))]
     assert Record(GemmWorkload(64, 64, 64, True).signature(), HW, None, 1).name == "gemm_64x64x64_relu"   # as before
+
+
+def test_nothing_in_a_record_is_executed_or_escapes_the_library(tmp_path, source):
+    """Payloads in a record's steps and in its workload signature stay data:
+    the replay refuses them (in a worker), nothing runs, and a record's file
+    name never leaves the library directory."""
+    from autocomp_exo.library import RecordError, verify
+    from autocomp_exo.transfer import similar_records
+
+    marker = tmp_path / "pwned"
+    code = f"__import__('os').system('touch {marker}')"
+    lib = Library(tmp_path / "lib")
+    d = source.to_dict()
+    d["schedule"] = d["schedule"][:3] + [{"op": "divide_loop", "args": [code, 2, ["a", "b"]], "menu": "tiling"}]
+    (lib.path / "steps.json").parent.mkdir(parents=True, exist_ok=True)
+    (lib.path / "steps.json").write_text(json.dumps(d))
+    bad = Record.from_dict(d)
+    v = verify(bad)
+    assert not v.ok and not v.replays and "divide_loop" in v.reason
+    with pytest.raises(RecordError, match="does not replay"):
+        lib.add(bad)
+    sig = {"kind": f"../../{code}", "M": 64, "N": 64, "K": 64}
+    odd = Record(sig, HW, source.schedule, 1000)
+    assert "/" not in odd.filename
+    assert lib.add(odd, verify=False)                 # stored unverified, inside the library
+    assert all(p.parent == lib.path for p in lib._files())
+    assert not verify(odd).ok and "unknown workload kind" in verify(odd).reason
+    # transfer finds the payload record similar; adapting it (a worker task) drops the step, with a note
+    from autocomp_exo.transfer import adapt_task
+
+    assert [r.path for r in similar_records(lib, GemmWorkload(128, 64, 64))] == [str(lib.path / "steps.json")]
+    r = adapt_task({"kind": "adapt", "record": d, "workload": GemmWorkload(128, 64, 64).signature()})
+    assert r["adapted"] and all(code not in json.dumps(a["schedule"]) for a in r["adapted"])
+    assert all(any("divide_loop: dropped" in n for n in a["notes"]) for a in r["adapted"])
+    assert not marker.exists()
