@@ -786,9 +786,20 @@ def add_library_parser(subparsers):
     return p
 
 
+def _list_key(r: Record) -> tuple:
+    """`library list` order: by kind, then size (M N K when the kind has them), then name."""
+    w = r.workload
+    size = w["M"] * w["N"] * w["K"] if all(isinstance(w.get(k), int) for k in ("M", "N", "K")) else 0
+    return (str(w.get("kind", "gemm")), size, r.name)
+
+
 def run_library(args) -> int:
     lib = Library(args.library or _default_path())
     cmd = args.library_command
+    if cmd in ("list", "verify", "show", "best", "export") and not lib.path.is_dir():
+        # a mistyped path is not an empty library ("0 of 0 records verified")
+        print(f"autocomp-exo: error: no library directory {lib.path}", file=sys.stderr)
+        return 2
     with warnings.catch_warnings():
         warnings.simplefilter("always", LibraryWarning)
         warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
@@ -798,7 +809,7 @@ def run_library(args) -> int:
                 print(f"no records in {lib.path}")
                 return 0
             rows = [("workload", "cycles", "baseline", "speedup", "util", "source", "date")]
-            for r in sorted(rs, key=lambda r: (r.M * r.N * r.K, r.name)):
+            for r in sorted(rs, key=_list_key):
                 rows.append((r.name, f"{r.cycles:,}", f"{r.baseline_cycles:,}" if r.baseline_cycles else "-",
                              f"{r.speedup:.2f}x" if r.speedup else "-",
                              f"{100 * r.utilization:.1f}%" if r.utilization else "-", r.source,

@@ -431,3 +431,23 @@ def test_nothing_in_a_record_is_executed_or_escapes_the_library(tmp_path, source
     assert r["adapted"] and all(code not in json.dumps(a["schedule"]) for a in r["adapted"])
     assert all(any("divide_loop: dropped" in n for n in a["notes"]) for a in r["adapted"])
     assert not marker.exists()
+
+
+def test_library_cli_on_a_missing_directory_and_other_kinds(tmp_path, capsys):
+    """``library verify --library <typo>`` said "0 of 0 records verified" (exit 0);
+    ``library list`` sorted by M*N*K and failed on a record without them."""
+    from autocomp_exo.cli import main
+    from autocomp_exo.schedule import Schedule
+    from autocomp_exo.workloads import MatmulClampWorkload
+
+    for cmd in (["verify"], ["list"], ["best", "gemm", "64", "64", "64"]):
+        assert main(["library", *cmd, "--library", str(tmp_path / "typo")]) == 2
+        err = capsys.readouterr().err
+        assert _one_line_error(err) and "no library directory" in err
+    lib = Library(tmp_path / "lib")
+    lib.add(Record({"kind": "conv", "batch": 1, "out_dim": 56, "in_channels": 64, "out_channels": 64},
+                   HW, Schedule([]), 5000), verify=False)
+    lib.add(Record(MatmulClampWorkload(64, 64, 64, act=True).signature(), HW, Schedule([]), 3000), verify=False)
+    assert main(["library", "list", "--library", str(lib.path)]) == 0
+    out = capsys.readouterr().out
+    assert "conv_batch1_in_channels64_out_channels64_out_dim56" in out and "matmul_clamp_i8_64x64x64_act" in out
