@@ -104,8 +104,7 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     user = None
     start = "exo-unopt"
     if isinstance(baseline, Procedure):
-        M, N, K = shape_of_mapped(baseline)
-        w = GemmWorkload(M, N, K, relu)
+        w = _mapped_workload(baseline, proc, relu)
         base_sched = Schedule([])
         # identify the proc by its structure-independent text digest (for run settings only)
         base_key = "base-" + hashlib.sha256(str(baseline).encode()).hexdigest()[:16]
@@ -170,6 +169,30 @@ def optimize(proc: Any = None, *, budget: int = DEFAULTS["budget"], agent: Optio
     if report:
         write_report(run.path, report)
     return result
+
+
+def _mapped_workload(baseline: Procedure, proc: Any, relu: bool) -> Any:
+    """The workload a mapped ``baseline=`` proc computes: ``proc``'s (a workload
+    or an algorithm proc, same shape) when given; else the scaled GEMM, when
+    the mapped proc has its parameters (f32 scale, bool act, int8 A, B, C).
+    Another kind (an int32 C, say) needs ``proc``: its shape alone does not say
+    which workload it is."""
+    M, N, K = shape_of_mapped(baseline)
+    if proc is not None:
+        w, _user = resolve_workload(proc, relu)
+        if tuple(w.dims.get(k) for k in "MNK") != (M, N, K):
+            raise WorkloadError(f"baseline= maps a {M}x{N}x{K} GEMM, the workload is {w.name}")
+        return w
+    from .workloads import gemm
+
+    def kinds(p: Procedure) -> list:
+        return sorted(f"{a.type().name.lower()}" + ("[]" if a.is_tensor() else "") for a in p.args())
+
+    if kinds(baseline) != kinds(gemm(M, N, K)):
+        raise WorkloadError(f"baseline= proc {baseline.name()} has parameters {kinds(baseline)}, not the scaled "
+                            f"GEMM's {kinds(gemm(M, N, K))}: pass its workload or algorithm proc too, "
+                            f"optimize(workload, baseline=mapped_proc)")
+    return GemmWorkload(M, N, K, relu)
 
 
 # --------------------------------------------------------------------------- #

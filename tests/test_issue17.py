@@ -305,6 +305,14 @@ def test_optimize_takes_any_workload_object(tmp_path):
     r = optimize(w, agent=StubAgent(), evaluate_fn=_logged(fake_eval, log), workers=0, budget=2, recheck=1)
     assert r.workload is w
     assert {json.loads(x)["kind"] for x in log.read_text().splitlines()} == {"matmul_i32"}
+    # a proc given as baseline= is evaluated as the workload given with it; alone, only
+    # the scaled GEMM's parameters say what it computes (was: "C (int32_t*) needs dtype int32")
+    r = optimize(w, baseline=w.proc, agent=StubAgent(), evaluate_fn=fake_eval, workers=0, budget=1, recheck=0)
+    assert r.workload is w
+    with pytest.raises(WorkloadError, match=r"not the scaled GEMM's .*pass its workload"):
+        optimize(None, baseline=w.proc, budget=1, workers=0)
+    with pytest.raises(WorkloadError, match="maps a 64x64x64 GEMM, the workload is matmul_i32_32x64x64"):
+        optimize(MatmulI32Workload(32, 64, 64), baseline=w.proc, budget=1, workers=0)
 
     class Elsewise(Workload):
         name, dims, macs, proc = "x", {}, 1, None
