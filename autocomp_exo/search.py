@@ -58,7 +58,8 @@ from .runs import schedule_key
 from .schedule import Schedule
 from .workers import Task, WorkerPool
 
-__all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam", "refill_beam"]
+__all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam", "refill_beam",
+           "replace_exhausted"]
 
 
 @dataclass
@@ -178,6 +179,20 @@ def next_beam(beam: list, accepted: list, width: int) -> list:
     cycles, then id; one per structure, see `structure_key`)."""
     pool = {c.id: c for c in list(beam) + list(accepted)}
     return _best_distinct(pool.values(), width)
+
+
+def replace_exhausted(beam: list, candidates: list, exhausted: set, width: int) -> list:
+    """The beam with each entry the agent had nothing new for replaced by the
+    best correct candidate of the run not yet exhausted (by cycles, one per
+    structure): a slot whose entry has no move left otherwise idles for the
+    rest of the search (e.g. a deeply unrolled winner that the structural
+    moves can no longer change). The best candidate is kept by the search
+    whether or not it stays in the beam."""
+    keep = [c for c in beam if c.id not in exhausted]
+    if len(keep) == len(beam):
+        return beam
+    fill = refill_beam([c for c in candidates if c.id not in {k.id for k in keep}], exhausted, width)
+    return _best_distinct(keep + fill, width) if keep else fill or beam
 
 
 def refill_beam(candidates: list, exhausted: set, width: int) -> list:
@@ -520,6 +535,7 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         beam = next_beam(beam, accepted, S.beam)
         if beam[0].cycles < best.cycles:
             best = beam[0]
+        beam = replace_exhausted(beam, [baseline] + children_all, exhausted, S.beam)
         trace.append((it, [c.id for c in beam]))
         if run is not None:
             run.write_best(_best_record(best, baseline, samples, it))

@@ -66,7 +66,8 @@ MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long 
 # Exo's fission / reorder / lift recurse over the statements of a block: on the
 # long straight-line bodies deep unrolling leaves they hit the recursion limit
 RESTRUCTURE_MAX_CALLS = 120
-UNROLL_ENDING = 0.2      # how often a restructuring plan ends unrolled
+UNROLL_ENDING = 0.05     # how often a restructuring plan ends unrolled (rarely faster under
+                         # timing v2: loop overhead is cheap, long straight-line code misses the I-cache)
 _FAILED_STEP = re.compile(r"step (\d+) \(")   # ScheduleError: "step 74 (hoist_load) [...]"
 
 
