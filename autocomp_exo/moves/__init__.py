@@ -92,6 +92,13 @@ MOVES: dict[str, MoveSpec] = {m.name: m for m in [
              "indexing the loaded buffer: one copy per iteration, e.g. after stage_buffer) into a loop of the "
              "loads and a loop of the rest, so every copy's loads are issued before the block's computes.",
              {"op": "split_loads", "args": ["A"]}, "loops"),
+    MoveSpec("prefetch_loads", (("operand", "name", _R),),
+             "Move: software-pipeline the loads of a DRAM operand one step ahead: in the loop over the copies "
+             "of its staged buffer (the loop whose body is the loop holding the loads and the computes reading "
+             "them), each step issues the next step's loads before its own computes, the first step's loads "
+             "before the loop; with a pair of copies inside (one per bank), each prefetch is issued while the "
+             "computes read the other copy.",
+             {"op": "prefetch_loads", "args": ["A"]}, "loops"),
     MoveSpec("zero_into_compute", (),
              "Move: peel the first step of the reduction loops of every output tile and let its compute "
              "overwrite the accumulator (the instruction's non-accumulating twin) instead of zeroing it first.",

@@ -213,3 +213,67 @@ def split_loads(p: Any, operand: str) -> Any:
     f = live(p)
     s, _ = _split_target(f, operand)
     return fission(p, cursor_at(p, s).after())
+
+
+def _prefetch_target(f, operand: str):
+    """(S, Lq, Lp): S and Lq as `_split_target` finds them (the loads'
+    statement and the innermost loop holding loads and computes), Lp the
+    loop whose body is Lq alone; both counters index the loaded buffer (a
+    copy per step of Lp, the next step's loads land in copies no compute of
+    this step reads)."""
+    s, lq = _split_target(f, operand)
+    lp = lq.parent
+    x = f.loads_of(operand)[0]
+    if lp is None or lp.kind != "for" or [b for b in lp.body if b.kind != "alloc"] != [lq]:
+        raise MoveError(f"the loop {lq.name} around the load of {operand} is not the whole body of a loop")
+    if not lp.extent or lp.extent < 2:
+        raise MoveError(f"loop {lp.name} around the load of {operand} has fewer than 2 iterations")
+    if x.local_operand().dim_of(lp.name) is None:
+        raise MoveError(f"the copy of {x.local_operand().buffer} that the load of {operand} writes does not "
+                        f"depend on loop {lp.name} (stage it over {lp.name} first)")
+    return s, lq, lp
+
+
+def prefetch_loads(p: Any, operand: str) -> Any:
+    """Software-pipeline the loads of ``operand`` one step ahead: in the loop
+    Lp stepping over the copies of the loaded buffer, step s issues the
+    loads of step s + 1 before its own computes (step 0's loads go before
+    the loop), so the loads of a tile run while the tile before it computes.
+    When the inner loop Lq has 2 iterations (a pair of copies, e.g. one per
+    bank), each prefetched copy is issued while the computes read the other
+    one: its DMA writes then steal no array read from the copy being read."""
+    from exo.stdlib.scheduling import cut_loop, fission, fuse, reorder_stmts, shift_loop, simplify, unroll_loop
+
+    f = live(p)
+    s, lq, lp = _prefetch_target(f, operand)
+    lo, hi = int(lp.lo), int(lp.lo) + int(lp.extent)
+    sc = cursor_at(p, s)
+    p = fission(p, sc.after())                 # Lq: loads | rest
+    sc = p.forward(sc)
+    lq_loads = sc.parent()
+    p = fission(p, lq_loads.after())           # Lp: {Lq loads} | {Lq rest}
+    lq_loads = p.forward(lq_loads)
+    lp_loads = lq_loads.parent()
+    lp_rest = lp_loads.next()
+    p = cut_loop(p, lp_loads, lo + 1)          # step lo's loads | steps lo+1.. loads
+    lp_loads, lp_rest = p.forward(lp_loads), p.forward(lp_rest)
+    ahead = lp_loads.next()
+    p = cut_loop(p, lp_rest, hi - 1)           # steps ..hi-2 | the last step
+    ahead, lp_rest = p.forward(ahead), p.forward(lp_rest)
+    p = shift_loop(p, ahead, lo)               # the loads of step s + 1, counted from lo
+    ahead, lp_rest = p.forward(ahead), p.forward(lp_rest)
+    p = fuse(p, ahead, lp_rest)
+    body = p.forward(ahead).body()
+    pair = lq.extent == 2 and len(body) == 2
+    if pair:
+        loads, rest = body[0], body[1]
+        n_rest = len(rest.body())
+        p = unroll_loop(p, loads)              # L'0 L'1 R
+        rest = p.forward(rest)
+        p = unroll_loop(p, rest)               # L'0 L'1 R0.. R1..
+        l0 = p.forward(ahead).body()[0]
+        p = reorder_stmts(p, l0.expand(0, 1))  # L'1 L'0 R0.. R1..
+        for _ in range(n_rest):                # L'1 R0.. L'0 R1..
+            l0 = p.forward(l0)
+            p = reorder_stmts(p, l0.expand(0, 1))
+    return simplify(p)
