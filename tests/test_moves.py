@@ -79,6 +79,14 @@ def test_unrolled_calls_counts_the_copies(base):
         assert unrolled_calls(f, role, depth) == real.n_calls()
 
 
+#: B resident, the row tiles in pairs (iio, iii), a copy of a and res per
+#: tile with the two copies of a pair in different banks, A loaded one step ahead
+PIPELINED = [S("tile_loop", "i", 8), S("tile_loop", "ii", 2), S("interchange_loops", "iio"),
+             S("hoist_load", "B", 0), S("hoist_load", "A", 1), S("stage_buffer", "res", ["iio", "iii"]),
+             S("stage_buffer", "a", ["iio", "iii"]), S("interchange_loops", "iii"), S("spread_banks", "a", 8, 1),
+             S("zero_into_compute"), S("prefetch_loads", "A")]
+
+
 @pytest.mark.parametrize("steps", [
     # j outside the row tiles, B per (block, j), loads interleaved with the first tile's computes
     [S("tile_loop", "i", 4), S("interchange_loops", "ii"), S("hoist_load", "B", 1), S("hoist_load", "A", 1),
@@ -97,6 +105,8 @@ def test_unrolled_calls_counts_the_copies(base):
     # A resident (j outside i), its loads interleaved with the first strip's computes
     [S("interchange_loops", "i"), S("hoist_load", "B", 1), S("hoist_load", "A", 1), S("zero_into_compute"),
      S("interleave_loads", "A")],
+    # B resident; A tiles in pairs, the pair's copies in two banks, loaded one pair ahead
+    PIPELINED + [S("unroll_calls", "compute", 1, None, False)],
 ])
 def test_compositions_are_bit_exact_and_faster(base, steps):
     from autocomp_exo.evaluate import evaluate
@@ -106,6 +116,37 @@ def test_compositions_are_bit_exact_and_faster(base, steps):
     m = evaluate(W, s.extend(steps))
     assert m.ok, m.error
     assert m.cycles < m0.cycles
+
+
+def test_prefetch_loads_issues_each_pair_one_step_ahead(base):
+    """In the pipelined loop over pairs, each body issues a load, then the
+    computes of the other copy, then the second load, then its computes; the
+    pair's copies of a start a bank apart; loads are not duplicated."""
+    from autocomp_exo.evaluate import evaluate
+    from gemmini_isa import GemminiConfig
+
+    s, p = base
+    f = facts(s.extend(PIPELINED).apply(W.proc))
+    plain = facts(s.extend(PIPELINED[:-1]).apply(W.proc))
+    steady = [lp for lp in f.loops() if lp.name == "iio" and lp.extent == 3]
+    assert len(steady) == 1
+    order = [n.role for n in steady[0].walk() if n.kind == "call" and n.role in ("load", "compute")]
+    firsts = [r for i, r in enumerate(order) if i == 0 or order[i - 1] != r]
+    assert firsts == ["load", "compute", "load", "compute"]
+    a = f.alloc("a")
+    assert a.dims[0] == 2 and f.rows(a) // 2 == GemminiConfig().sp_bank_rows
+    assert len(f.calls("load")) == len(plain.calls("load")) + 2   # peeled: step 0's and the steady loop's pair
+    m0, m = evaluate(W, s.extend(PIPELINED[:-1])), evaluate(W, s.extend(PIPELINED))
+    assert m.ok and m0.ok, (m.error, m0.error)
+    assert m.cycles < m0.cycles
+
+
+def test_prefetch_loads_refusals_say_why(base):
+    s, _p = base
+    with pytest.raises(ScheduleError, match="does not depend on loop"):
+        s.extend([S("tile_loop", "i", 2), S("hoist_load", "A", 1), S("prefetch_loads", "A")]).apply(W.proc)
+    with pytest.raises(ScheduleError, match="no loop around the load of A|is not the whole body"):
+        s.extend([S("prefetch_loads", "A")]).apply(W.proc)
 
 
 def test_zero_into_compute_uses_the_overwriting_twin(base):

@@ -195,3 +195,24 @@ def test_a_move_exo_refused_is_not_proposed_again(mapped):
     other = Candidate(2, s.extend([{"op": "tile_loop", "args": ["i", 2]}]), None, None, workload=W128)
     outs = ag.implement(other, Plan("hoist", "hoist"), 8, random.Random(3))
     assert any(o[0]["args"][0] == "B" for o in outs)
+
+
+def test_reuse_sometimes_pipelines_and_the_pipelined_plan_is_bit_exact_and_faster():
+    """On a tall GEMM (B fits, many row tiles) some reuse plans software-pipeline
+    the A tiles (`prefetch_loads` after a copy per tile, the pair's copies a bank
+    apart); such a plan is bit-exact and beats the standard mapping."""
+    from autocomp_exo.agents.offline import _reuse, _view
+    from autocomp_exo.evaluate import evaluate
+
+    w = GemmWorkload(256, 64, 128)
+    s = exo_unopt.schedule(w)
+    v = _view(Candidate(0, s, None, None, workload=w, facts=facts(s.apply(w.proc)).to_json()))
+    plans = [c for c in (_reuse(v, random.Random(i)) for i in range(300)) if c is not None]
+    piped = [c for c in plans if "prefetch_loads" in [op for op, _d in c.steps]]
+    assert piped and len(piped) < len(plans)
+    steps = piped[0].step_dicts()
+    ops = [d["op"] for d in steps]
+    assert ops.index("stage_buffer") < ops.index("prefetch_loads") and "spread_banks" in ops
+    m0, m = evaluate(w, s), evaluate(w, s.extend(steps))
+    assert m.ok, m.error
+    assert m.cycles < m0.cycles

@@ -19,7 +19,12 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  tile loop (double buffering; each copy optionally padded
                  to whole banks), then an ending (below). Instead of the
                  tile, a loop only the resident operand reads may be
-                 swapped with the loop inside it that the others read
+                 swapped with the loop inside it that the others read.
+                 Or software-pipelined: the tile loop split into pairs,
+                 a copy of every tile buffer per tile with the two copies
+                 of a pair a bank apart, the other operand's loads issued
+                 one pair ahead (`prefetch_loads`), the zeroing folded,
+                 often the computes unrolled one level
 ``hoist``        one load out of loops it does not depend on
 ``tile``         split one loop around the computes
 ``interchange``  swap a loop with the one loop in its body
@@ -35,7 +40,7 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
 Endings (sampled at the end of ``reuse``): a bank spread (the whole buffer
 or each staged copy), loads split ahead of the computes, then the zeroing
 folded into the computes or loads interleaved with them, and (one plan in
-five) unrolling within a code-size cap. Which tactic a plan takes is biased
+twenty) unrolling within a code-size cap. Which tactic a plan takes is biased
 by what limits the candidate (`Candidate.bottleneck`); moves Exo refused
 after a prefix are not proposed again (`OfflineAgent.notify`).
 """
@@ -52,14 +57,17 @@ from gemmini_isa import GemminiConfig
 
 from ..menu import MenuOption
 from ..moves import MoveError
-from ..moves.applicable import (bank_pad, compute_loops, divisors, interchangeable, interleavable, loaded,
-                                residency_swaps, splittable, spread_choice, unused_loops, zero_applies)
+from ..moves.applicable import (bank_pad, compute_loops, divisors, half_bank_pad, interchangeable,
+                                interleavable, loaded, prefetchable, residency_swaps, splittable,
+                                spread_choice, unused_loops, zero_applies)
 from ..moves.common import unique_names
 from ..moves.predict import predict, unrolled_calls
 from ..proc_facts import ProcFacts
 from .base import Agent, Candidate, Plan
 
 __all__ = ["OfflineAgent", "TACTICS", "OPTION_TACTICS"]
+
+PIPELINE = 0.35          # how often a tiled reuse plan is software-pipelined
 
 MAX_CALLS = 320          # straight-line code cap when the unrolled code is simplified
 MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long bodies)
@@ -222,6 +230,11 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
         t = rng.choice(tiles)
         fs = divisors(t.extent)
         rng.shuffle(fs)
+        if len(other) == 1 and rng.random() < PIPELINE:
+            pipe = [x for x in fs if x % 4 == 0]
+            pc = Composer(v)
+            if pipe and _pipelined(pc, rng, t, pipe[0], stay, other[0]):
+                return pc
         for fac in fs:
             names = unique_names([t.name + "o", t.name + "i"], f.loop_names())   # tile_loop's names
             if c.add("tile_loop", loop=t.name, factor=fac):
@@ -251,6 +264,51 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
         return None
     _ending(c, rng)
     return c
+
+
+def _pipelined(c: Composer, rng: random.Random, t, fac: int, stay: str, other: str) -> bool:
+    """The software-pipelined form of reuse: loop ``t`` tiled by ``fac`` and
+    its tile loop into pairs; the other operand's tiles (and every buffer of
+    the tile) get a copy per tile, the two copies of a pair in different
+    banks; the loads of each pair are issued one pair ahead (while the pair
+    before computes) and, in a pair, while the computes read the other copy;
+    then the zeroing folded and (often) the compute loops unrolled one level
+    (with the loads ahead, the CPU's issue is what is left). False when a
+    step does not apply (the caller drops the composer)."""
+    f = c.facts
+    ti = unique_names([t.name + "o", t.name + "i"], f.loop_names())[1]
+    if not c.add("tile_loop", loop=t.name, factor=fac):
+        return False
+    po, pi = unique_names([ti + "o", ti + "i"], c.facts.loop_names())
+    if not (c.add("tile_loop", loop=ti, factor=2) and c.add("interchange_loops", outer=po)):
+        return False
+    if not c.add("hoist_load", operand=other, levels=1):
+        return False
+    # the pipelined buffer staged first: allocated first, its halves start on bank boundaries
+    buf = c.facts.loads_of(other)[0].local_operand().buffer
+    if not c.add("stage_buffer", buffer=buf, expand=[po, pi]):
+        return False
+    lv = rng.choice([0, 0, 1])
+    if not c.add("hoist_load", operand=stay, levels=lv) and lv == 0:
+        c.add("hoist_load", operand=stay, levels=1)
+    for al in list(c.facts.allocs()):
+        # every buffer of the tile gets its copies (or the loads cannot go ahead)
+        if al.mem != "DRAM" and po in [lp.name for lp in al.loops()]:
+            if not c.add("stage_buffer", buffer=al.name, expand=[po, pi]):
+                return False
+    if not c.add("interchange_loops", outer=pi):
+        return False
+    al = c.facts.alloc(buf)
+    pad = half_bank_pad(c.facts, c.view.config, al) if al is not None else None
+    if pad:
+        c.add("spread_banks", buffer=buf, copies=pad, at=1)
+    if zero_applies(c.facts) and rng.random() < 0.8:
+        c.add("zero_into_compute")
+    if other not in prefetchable(c.facts) or not c.add("prefetch_loads", operand=other):
+        return False
+    if rng.random() < 0.7:
+        c.add("unroll_calls", role="compute", depth=1, operand=None, simplify=False)
+    return True
 
 
 def _hoist(v: View, rng: random.Random) -> Optional[Composer]:

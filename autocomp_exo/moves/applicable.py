@@ -3,7 +3,7 @@
 One source for the agents that compose moves (the offline policy and the
 LLM prompts' argument lists and worked examples): which DRAM operands a
 hoist can move, which loops a tile can split and by what, which loads an
-interleave or a split takes, whether the zeroing can be folded, and how many
+interleave, a split or a prefetch takes, whether the zeroing can be folded, and how many
 copies pad a buffer to whole banks. Everything is read from `ProcFacts`
 (no names assumed) and capacities come from the caller's `GemminiConfig`.
 """
@@ -18,7 +18,8 @@ from ..proc_facts import Node, ProcFacts
 from . import MoveError
 
 __all__ = ["divisors", "loaded", "unused_loops", "compute_loops", "interchangeable", "interleavable",
-           "splittable", "zero_applies", "spread_choice", "staged_lead", "bank_pad", "residency_swaps"]
+           "splittable", "prefetchable", "zero_applies", "spread_choice", "staged_lead", "bank_pad",
+           "half_bank_pad", "residency_swaps"]
 
 
 def divisors(n: Optional[int], lo: int = 2, hi: int = 16) -> list[int]:
@@ -80,6 +81,13 @@ def splittable(f: ProcFacts) -> list[str]:
     return _where(f, _split_target)
 
 
+def prefetchable(f: ProcFacts) -> list[str]:
+    """Operands whose loads can be issued one step ahead (`prefetch_loads`)."""
+    from .loops import _prefetch_target
+
+    return _where(f, _prefetch_target)
+
+
 def zero_applies(f: ProcFacts) -> bool:
     """Whether `zero_into_compute` applies."""
     from .substitute import _target
@@ -129,6 +137,16 @@ def bank_pad(f: ProcFacts, config: GemminiConfig, al: Node) -> Optional[int]:
         return None
     rows, bank = f.rows(al), config.sp_bank_rows
     return -(-bank // rows) if 0 < rows < bank else None
+
+
+def half_bank_pad(f: ProcFacts, config: GemminiConfig, al: Node) -> Optional[int]:
+    """Copies for `spread_banks` at 1 that start each half of a buffer staged
+    over a pair (leading dimension 2) on a bank boundary (None when a half
+    is a bank or more already)."""
+    if al.mem != "GEMM_SCRATCH" or not al.dims or al.dims[0] != 2 or len(al.dims) < 3 or not al.dims[1]:
+        return None
+    half, bank = f.rows(al) // 2, config.sp_bank_rows
+    return -(-bank // half) if 0 < half < bank else None
 
 
 def residency_swaps(f: ProcFacts, stay: str, other: list) -> list[Node]:

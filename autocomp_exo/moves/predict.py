@@ -245,6 +245,11 @@ def predict(f: ProcFacts, op: str, decisions: dict) -> ProcFacts:
         return _zero_folded(g)
     if op == "split_loads":
         return _split(g, d["operand"])
+    if op == "prefetch_loads":
+        from .loops import _prefetch_target
+
+        _prefetch_target(g, d["operand"])   # applies or raises; the pipelined nest is not modelled
+        return g
     return g   # unroll_calls, interleave_loads: the loops the other moves read are unchanged
 
 
