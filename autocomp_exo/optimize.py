@@ -6,11 +6,14 @@
     r = ax.optimize(ax.gemm(512, 512, 512), budget=200)
     r.cycles, r.speedup, r.utilization, r.proc, r.c_code, r.schedule
 
-``proc`` is an algorithm-level GEMM (`autocomp_exo.workloads.gemm` or a
-user's proc of the same form, recognised by `workload_of`); the search starts
+``proc`` is a `Workload` object (any kind with a Gemmini mapping: the scaled
+GEMM, the int32 matmul, the clamped matmul) or an algorithm-level proc
+(`autocomp_exo.workloads.gemm` or a user's proc of a recognised form,
+`workloads.recognise`); the search starts
 from Exo's standard Gemmini mapping of it (`baselines.exo_unopt`). Or pass an
-already Gemmini-mapped proc as ``baseline`` (``proc`` may then be None): the
-search schedules that proc further. ``baseline`` may also be a `Schedule` of
+already Gemmini-mapped proc as ``baseline``: the search schedules that proc
+further, as the workload ``proc`` says (``proc`` may be None for the scaled
+GEMM: its parameters say what it computes). ``baseline`` may also be a `Schedule` of
 steps on the algorithm proc (e.g. ``baselines.exo_opt.schedule(w)``).
 ``speedup`` is over the starting point.
 

@@ -19,7 +19,7 @@ int8 (`MatmulClampWorkload`) get the same mapping after a prelude of checked
 steps that brings their algorithm into the loop nest of Exo's app (the
 output staged in an i32 ``res`` with ``stage_mem``, the operands bound to
 ``a``/``b`` and widened to ``a2``/``b2`` with ``bind_expr``); their store is
-Exo's raw ``st_acc_i32`` or `gemmini_ext.st_acc_i8_clamp(_relu)`, and an
+Exo's raw ``st_acc_i32`` or `gemmini_ext.st_acc_i8_clamp(_relu|_act)`, and an
 accumulating matmul loads C's old contents with ``ld_acc_i32`` instead of
 zeroing. Those instructions emit their configuration with every call (Exo
 has no split ``_v2`` form of them), so only the others' configs are hoisted.
