@@ -22,15 +22,16 @@ children) or the iterations are used up, or when every correct candidate is
 exhausted (three iterations in a row with nothing new).
 
 An agent that answers many requests at once (``agent.concurrent``, the LLM
-agent) is asked round by round instead of one request at a time: every
-slot's rng, dropout menu and sample index are drawn first; all B x N plan
-requests go out together (`Agent.plan_many`), then all B x N x K implement
-requests (`Agent.implement_many`), then the re-asks for duplicates as later
-rounds, with the same per-slot rngs as the one-at-a-time loop. Answers are
-used in slot order, so the trace does not depend on the order they arrive in
-or on how many are in flight. With worker processes, a round's new children
-are evaluated while the next round's requests are out. Agents without
-``concurrent`` (the offline agent) keep the one-at-a-time loop.
+agent) is not asked one request at a time: every slot's rng, dropout menu
+and sample index are drawn first; all B x N plan requests go out together,
+a slot's K implement requests as soon as its plan is back, a duplicate's
+re-ask as soon as it is decided, with the same per-slot rngs as the
+one-at-a-time loop (`streaming.stream_proposals`). With worker processes,
+each new schedule is evaluated as soon as its answer arrives, while other
+requests are still out. Answers are used in a fixed order (round, then slot), so the
+trace does not depend on the order they arrive in or on how many are in
+flight. Agents without ``concurrent`` (the offline agent) keep the
+one-at-a-time loop.
 
 With a run database (`database.Database`, e.g. a `runs.RunDir`), every
 finished candidate is committed to it as it finishes, and candidates already
@@ -43,8 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -56,6 +55,7 @@ from .measurement import Measurement
 from .menu import MENU, dropout as menu_dropout
 from .runs import schedule_key
 from .schedule import Schedule
+from . import streaming
 from .workers import Task, WorkerPool
 
 __all__ = ["SearchSettings", "SearchResult", "derive_rng", "beam_search", "accept", "next_beam", "refill_beam",
@@ -202,38 +202,6 @@ def refill_beam(candidates: list, exhausted: set, width: int) -> list:
     return _best_distinct(live.values(), width)
 
 
-class _EarlyEval:
-    """Evaluates the proposals of a request round in the worker pool (a thread
-    waits on it) while the later rounds' requests are outstanding. Results are
-    kept by schedule key and used in generation order by the search, so the
-    trace is the same as evaluating after the last round."""
-
-    def __init__(self, pool: WorkerPool, task_fn: Callable):
-        self.pool, self.task_fn = pool, task_fn
-        self.results: dict[str, dict] = {}
-        self.threads: list[threading.Thread] = []
-
-    def submit(self, items: list) -> None:
-        if not items:
-            return
-        keys = [k for k, _s in items]
-        tasks = [self.task_fn(s) for _k, s in items]
-
-        def go():
-            for k, r in zip(keys, self.pool.run(tasks)):
-                self.results[k] = r
-
-        t = threading.Thread(target=go, name="autocomp-early-eval", daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def wait(self) -> dict:
-        for t in self.threads:
-            t.join()
-        self.threads.clear()
-        return self.results
-
-
 def _candidate_from_record(rec: dict, cid: int, schedule: Schedule, parent: Optional[int], plan: Optional[Plan],
                            iteration: int, workload: Any, config: Any = None) -> Candidate:
     m = Measurement.from_dict(rec.get("measurement") or {"ok": False, "stage": "worker", "error": "no measurement"})
@@ -338,93 +306,43 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             run.commit(rec)
         emit("rejected", stage=stage, reason=reason)
 
-    def by_request(recs: list[dict], n: int) -> list[list[dict]]:
-        """Rejections of a round by request index (records without one go to the first)."""
-        out: list[list[dict]] = [[] for _ in range(max(1, n))]
-        for r in recs:
-            q = r.get("request")
-            out[q if isinstance(q, int) and 0 <= q < n else 0].append(r)
-        return out
+    evaluate_early = getattr(pool, "workers", 0) > 0   # a pool of worker processes (not in-process, not Ray)
 
-    def propose_rounds(proposals: list, pending: set, early: Optional[_EarlyEval] = None) -> None:
+    def propose_stream(proposals: list, early: dict) -> None:
         """The iteration's proposals from an agent that answers many requests at
-        once: every slot's rng, dropout menu and sample index are drawn first;
-        all B x N plan requests go out together, then all implement requests,
-        then the re-asks for duplicates as later rounds. Results are consumed in
-        slot order, so the trace does not depend on the order answers arrive."""
+        once (`streaming.stream_proposals`): each request goes out as soon as
+        what it needs is back, each new schedule is evaluated as soon as its
+        answer arrives (``early``: key -> Future of its result), and the events
+        are numbered in a fixed order, whatever order the answers arrive in."""
         nonlocal next_id
         slots = []
         for bi, parent in enumerate(beam):
             for pi in range(S.plans):
                 rng = derive_rng(S.seed, it, bi, pi, "plan")
-                menu = menu_dropout(MENU, S.dropout, rng)
-                slots.append((bi, pi, parent, menu, rng))
+                slots.append(streaming.Slot(bi, pi, parent, menu_dropout(MENU, S.dropout, rng), rng))
+
+        def submit(key: str, sched: Schedule) -> None:
+            if evaluate_early and not (run is not None and run.lookup(key) is not None):
+                early[key] = streaming.submit_task(pool, task(sched, base_cycles))
+
+        session = streaming.session_of(agent)
         try:
-            plans = agent.plan_many([(parent, menu, 1, rng) for _bi, _pi, parent, menu, rng in slots])
-        except Exception as e:  # an agent bug is a lost round, not a lost search
-            plans = [[] for _ in slots]
-            for bi, pi, parent, _m, _r in slots[:1]:
-                reject(parent, None, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, "plan"))
-        for q, recs in enumerate(by_request(new_rejections(), len(slots))):
-            if q < len(slots):
-                bi, pi, parent, _m, _r = slots[q]
-                for n_rej, rej in enumerate(recs):
-                    reject(parent, None, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
-                           rej.get("steps"), (it, bi, pi, "plan", n_rej))
-        impl = []
-        for q, (bi, pi, parent, _menu, _rng) in enumerate(slots):
-            if plans[q]:
-                for ki in range(S.impls):
-                    impl.append((bi, pi, ki, parent, plans[q][0]))
-        got: list[tuple[int, Candidate, str]] = []
-        fresh: list = []
-        live = list(range(len(impl)))
-        for retry in range(3):
-            if not live:
-                break
-            reqs = [(impl[x][3], impl[x][4], 1, derive_rng(S.seed, it, impl[x][0], impl[x][1], impl[x][2], retry))
-                    for x in live]
-            try:
-                outs = agent.implement_many(reqs)
-            except Exception as e:  # an agent bug is a lost round, not a lost search
-                bi, pi, ki, parent, plan = impl[live[0]]
-                reject(parent, plan, "agent", f"{type(e).__name__}: {e}", None, (it, bi, pi, ki, retry))
-                break
-            rejs = by_request(new_rejections(), len(live))
-            nxt = []
-            for n, x in enumerate(live):
-                bi, pi, ki, parent, plan = impl[x]
-                for n_rej, rej in enumerate(rejs[n] if n < len(rejs) else []):
-                    reject(parent, plan, str(rej.get("stage") or "agent"), str(rej.get("reason") or ""),
-                           rej.get("steps"), (it, bi, pi, ki, retry, n_rej))
-                suffixes = outs[n] if n < len(outs) else []
-                if not suffixes:
-                    continue
-                try:
-                    sched = parent.schedule.extend(suffixes[0])
-                except Exception as e:
-                    reject(parent, plan, "schedule", str(e), suffixes[0], (it, bi, pi, ki, retry))
-                    continue
-                key = schedule_key(sched)
-                if key in seen or key in pending:
-                    nxt.append(x)   # identical schedule: evaluated once; ask for another sample
-                    continue
-                pending.add(key)
-                c = Candidate(next_id, sched, None, None, parent.id, plan, it, workload, config=config)
-                next_id += 1
-                got.append((x, c, key))
-                fresh.append((key, sched))
-            live = nxt
-            if early is not None and live and len(got) <= S.budget - samples:
-                # evaluate this round's children while the re-asks are out
-                early.submit([(k, sc) for k, sc in fresh if not (run is not None and run.lookup(k) is not None)])
-            fresh.clear()
-        got.sort(key=lambda t: t[0])   # slot order
-        proposals.extend((c, key) for _x, c, key in got)
-        have = {impl[x][0] for x, _c, _k in got}
-        for bi, parent in enumerate(beam):
-            if bi not in have:
-                exhausted.add(parent.id)
+            got = streaming.stream_proposals(
+                session, slots, S.impls, seen, room=S.budget - samples, submit=submit,
+                impl_rng=lambda bi, pi, ki, r: derive_rng(S.seed, it, bi, pi, ki, r))
+        finally:
+            session.close()
+            new_rejections()   # the session gave them per request; the shared list is read
+        for ev in got.events:
+            if ev.kind == "reject":
+                reject(ev.parent, ev.plan, ev.stage, ev.reason, ev.steps, (it, *ev.where))
+                continue
+            ev.candidate = Candidate(next_id, ev.schedule, None, None, ev.parent.id, ev.plan, it, workload,
+                                     config=config)
+            next_id += 1
+        proposals.extend((ev.candidate, ev.key) for ev in got.children)
+        for bi in got.exhausted_bi:
+            exhausted.add(beam[bi].id)
 
     emit("start")
     while samples < S.budget and (S.iterations is None or it < S.iterations):
@@ -432,12 +350,9 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         # ---- propose (deterministic) ------------------------------------------
         proposals: list[tuple[Candidate, str]] = []
         pending: set[str] = set()
-        early = None
+        early: dict = {}
         if agent.concurrent:
-            if getattr(pool, "workers", 0) > 0 and hasattr(pool, "_ensure"):
-                pool._ensure()   # the pool exists before a second thread uses it
-                early = _EarlyEval(pool, lambda sc: task(sc, base_cycles))
-            propose_rounds(proposals, pending, early)
+            propose_stream(proposals, early)
         else:
             for bi, parent in enumerate(beam):
                 n_before = len(proposals)
@@ -492,14 +407,13 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
         # ---- evaluate (parallel; stored results reused) -----------------------
         todo, idx = [], []
         results: list[Optional[dict]] = [None] * len(proposals)
-        early_done = early.wait() if early is not None else {}
         early_idx = []
         for i, (c, key) in enumerate(proposals):
             seen.add(key)
             r = run.lookup(key) if run else None
             if r is not None:
                 results[i] = r
-            elif key in early_done:
+            elif key in early:
                 early_idx.append(i)
             else:
                 todo.append(task(c.schedule, base_cycles))
@@ -515,9 +429,9 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             m = res.get("measurement") or {}
             emit("candidate", ok=bool(m.get("ok")), cycles=m.get("cycles"), id=c.id)
 
-        for i in early_idx:   # evaluated while the later request rounds were out
+        for i in early_idx:   # started while the requests were out
             idx.append(i)
-            done(len(idx) - 1, early_done[proposals[i][1]])
+            done(len(idx) - 1, early[proposals[i][1]].result())
         pool.run(todo, done)
         samples += len(proposals)
         # ---- accept (in generation order) -------------------------------------

@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 import warnings
-from concurrent.futures import FIRST_COMPLETED, TimeoutError as FTimeout, wait
+from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError as FTimeout, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -299,6 +299,21 @@ class WorkerPool:
                 if on_done:
                     on_done(i, results[i])
         return results  # type: ignore[return-value]
+
+    def submit(self, task: dict) -> Future:
+        """Start one task now; a Future of its result (the dict `run` gives).
+
+        Lets a caller hand over candidates one at a time as they appear (the
+        search does while LLM requests are out). In-process pools evaluate
+        right here and return a finished Future."""
+        out: Future = Future()
+        if self._in_process():
+            out.set_result(self._local(task))
+            return out
+        t0 = time.perf_counter()
+        f = self._ensure().schedule(self.fn, args=[task], timeout=self.timeout)
+        f.add_done_callback(lambda f: out.set_result(self._result(f, task, time.perf_counter() - t0)))
+        return out
 
     def _result(self, f, task: dict, seconds: float) -> dict:
         try:

@@ -379,24 +379,44 @@ def test_cli_llm_plan_and_code(srv, tmp_path, capsys):
     assert ("planner", "implement") not in by and ("coder", "plan") not in by
 
 
-def test_children_are_evaluated_while_the_reasks_are_out(srv, tmp_path, monkeypatch):
-    """With worker processes, a round's children are evaluated while the later
-    rounds' requests are outstanding; the trace is the one of evaluating after."""
+def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arrival(srv, tmp_path, monkeypatch):
+    """Through the openai client: a slot's implement requests go out as soon as
+    its plan is back (while the slowest plan is still out), schedules are
+    evaluated in the worker pool while requests are out, and with answers
+    arriving in a shuffled order (random delays, unseeded) the trace is the
+    one of one request at a time in this process."""
     import autocomp_exo as ax
-    from autocomp_exo import search
+    from autocomp_exo import workers
 
     submitted = []
-    orig = search._EarlyEval.submit
-    monkeypatch.setattr(search._EarlyEval, "submit", lambda self, items: (submitted.append(len(items)),
-                                                                        orig(self, items)))
-    traces = []
-    for workers in (1, 0):
-        srv.reset()
-        agent = make_agent(srv, cache_dir=str(tmp_path / f"c{workers}"))
-        r = ax.optimize(ax.GemmWorkload(64, 64, 64), agent=agent, budget=12, beam=2, plans=3, impls=2,
-                        iterations=1, seed=4, workers=workers, run_dir=str(tmp_path / f"w{workers}"),
-                        progress=agent.observe)
-        traces.append(r.search.trace_key())
-        if workers:
-            assert sum(submitted) >= 1          # some children went to the pool before the last round
-    assert traces[0] == traces[1]
+    orig = workers.WorkerPool.submit
+    monkeypatch.setattr(workers.WorkerPool, "submit",
+                        lambda self, t: (submitted.append(time.monotonic()), orig(self, t))[1])
+    log = []   # (arrival, answered, kind)
+    jitter = random.Random()
+
+    def shuffled(req):
+        a = plausible(req)
+        k = kind(req)
+        a.delay = 1.0 if k == "plan" and not any(x[2] == "plan" for x in log) else jitter.uniform(0, 0.15)
+        now = time.monotonic()
+        log.append((now, now + a.delay, k))
+        return a
+
+    def run(name, workers_, **kw):
+        agent = make_agent(srv, cache_dir=str(tmp_path / f"c-{name}"), **kw)
+        return ax.optimize(ax.GemmWorkload(64, 64, 64), agent=agent, budget=12, beam=2, plans=3, impls=2,
+                           iterations=1, seed=4, workers=workers_, run_dir=str(tmp_path / name),
+                           progress=agent.observe)
+
+    srv.responder = shuffled
+    r = run("stream", 1)
+    slow_done = min(t1 for t0, t1, k in log if k == "plan" and t1 - t0 >= 1.0)
+    assert sum(t0 < slow_done for t0, _t1, k in log if k == "implement") >= 8   # 4 other plans' 2 each
+    last = max(t1 for _t0, t1, _k in log)
+    assert r.samples_used >= 3 and len(submitted) == r.samples_used   # each schedule evaluated once, early
+    assert sum(t < last for t in submitted) >= 2                       # while requests were still out
+    srv.reset()
+    one = run("one", 0, max_in_flight=1)
+    assert one.search.trace_key() == r.search.trace_key() and one.search.trace == r.search.trace
+    assert one.cycles == r.cycles and one.samples_used == r.samples_used

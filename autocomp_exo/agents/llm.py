@@ -815,6 +815,7 @@ class LLMAgent(Agent):
         self._procs: "OrderedDict[str, Any]" = OrderedDict()   # parent schedule -> its proc (or None)
         self._guides: "OrderedDict[str, Any]" = OrderedDict()  # parent schedule -> Future of its macro guide
         self._guide_pool = None
+        self._threads = None
         self.answers: list[dict] = []      # every parsed answer (accepted or not)
         self.rejections: list[dict] = []   # the ones not accepted, with the reason
         if log_dir:
@@ -857,6 +858,10 @@ class LLMAgent(Agent):
         """Write llm_usage.json (when there is a log directory) and return the summary."""
         if self.log_dir is not None:
             self.accounting.write(self.log_dir)
+        with self._lock:
+            threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False)
         s = self.summary()
         if not quiet:
             print(s)
@@ -883,10 +888,16 @@ class LLMAgent(Agent):
         tag = getattr(self._batch, "tag", None)
         if tag is not None:
             rec = {**rec, "request": tag[0], "job": tag[1]}
+        kind = getattr(self._batch, "kind", None)
+        if kind is not None:
+            rec = {**rec, "kind": kind}
+        sink = getattr(self._batch, "sink", None)
         with self._lock:
             self.answers.append(rec)
             if not rec.get("ok") and rec.get("counted", True):
                 self.rejections.append(rec)
+                if sink is not None:
+                    sink.append(rec)
             if self.log_dir is not None:
                 with open(self.log_dir / "llm_answers.jsonl", "a") as fh:
                     fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
@@ -940,6 +951,22 @@ class LLMAgent(Agent):
         if not self.client.alive:
             self._none_left()
         return None, None
+
+    def _executor(self):
+        """The agent's request threads (kept across calls: the search's
+        `requests` session submits one request at a time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llm-request")
+            return self._threads
+
+    def requests(self):
+        """A session of streamed requests for one search iteration (`llm_requests.LLMRequests`)."""
+        from .llm_requests import LLMRequests
+
+        return LLMRequests(self)
 
     def _map(self, fn, jobs: list) -> list:
         """fn over jobs, in threads when there are several (results in job order)."""
@@ -1132,7 +1159,8 @@ class LLMAgent(Agent):
         self._settle(*n0)
         return out
 
-    def _plan_jobs(self, q: int, candidate: Candidate, menu: list[MenuOption], n: int, rng: random.Random) -> list:
+    def _plan_jobs(self, q: int, candidate: Candidate, menu: list[MenuOption], n: int, rng: random.Random,
+                   j0: Optional[int] = None) -> list:
         if not menu or n <= 0:
             return []
         if not self.client.alive and self.client.next_return() is None:
@@ -1149,9 +1177,10 @@ class LLMAgent(Agent):
             bottleneck=candidate.bottleneck(), c_lines=self.c_lines,
             workload=wname if isinstance(wname, str) else None, allow_unsafe=self.allow_unsafe,
             macros=self._brief(candidate))
-        with self._lock:
-            j0 = self._plan_n
-            self._plan_n += n
+        if j0 is None:
+            with self._lock:
+                j0 = self._plan_n
+                self._plan_n += n
         return [{"tag": (q, t), "candidate": candidate, "menu": menu, "msgs": msgs, "j": j0 + t,
                  "sample": rng.getrandbits(32)} for t in range(n)]
 
@@ -1227,7 +1256,8 @@ class LLMAgent(Agent):
         self._settle(*n0)
         return out
 
-    def _impl_jobs(self, q: int, candidate: Candidate, plan: Plan, k: int, rng: random.Random) -> list:
+    def _impl_jobs(self, q: int, candidate: Candidate, plan: Plan, k: int, rng: random.Random,
+                   j0: Optional[int] = None) -> list:
         if k <= 0:
             return []
         if not self.client.alive and self.client.next_return() is None:
@@ -1245,9 +1275,10 @@ class LLMAgent(Agent):
             plan_option=plan.option, plan_title=title, plan_text=plan.text, proc_text=proc_text or "",
             facts=self._facts(candidate), allow_unsafe=self.allow_unsafe,
             workload=wname if isinstance(wname, str) else None, macros=self._macros(candidate))
-        with self._lock:
-            j0 = self._impl_n
-            self._impl_n += k
+        if j0 is None:
+            with self._lock:
+                j0 = self._impl_n
+                self._impl_n += k
         return [{"tag": (q, t), "candidate": candidate, "plan": plan, "msgs": base_msgs, "j": j0 + t,
                  "sample": rng.getrandbits(32)} for t in range(k)]
 
