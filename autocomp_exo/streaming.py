@@ -209,33 +209,53 @@ def stream_proposals(session: Any, slots: Sequence[Slot], impls: int, seen: set,
                 f = waiting[(r, x)] = Future()
             return f
 
-    started: set[str] = set()
+    started: set[str] = set()          # keys handed to ``submit``
+    holders: dict[str, set] = {}         # key -> the (round, slot) answers that arrived with it
+    asked: set[tuple[int, int]] = set()  # (round, slot) requests sent
+    plan_of: dict[int, Any] = {}
 
-    def head_start(x: int, got: Any) -> None:
-        """Evaluate an answer's schedule as soon as it arrives, before the cursor
-        reaches it: the first answer with a schedule not seen before becomes its
-        child whatever the order, and results are kept by schedule key."""
-        suffixes, _rej = got
-        if submit is None or x >= room or not suffixes:
-            return
-        sched = slots[x // K].parent.schedule.extend(suffixes[0])
-        key = schedule_key(sched)
+    def ask(r: int, x: int) -> None:
+        """Send request (r, x) once (the plan of its slot is known)."""
         with lock:
-            if key in seen or key in started:
+            if r >= rounds or (r, x) in asked:
                 return
-            started.add(key)
-            submit(key, sched)
-
-    def ask(r: int, x: int, plan: Any) -> None:
+            asked.add((r, x))
         s = slots[x // K]
         try:
-            inner = session.implement(r * len(slots) * K + x, s.parent, plan, impl_rng(s.bi, s.pi, x % K, r))
+            inner = session.implement(r * len(slots) * K + x, s.parent, plan_of[x // K],
+                                      impl_rng(s.bi, s.pi, x % K, r))
         except Exception as e:  # noqa: BLE001
             slot_future(r, x).set_exception(e)
             return
-        _chain(inner, slot_future(r, x), lambda got: head_start(x, got))
+        _chain(inner, slot_future(r, x), lambda got: arrived(r, x, got))
 
-    plan_of: dict[int, Any] = {}
+    def arrived(r: int, x: int, got: Any) -> None:
+        """An answer is in (before the cursor reaches it). Its schedule, if not
+        seen before, is evaluated now: the first answer in order with a schedule
+        becomes its child whatever the arrival order, and results are kept by
+        schedule key. A re-ask goes out now when the answer is certainly a
+        duplicate: its schedule was seen, or an answer before it in (round,
+        slot) order has arrived with it (that one's own re-ask too, if it came
+        later in the order)."""
+        suffixes, _rej = got
+        if not suffixes:
+            return
+        sched = slots[x // K].parent.schedule.extend(suffixes[0])
+        key = schedule_key(sched)
+        me = (r, x)
+        with lock:
+            others = holders.setdefault(key, set())
+            dups = [h for h in others if h > me]
+            if key in seen or any(h < me for h in others):
+                dups.append(me)
+            others.add(me)
+            start = submit is not None and x < room and key not in seen and key not in started
+            if start:
+                started.add(key)
+                submit(key, sched)
+        for hr, hx in dups:
+            ask(hr + 1, hx)
+
 
     def on_plan(q: int, f: Future) -> None:
         plan = None
@@ -247,7 +267,7 @@ def stream_proposals(session: Any, slots: Sequence[Slot], impls: int, seen: set,
             if plan is None:
                 slot_future(0, q * K + ki).set_result(NO_PLAN)
             else:
-                ask(0, q * K + ki, plan)
+                ask(0, q * K + ki)
 
     plan_futs = [session.plan(q, s.parent, s.menu, s.rng) for q, s in enumerate(slots)]
     for q, f in enumerate(plan_futs):
@@ -286,8 +306,8 @@ def stream_proposals(session: Any, slots: Sequence[Slot], impls: int, seen: set,
                 continue
             key = schedule_key(sched)
             if key in seen or key in pending:
-                if r + 1 < rounds:   # identical schedule: evaluated once; ask for another sample now
-                    ask(r + 1, x, plan)
+                if r + 1 < rounds:   # identical schedule: evaluated once; another sample (asked already
+                    ask(r + 1, x)    # when the duplicate was certain on arrival)
                     nxt.append(x)
                 continue
             pending.add(key)

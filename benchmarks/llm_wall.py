@@ -6,18 +6,18 @@ The model is the tests' scripted OpenAI-compatible server on 127.0.0.1
 the answer, prose around fenced JSON, now and then a misspelt op that the
 retry fixes) after sleeping ``--latency`` seconds per request. Everything
 goes through the real ``openai`` client and the real search: 36 plan
-requests at once, then 72 implement requests, then fixes and re-asks, then
-the evaluation of the new children.
+requests at once, each slot's 2 implement requests as soon as its plan is
+back, fixes and re-asks as soon as they are needed, and each new child
+evaluated as soon as its answer arrives (`autocomp_exo.streaming`).
 
     python benchmarks/llm_wall.py                       # 10 s a call, 2 models x 8 in flight, 512^3
     python benchmarks/llm_wall.py --models 1 --latency 10
     python benchmarks/llm_wall.py --latency 1 --shape 64 64 64   # quick
 
-Prints the time of the LLM request rounds (plan round, implement rounds),
-the wall time of the whole iteration (with the evaluation of the children,
-which on a small machine can take longer than the requests), the requests
-sent and the most in flight at the server. Target (issue 14): under 2
-minutes at 10 s a call.
+Prints when each kind of request was sent, when the last answer came, the
+wall time of the whole iteration (with the evaluation of the children,
+which overlaps the requests), the requests sent and the most in flight at
+the server. Target (issue 14): under 2 minutes at 10 s a call.
 """
 from __future__ import annotations
 
@@ -73,6 +73,15 @@ def plausible(req):
     return text(f"Looking at the loop nest, `{a[0]}` is the one to change.\n```json\n{{\"steps\": [{step}]}}\n```")
 
 
+def phase(req) -> str:
+    """plan, implement, or fix (a retry with the error) of a request."""
+    u = next(m["content"] for m in req["messages"] if m["role"] == "user")
+    last = req["messages"][-1]
+    if last["role"] == "user" and prompts.FIX_MARK in last["content"] and len(req["messages"]) > 2:
+        return "fix"
+    return "plan" if prompts.PLAN_MARK in u else "implement"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--latency", type=float, default=10.0, help="seconds per request (default 10)")
@@ -88,30 +97,31 @@ def main(argv=None) -> int:
 
     for k in ("NO_PROXY", "no_proxy"):
         os.environ[k] = ",".join(x for x in (os.environ.get(k), "127.0.0.1", "localhost") if x)
+    from autocomp_exo import workers
+
     marks = {}
+    started = []   # when each child was handed to the worker pool
+    submit = workers.WorkerPool.submit
+
+    def logged_submit(self, task):
+        started.append(time.monotonic())
+        return submit(self, task)
+
+    workers.WorkerPool.submit = logged_submit
 
     def progress(ev):
         agent.observe(ev)
-        if ev.get("event") == "candidate" and "first_child" not in marks:
-            marks["first_child"] = time.monotonic()
 
-    with FakeOpenAIServer(plausible) as srv, tempfile.TemporaryDirectory() as tmp:
+    arrivals = []   # (seconds since the search started, phase) of every request, at the server
+
+    def timed(req):
+        arrivals.append((time.monotonic(), phase(req)))
+        return plausible(req)
+
+    with FakeOpenAIServer(timed) as srv, tempfile.TemporaryDirectory() as tmp:
         srv.latency = args.latency
         agent = LLMAgent([srv.model_url(f"model{i}") for i in range(args.models)], max_in_flight=args.in_flight,
                          timeout=max(60.0, 4 * args.latency), warn=lambda m: None)
-        rounds = []   # (kind, requests in the round, seconds)
-
-        def timed(name, fn):
-            def run(requests):
-                t = time.monotonic()
-                try:
-                    return fn(requests)
-                finally:
-                    rounds.append((name, len(requests), time.monotonic() - t))
-            return run
-
-        agent.plan_many = timed("plan", agent.plan_many)
-        agent.implement_many = timed("implement", agent.implement_many)
         w = ax.GemmWorkload(*args.shape)
         t_start = time.monotonic()
         r = ax.optimize(w, agent=agent, budget=72, beam=6, plans=6, impls=2, iterations=1, seed=args.seed,
@@ -120,25 +130,28 @@ def main(argv=None) -> int:
         t_end = time.monotonic()
         t0 = marks.get("start", t_start)
         total = t_end - t0
-        phases = {}
-        for q in srv.requests:
-            u = next(m["content"] for m in q["messages"] if m["role"] == "user")
-            ph = "fix" if q["messages"][-1]["role"] == "user" and prompts.FIX_MARK in q["messages"][-1]["content"] \
-                else ("plan" if prompts.PLAN_MARK in u else "implement")
-            phases[ph] = phases.get(ph, 0) + 1
+        phases: dict[str, list[float]] = {}
+        for t, ph in arrivals:
+            phases.setdefault(ph, []).append(t - t0)
         print(f"one paper-settings iteration (B=6 N=6 K=2) on {w.name}: {args.models} model(s) x "
               f"{args.in_flight} in flight, {args.latency:g} s per request")
-        print(f"  requests: {srv.hits()} ({', '.join(f'{k} {v}' for k, v in sorted(phases.items()))}); "
+        print(f"  requests: {srv.hits()} ({', '.join(f'{k} {len(v)}' for k, v in sorted(phases.items()))}); "
               f"most in flight at the server: {srv.max_in_flight}")
         print(f"  children evaluated: {r.samples_used}; best {r.cycles:,} cycles ({r.speedup:.2f}x over Exo's "
               "mapping)")
-        llm_s = sum(r[2] for r in rounds)
-        print(f"  LLM request rounds: {llm_s:.1f} s ("
-              + ", ".join(f"{k} x{n} {t:.0f} s" for k, n, t in rounds) + "; fixes run inside their round)")
-        print(f"  wall time of the iteration: {total:.1f} s (the rounds, then the children's evaluation on "
-              f"{args.workers if args.workers is not None else 'all'} worker(s), which overlaps the re-ask rounds); "
-              f"baseline evaluation before it: {t0 - t_start:.1f} s")
-        print(f"  one request at a time would take {srv.hits() * args.latency:.0f} s for the requests alone")
+        last = max((t for v in phases.values() for t in v), default=0.0) + args.latency
+        print("  requests sent (s after the start, first-last): "
+              + ", ".join(f"{k} {min(v):.0f}-{max(v):.0f}" for k, v in sorted(phases.items()))
+              + f"; last answer at about {last:.0f} s")
+        early = sum(t - t0 < last for t in started)
+        print(f"  wall time of the iteration: {total:.1f} s ({len(started)} children handed to the worker pool "
+              f"as their answers came, {early} before the last answer, the first at "
+              f"{(min(started) - t0) if started else float('nan'):.0f} s; the iteration ended {total - last:.1f} s "
+              f"after the last answer; evaluation on {args.workers if args.workers is not None else 'all'} "
+              f"worker(s)); baseline evaluation before it: {t0 - t_start:.1f} s")
+        print(f"  the requests alone: {srv.hits() * args.latency:.0f} s one at a time, "
+              f"{srv.hits() * args.latency / max(1, srv.max_in_flight):.0f} s at {srv.max_in_flight} in flight "
+              "without gaps")
     return 0
 
 

@@ -102,6 +102,17 @@ def test_implement_requests_go_out_before_the_slowest_plan_is_back():
     assert sum(t < done0 for t in sent) >= 2 * 8   # every other slot's implementations went out meanwhile
 
 
+def test_a_certain_duplicate_is_asked_again_before_the_slowest_plan_is_back():
+    """Slot 0's answers come last, so the cursor waits there; a duplicate of an
+    answer already in is re-asked meanwhile (a re-ask's slot number is past the
+    18 of round 0), and the trace is still the round-by-round one."""
+    a = StreamStub(width=3, slow_plan=0.3)
+    r = search(a, budget=18, iterations=1)
+    done0 = next(t for t, what, kind, slot in a.log if (what, kind, slot) == ("done", "plan", 0))
+    assert sum(t < done0 and slot >= 18 for t, what, kind, slot in a.log if (what, kind) == ("sent", "implement")) >= 3
+    assert r.trace_key() == search(BatchStub(width=3), budget=18, iterations=1).trace_key()
+
+
 def test_children_are_evaluated_while_requests_are_out(monkeypatch):
     submitted = []
     orig = WorkerPool.submit

@@ -810,6 +810,7 @@ class LLMAgent(Agent):
         self._told_none_left = False
         self._told_no_exo = False
         self._c_cache: "OrderedDict[str, tuple[Optional[str], Optional[str]]]" = OrderedDict()
+        self._c_building: dict[str, threading.Lock] = {}   # parent schedule -> lock of its first build
         self._lock = threading.RLock()
         self._exo_lock = threading.RLock()   # Exo is not thread-safe: one proc operation at a time
         self._procs: "OrderedDict[str, Any]" = OrderedDict()   # parent schedule -> its proc (or None)
@@ -1101,8 +1102,20 @@ class LLMAgent(Agent):
         return self.config if self.config is not None else candidate.config
 
     def _context(self, candidate: Candidate) -> tuple[Optional[str], Optional[str]]:
-        """(proc text, C source) of the parent, cached by its schedule."""
+        """(proc text, C source) of the parent, cached by its schedule and built
+        once (a round's requests for one parent all start at once: the others
+        wait for the first instead of lowering it to C again)."""
         key = candidate.schedule.canonical()
+        with self._lock:
+            once = self._c_building.setdefault(key, threading.Lock())
+        with once:
+            try:
+                return self._context_once(candidate, key)
+            finally:
+                with self._lock:
+                    self._c_building.pop(key, None)
+
+    def _context_once(self, candidate: Candidate, key: str) -> tuple[Optional[str], Optional[str]]:
         with self._lock:
             hit = self._c_cache.get(key)
             if hit is not None:
