@@ -325,7 +325,10 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
             if evaluate_early and not (run is not None and run.lookup(key) is not None):
                 early[key] = streaming.submit_task(pool, task(sched, base_cycles))
 
-        session = streaming.session_of(agent)
+        def run_task(kind: str, sched: Schedule, **fields) -> Any:
+            return streaming.submit_task(pool, {**task(sched), **fields, "kind": kind})
+
+        session = streaming.session_of(agent, run_task if evaluate_early else None)
         try:
             got = streaming.stream_proposals(
                 session, slots, S.impls, seen, room=S.budget - samples, submit=submit,

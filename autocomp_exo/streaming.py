@@ -166,10 +166,13 @@ class BatchRequests:
         self.impls.clear()
 
 
-def session_of(agent: Any) -> Any:
-    """The agent's own request session (``agent.requests()``), else `BatchRequests`."""
+def session_of(agent: Any, run_task: Optional[Callable] = None) -> Any:
+    """The agent's own request session (``agent.requests(run_task)``), else
+    `BatchRequests`. ``run_task(kind, schedule, **fields) -> Future`` runs a
+    task of a `workers.TASK_KINDS` kind on a candidate in the worker pool (None:
+    the search has no worker processes)."""
     fn = getattr(agent, "requests", None)
-    return fn() if callable(fn) else BatchRequests(agent)
+    return fn(run_task) if callable(fn) else BatchRequests(agent)
 
 
 def submit_task(pool: Any, task: dict) -> Future:

@@ -158,13 +158,28 @@ def candidate_seed(eval_seed: int, schedule: Any) -> int:
 #: "module:name", imported in the worker when the first such task arrives.
 #: Named, not imported: the modules that send these tasks (`transfer`) import
 #: this one, so this one does not import them.
-TASK_KINDS = {"adapt": "autocomp_exo.transfer:adapt_task"}
+TASK_KINDS = {"adapt": "autocomp_exo.transfer:adapt_task", "guide": "autocomp_exo.agents.llm_moves:guide_task"}
 
 
 def task_function(kind: str) -> Callable[[dict], dict]:
     """The function of a task kind of `TASK_KINDS`."""
     module, name = TASK_KINDS[kind].split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def task_parts(task: Any) -> tuple:
+    """(Task, workload (its proc the registered base proc, if any), Schedule,
+    GemminiConfig or None) of a task or its dict; raises for a bad task."""
+    from .workloads import Workload
+
+    t = task if isinstance(task, Task) else Task.from_dict(task)
+    w = Workload.from_signature(t.workload)
+    sched = Schedule.from_json(t.schedule)
+    if t.base:
+        if t.base not in _BASES:
+            raise LookupError(f"base proc {t.base!r} is not registered in this worker")
+        w = _Workload(w, _BASES[t.base])
+    return t, w, sched, None if t.config is None else GemminiConfig(**t.config)
 
 
 def evaluate_task(task: Any) -> dict:
@@ -182,24 +197,13 @@ def evaluate_task(task: Any) -> dict:
         return task_function(task["kind"])(task)
     # deferred: Exo loads here, in the worker (this module is imported by fast paths too)
     from .evaluate import evaluate
-    from .workloads import Workload
 
     raw = task.to_dict() if isinstance(task, Task) else task
     try:
-        t = task if isinstance(task, Task) else Task.from_dict(task)
-        w = Workload.from_signature(t.workload)
-        sched = Schedule.from_json(t.schedule)
+        t, w, sched, config = task_parts(task)
         seeds = list(t.seeds)
     except Exception as e:
         return failed_result("schedule", f"{type(e).__name__}: {e}", time.perf_counter() - t0, raw)
-    if t.base:
-        if t.base not in _BASES:
-            return failed_result("schedule", f"base proc {t.base!r} is not registered in this worker",
-                                 time.perf_counter() - t0, raw)
-        w = _Workload(w, _BASES[t.base])
-    config = t.config
-    if config is not None:
-        config = GemminiConfig(**config)
     seed = seeds[0] if seeds else candidate_seed(int(t.seed), sched)
     m = evaluate(w, sched, config=config, seed=seed, seeds=seeds[1:],
                  baseline_cycles=t.baseline_cycles, label=t.label)

@@ -191,3 +191,23 @@ def test_macro_forms_are_repaired_or_named():
     assert got[1]["args"][:3] == ["compute", 2, None]
     with pytest.raises(AnswerError, match="macro moves"):
         parse_steps(json.dumps({"steps": [{"op": "simplify"}] * 65}), "other")
+
+
+def test_the_guide_built_in_a_worker_is_the_one_built_here():
+    """The search's worker pool builds a parent's worked examples (`guide_task`,
+    a `workers.TASK_KINDS` kind): the prompt text is the in-process one."""
+    import autocomp_exo as ax
+    from autocomp_exo.agents import llm_moves
+    from autocomp_exo.baselines import exo_unopt
+    from autocomp_exo.proc_facts import facts
+    from autocomp_exo.workers import Task, WorkerPool
+
+    w = ax.GemmWorkload(64, 64, 64)
+    s = exo_unopt.schedule(w)
+    p = s.apply(w.proc)
+    here = llm_moves.guide(facts(p), None, p).text()
+    with WorkerPool(1) as pool:
+        r = pool.submit({**Task.of(w, s).to_dict(), "kind": "guide"}).result(timeout=120)
+        bad = pool.submit({**Task.of(w, s).to_dict(), "schedule": [{"op": "nope"}], "kind": "guide"}).result()
+    assert r["measurement"]["ok"] and r["text"] == here and "e.g." in here
+    assert not bad["measurement"]["ok"] and bad["measurement"]["stage"] == "guide"

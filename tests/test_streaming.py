@@ -45,7 +45,7 @@ class StreamStub(BatchStub):
         self.pool = ThreadPoolExecutor(max_workers=64)
         self.jitter = random.Random()
 
-    def requests(self):
+    def requests(self, run_task=None):
         agent = self
 
         class Session:

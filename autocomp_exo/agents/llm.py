@@ -963,11 +963,13 @@ class LLMAgent(Agent):
                 self._threads = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llm-request")
             return self._threads
 
-    def requests(self):
-        """A session of streamed requests for one search iteration (`llm_requests.LLMRequests`)."""
+    def requests(self, run_task: Optional[Callable] = None):
+        """A session of streamed requests for one search iteration
+        (`llm_requests.LLMRequests`); ``run_task``: the search's worker pool,
+        for the Exo work of the worked examples."""
         from .llm_requests import LLMRequests
 
-        return LLMRequests(self)
+        return LLMRequests(self, run_task)
 
     def _map(self, fn, jobs: list) -> list:
         """fn over jobs, in threads when there are several (results in job order)."""
@@ -1052,10 +1054,15 @@ class LLMAgent(Agent):
                 return None
 
     # -- macro moves of a candidate ---------------------------------------------------
-    def _guide_future(self, candidate: Candidate):
-        """The Future of the candidate's macro-move guide (`llm_moves.guide`),
-        started at most once per parent: plan_many starts them, so Exo applies
-        the worked examples while the plan requests are out."""
+    def _guide_future(self, candidate: Candidate, run_task: Optional[Callable] = None):
+        """The Future of the candidate's macro-move guide (`llm_moves.guide`,
+        or its text), started at most once per parent: plan_many and the
+        request session start them, so Exo applies the worked examples while
+        the plan requests are out. With ``run_task(kind, schedule, **fields)``
+        (the search's worker pool) the guide is built in a worker process
+        (`llm_moves.guide_task`): parents' guides in parallel, and not under
+        this process's Exo lock, which the prompts' context and the checks of
+        drafts need meanwhile."""
         from concurrent.futures import Future, ThreadPoolExecutor
 
         key = candidate.schedule.canonical()
@@ -1067,6 +1074,8 @@ class LLMAgent(Agent):
             if not self.macro_moves:
                 fut = Future()
                 fut.set_result(None)
+            elif run_task is not None:
+                fut = self._guide_in_pool(candidate, run_task)
             else:
                 if self._guide_pool is None:
                     self._guide_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-guide")
@@ -1075,6 +1084,33 @@ class LLMAgent(Agent):
             while len(self._guides) > 64:
                 self._guides.popitem(last=False)
             return fut
+
+    def _guide_in_pool(self, candidate: Candidate, run_task: Callable):
+        """A Future of the guide's text, built by a worker (None if it failed there)."""
+        from concurrent.futures import Future
+
+        out: Future = Future()
+        kw = {"seconds": self.macro_seconds}
+        if self.config is not None:
+            kw["config"] = self.config.to_dict()
+
+        def done(f) -> None:
+            try:
+                r = f.result()
+                text = r.get("text") if (r.get("measurement") or {}).get("ok") else None
+                if text is None:
+                    self.warn(f"LLM agent: no macro-move examples: {(r.get('measurement') or {}).get('error')}")
+            except Exception as e:  # noqa: BLE001 - the guide is a help for the prompts
+                self.warn(f"LLM agent: no macro-move examples: {type(e).__name__}: {e}")
+                text = None
+            out.set_result(text)
+
+        try:
+            run_task("guide", candidate.schedule, **kw).add_done_callback(done)
+        except Exception as e:  # noqa: BLE001
+            self.warn(f"LLM agent: no macro-move examples: {type(e).__name__}: {e}")
+            out.set_result(None)
+        return out
 
     def _make_guide(self, candidate: Candidate):
         from . import llm_moves
@@ -1297,7 +1333,7 @@ class LLMAgent(Agent):
 
     def _macros(self, candidate: Candidate) -> Optional[str]:
         g = self._guide(candidate)
-        return g.text() if g is not None else None
+        return g if g is None or isinstance(g, str) else g.text()
 
     def _impl_job(self, job: dict) -> Optional[list[dict]]:
         try:

@@ -550,3 +550,25 @@ def brief(f: ProcFacts, config: Any = None) -> str:
     _single, chains = examples(f, config)
     g = Guide({op: valid_arguments(f, op, config) for op in MOVES}, {}, chains)
     return g.brief()
+
+
+def guide_task(task: dict) -> dict:
+    """`guide` as a worker task (``{"kind": "guide", ...}`` with the fields of a
+    `workers.Task`: the workload, the candidate's schedule, the config, and
+    ``"seconds"``, ``"max_lines"``): the Exo work of the worked examples runs
+    in a worker process, beside the agent's requests instead of under its
+    lock. Returns ``{"measurement": {"ok"}, "text": Guide.text() or None,
+    "seconds"}``."""
+    from ..proc_facts import facts
+    from ..workers import failed_result, task_parts
+
+    t0 = time.perf_counter()
+    try:
+        _t, w, sched, config = task_parts(task)
+        proc = sched.apply(w.proc)
+        g = guide(facts(proc), config, proc, seconds=float(task.get("seconds", 30.0)),
+                  max_lines=int(task.get("max_lines", 24)), key=(w.proc, sched.canonical()))
+    except Exception as e:  # noqa: BLE001 - the guide is a help for the prompts
+        return failed_result("guide", f"{type(e).__name__}: {e}", time.perf_counter() - t0, task)
+    return {"measurement": {"ok": True, "stage": None, "error": None}, "text": g.text(),
+            "proc_text": None, "facts": None, "seconds": time.perf_counter() - t0}

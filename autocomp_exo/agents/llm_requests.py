@@ -9,6 +9,9 @@ order must not depend on arrival times, so
 - a request's model is dealt from its slot number (``plan0 + slot``,
   ``impl0 + slot``: the search numbers slots in a fixed order), not from a
   counter bumped as requests arrive;
+- the worked examples of a parent (`llm_moves.guide`) are built in the
+  search's worker pool when it has one (``run_task``): they are the longest
+  Exo work of a request and would otherwise hold the agent's Exo lock;
 - its refusals come back with its own answer (a per-thread sink), not
   through the agent's shared ``rejections`` list;
 - the answer log is put in (kind, slot, attempt) order when the session closes.
@@ -16,7 +19,7 @@ order must not depend on arrival times, so
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable, Optional
 
 __all__ = ["LLMRequests"]
 
@@ -26,8 +29,8 @@ _KIND_ORDER = {"plan": 0, "implement": 1}
 class LLMRequests:
     """One iteration's requests to an `LLMAgent` (the `streaming` session protocol)."""
 
-    def __init__(self, agent: Any):
-        self.agent = agent
+    def __init__(self, agent: Any, run_task: Optional[Callable] = None):
+        self.agent, self.run_task = agent, run_task
         with agent._lock:
             self.plan0, self.impl0 = agent._plan_n, agent._impl_n
             self.n0 = (len(agent.answers), len(agent.rejections))
@@ -36,7 +39,8 @@ class LLMRequests:
     def plan(self, slot: int, candidate: Any, menu: list, rng: Any) -> Future:
         """Future of ``([Plan] or [], refusals)`` for plan slot ``slot``."""
         self.plan_hi = max(self.plan_hi, slot + 1)
-        self.agent._guide_future(candidate)   # worked examples for the implement requests, built meanwhile
+        self.agent._guide_future(candidate, self.run_task)   # worked examples for the implement requests,
+        # built meanwhile (in a worker process when the search has a pool)
         return self.agent._executor().submit(self._run, "plan", slot, self.plan0 + slot, candidate, list(menu), rng)
 
     def implement(self, slot: int, candidate: Any, plan: Any, rng: Any) -> Future:
