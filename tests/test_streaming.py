@@ -155,3 +155,26 @@ def test_submit_task_without_a_submit_method_runs_the_pool_in_a_thread():
 
     r = streaming.submit_task(RunOnly(), {}).result(timeout=5)
     assert r["thread"] == "autocomp-eval"
+
+
+def test_the_in_flight_gate_serves_waiters_by_priority_then_arrival_without_barging():
+    from autocomp_exo.agents.llm_gate import Gate
+
+    g = Gate(1)
+    g.acquire()
+    order, threads = [], []
+    for name, prio in [("impl1", 1), ("impl2", 1), ("plan", 0)]:
+        t = threading.Thread(target=lambda n=name, p=prio: (g.acquire(p), order.append(n), g.release()))
+        t.start()
+        threads.append(t)
+        while len(g._queue) < len(threads):   # queued in this order
+            time.sleep(0.001)
+    g.release()
+    g.acquire(5)          # a late acquirer waits for everyone queued before it
+    order.append("late")
+    g.release()
+    for t in threads:
+        t.join(5)
+    assert order == ["plan", "impl1", "impl2", "late"]
+    with pytest.raises(ValueError, match="more often"):
+        g.release()

@@ -921,7 +921,7 @@ class LLMAgent(Agent):
         return [i for i in dict.fromkeys(first + rest) if i in alive]
 
     def _ask(self, j: int, messages: list[dict], phase: str, sample: int, temperature: float,
-             pool: Optional[list] = None, usable: Optional[Callable[[str], bool]] = None):
+             pool: Optional[list] = None, usable: Optional[Callable[[str], bool]] = None, priority: int = 1):
         """Ask model pool[j mod len] (failing over to the others; waiting for a model
         that is cooling down after an outage); (reply, model index) or (None, None).
 
@@ -933,7 +933,8 @@ class LLMAgent(Agent):
                 scale = 1
                 while True:
                     r = self.client.complete(i, messages, phase=phase, sample=sample, temperature=temperature,
-                                             max_tokens=self.max_tokens, top_p=self.top_p, scale=scale)
+                                             max_tokens=self.max_tokens, top_p=self.top_p, scale=scale,
+                                             priority=priority)
                     if r is None:
                         break
                     if r.finish_reason == "length" and scale < 4 and not (usable and usable(r.text)):
@@ -1265,7 +1266,8 @@ class LLMAgent(Agent):
                 return False
 
         for attempt in range(self.retries + 1):
-            reply, mi = self._ask(j, msgs, phase, sample, self.plan_temperature, self.plan_pool, usable)
+            # plans first when requests wait for a model: each unlocks its implement requests
+            reply, mi = self._ask(j, msgs, phase, sample, self.plan_temperature, self.plan_pool, usable, priority=0)
             if reply is None:
                 return None
             rec = {"phase": phase, "model": reply.model, "parent": candidate.id, "sample": sample,

@@ -25,7 +25,8 @@ a row, drop a model for the rest of the run. `LLMClient.alive` says which
 models can be asked now.
 
 Throughput: at most ``max_in_flight`` requests per model at once (a
-semaphore; the agent sends many at a time) and, when given,
+`llm_gate.Gate`: waiting requests go by priority, then arrival; the agent
+sends many at a time) and, when given,
 ``tokens_per_minute`` per model (prompt estimate plus completion budget over
 a sliding minute). Budgets: ``max_calls`` HTTP requests and ``max_cost``
 dollars (needs prices) over the run; past either, no request is sent.
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from .accounting import Accounting
+from .llm_gate import Gate
 from .llm_cache import ResponseCache, cache_key
 
 __all__ = ["ModelSpec", "Reply", "LLMClient", "LLMConfigError", "LOCAL_KEY_ENV", "is_reasoning_model"]
@@ -135,11 +137,11 @@ class _State:
     # request parameters a server refused (reasoning models want max_completion_tokens, no temperature)
     token_param: str = "max_tokens"
     omit: set = field(default_factory=set)
-    sem: threading.BoundedSemaphore = None  # type: ignore[assignment]
+    sem: Gate = None  # type: ignore[assignment]
     window: deque = field(default_factory=deque)   # (time, tokens) of the last minute
 
     def __post_init__(self):
-        self.sem = threading.BoundedSemaphore(max(1, int(self.max_in_flight)))
+        self.sem = Gate(self.max_in_flight)
         if self.reasoning:
             self.token_param = "max_completion_tokens"
             self.omit |= {"temperature", "top_p"}
@@ -326,10 +328,13 @@ class LLMClient:
         return s
 
     def complete(self, i: int, messages: list[dict], *, phase: str, sample: int, temperature: float = 0.7,
-                 max_tokens: int = 2048, top_p: Optional[float] = None, scale: int = 1) -> Optional[Reply]:
+                 max_tokens: int = 2048, top_p: Optional[float] = None, scale: int = 1,
+                 priority: int = 1) -> Optional[Reply]:
         """One sample from model ``i`` (None when the call failed or the model cannot be asked).
 
-        ``scale`` multiplies the completion-token limit (a truncated answer is asked again larger)."""
+        ``scale`` multiplies the completion-token limit (a truncated answer is asked again larger);
+        ``priority``: among requests waiting for one of the model's slots, lower goes first
+        (`llm_gate.Gate`; the agent gives plans 0)."""
         st = self.states[i]
         if not self._usable(st):
             return None
@@ -354,7 +359,7 @@ class LLMClient:
             self._throttle(st, est)
             t0 = time.perf_counter()
             try:
-                with st.sem:
+                with st.sem.hold(priority):
                     with self._lock:
                         st.in_flight += 1
                         st.max_seen_in_flight = max(st.max_seen_in_flight, st.in_flight)
