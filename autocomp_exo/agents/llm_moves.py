@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..moves import MOVES, MoveError
-from ..moves.applicable import (compute_loops, divisors, interchangeable, interleavable, loaded, splittable,
-                                spread_choice, unused_loops, zero_applies)
+from ..moves.applicable import (compute_loops, divisors, interchangeable, interleavable, loaded, prefetchable,
+                                splittable, spread_choice, unused_loops, zero_applies)
 from ..moves.common import unique_names
 from ..moves.predict import predict, unrolled_calls
 from ..proc_facts import Node, ProcFacts
@@ -251,6 +251,12 @@ def _args_split(f: ProcFacts, config: Any) -> list[str]:
         if ops else []
 
 
+def _args_prefetch(f: ProcFacts, config: Any) -> list[str]:
+    ops = prefetchable(f)
+    return [f"operand: {_q(ops)} (its buffer has a copy per step of the loop around the loop that holds the "
+            "loads and the computes; a pair of copies a bank apart inside is best)"] if ops else []
+
+
 def _args_zero(f: ProcFacts, config: Any) -> list[str]:
     return ["no arguments (applies: the computes follow a zeroing of their output)"] if zero_applies(f) else []
 
@@ -283,6 +289,7 @@ _ARGS = {
     "tile_loop": _args_tile, "interchange_loops": _args_interchange, "hoist_load": _args_hoist,
     "stage_buffer": _args_stage, "spread_banks": _args_spread, "double_buffer": _args_double,
     "interleave_loads": _args_interleave, "split_loads": _args_split, "zero_into_compute": _args_zero,
+    "prefetch_loads": _args_prefetch,
     "unroll_calls": _args_unroll,
 }
 
@@ -362,6 +369,9 @@ def _follow_ups(f: ProcFacts, config: Any) -> list[dict]:
     sp = spread_choice(f, config)
     if sp and f.n_calls() <= SPREAD_MAX_CALLS:
         out.append(_step("spread_banks", buffer=sp[0], copies=sp[1]))
+    pre = prefetchable(f)
+    if pre:
+        out.append(_step("prefetch_loads", operand=pre[0]))
     split = splittable(f)
     if split:
         out.append(_step("split_loads", operand=split[0]))
@@ -411,6 +421,9 @@ def _candidates(f: ProcFacts, config: Any, op: str) -> list[tuple[str, dict]]:
     if op == "split_loads":
         return [(f"issue every copy's loads of {o} before the block's computes", {"operand": o})
                 for o in splittable(f)]
+    if op == "prefetch_loads":
+        return [(f"issue the next step's loads of {o} before this step's computes", {"operand": o})
+                for o in prefetchable(f)]
     if op == "zero_into_compute":
         return [("the first compute of each tile overwrites instead of a zeroing", {})] if zero_applies(f) else []
     if op == "unroll_calls":
