@@ -67,7 +67,7 @@ from .base import Agent, Candidate, Plan
 
 __all__ = ["OfflineAgent", "TACTICS", "OPTION_TACTICS"]
 
-PIPELINE = 0.35          # how often a tiled reuse plan is software-pipelined
+PIPELINE = 0.5           # how often a tiled reuse plan is software-pipelined
 
 MAX_CALLS = 320          # straight-line code cap when the unrolled code is simplified
 MAX_CALLS_RAW = 600      # cap without simplify (Exo's simplify is slow on long bodies)
@@ -302,7 +302,8 @@ def _pipelined(c: Composer, rng: random.Random, t, fac: int, stay: str, other: s
     pad = half_bank_pad(c.facts, c.view.config, al) if al is not None else None
     if pad:
         c.add("spread_banks", buffer=buf, copies=pad, at=1)
-    if zero_applies(c.facts) and rng.random() < 0.8:
+    # zeroing through the load queue would wait behind the loads issued ahead
+    if zero_applies(c.facts):
         c.add("zero_into_compute")
     if other not in prefetchable(c.facts) or not c.add("prefetch_loads", operand=other):
         return False
