@@ -228,7 +228,12 @@ def steps(tj: int = 64, tk: int = 64, n: int = 0, f: Form = GEMM_FORM) -> list[d
 
 
 def schedule(workload: Any) -> Schedule:
-    """Exo's standard Gemmini mapping for ``workload`` (a GEMM, int32 or clamped matmul) as a Schedule."""
+    """Exo's standard Gemmini mapping for ``workload`` (a GEMM, int32 or clamped
+    matmul; a conv: `baselines.conv_unopt`) as a Schedule."""
+    if getattr(workload, "kind", None) == "conv":
+        from . import conv_unopt
+
+        return conv_unopt.schedule(workload)
     f = form(workload)
     tj, tk = tiles(workload)
     return Schedule(steps(tj, tk, workload.N, f))

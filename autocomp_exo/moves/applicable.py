@@ -16,6 +16,7 @@ from gemmini_isa import GemminiConfig
 
 from ..proc_facts import Node, ProcFacts
 from . import MoveError
+from .common import init_load
 
 __all__ = ["divisors", "loaded", "unused_loops", "compute_loops", "interchangeable", "interleavable",
            "splittable", "prefetchable", "zero_applies", "spread_choice", "staged_lead", "bank_pad",
@@ -30,9 +31,12 @@ def divisors(n: Optional[int], lo: int = 2, hi: int = 16) -> list[int]:
 
 
 def loaded(f: ProcFacts) -> list[str]:
-    """DRAM operands loaded by exactly one call (what `hoist_load` moves)."""
-    names = [c.dram_operand().buffer for c in f.calls("load") if c.dram_operand() is not None]
-    return [n for n in dict.fromkeys(names) if names.count(n) == 1]
+    """DRAM operands loaded by exactly one call (what `hoist_load` moves),
+    except a load that starts an accumulation (`common.init_load`)."""
+    loads = [c for c in f.calls("load") if c.dram_operand() is not None]
+    names = [c.dram_operand().buffer for c in loads]
+    init = {c.dram_operand().buffer for c in loads if init_load(c) is not None}
+    return [n for n in dict.fromkeys(names) if names.count(n) == 1 and n not in init]
 
 
 def unused_loops(f: ProcFacts, operand: str) -> list[Node]:

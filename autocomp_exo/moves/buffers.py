@@ -6,7 +6,7 @@ from typing import Any
 
 from ..proc_facts import Node, ProcFacts, cursor_at
 from . import MoveError
-from .common import live, unique_names
+from .common import accumulated_in, live, unique_names
 
 
 def _the_load(f: ProcFacts, operand: str) -> Node:
@@ -62,6 +62,10 @@ def _hoist_once(p: Any, operand: str) -> Any:
     al = f.alloc(buf)
     if al is None:
         raise MoveError(f"the load of {operand} writes {buf}, which is not a local allocation")
+    w = accumulated_in(L, buf)
+    if w is not None:
+        raise MoveError(f"the load of {operand} initialises {buf}, which {w.name} accumulates into inside "
+                        f"loop {L.name}: each iteration needs it again")
     # 1. its buffer outside L: a dimension for each loop in between whose counter the load reads
     p = _lift_out(p, f, al, L, lambda lp: lp is not L and x.mentions(lp.name))
     f = live(p)
