@@ -18,6 +18,7 @@ from sim.cli import add_sim_parser
 
 from .agents.llm import LLMConfigError, add_llm_args, agent_from_args
 from .bench import add_bench_parser
+from .cli_workload import KINDS, USAGE
 from .executors import EXECUTORS
 from .library import Library, RecordError, _default_path, add_library_parser, record_from_result
 from .report import add_report_parser, write_report
@@ -58,13 +59,15 @@ def _add_search_args(p, budget: int) -> None:
 
 
 def add_optimize_parser(subparsers):
-    p = subparsers.add_parser("optimize", help="search for a fast Gemmini schedule of a GEMM",
-                              description="Beam search with the offline agent from Exo's standard mapping.")
-    p.add_argument("kind", choices=("gemm",))
-    p.add_argument("M", type=int)
-    p.add_argument("N", type=int)
-    p.add_argument("K", type=int)
+    p = subparsers.add_parser("optimize", help="search for a fast Gemmini schedule of a GEMM or a conv",
+                              description="Beam search with the offline agent from Exo's standard mapping. "
+                                          "Workloads: " + "; ".join(USAGE.values()) + ".")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("dims", nargs="+", metavar="DIM", help="gemm: M N K; conv: BATCH OUT_DIM IN_CH OUT_CH or a "
+                   "benchmark name")
     p.add_argument("--relu", action="store_true")
+    p.add_argument("--kernel", type=int, default=3, help="conv kernel size (1 or 3; default 3)")
+    p.add_argument("--stride", type=int, default=1, help="conv stride (default 1)")
     p.add_argument("--show-c", action="store_true", help="print the best C")
     p.add_argument("--show-proc", action="store_true", help="print the best Exo proc")
     _add_search_args(p, DEFAULTS["budget"])
@@ -116,14 +119,19 @@ def _table(r) -> str:
     return "\n".join(lines)
 
 
-def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple:
+def _run(args, kind: str, dims: list, relu=False, start="exo-unopt") -> tuple:
     # deferred: the search loads Exo (seconds); `autocomp-exo sim` and the parser stay fast
+    from .cli_workload import workload_from_args
     from .driver import Bar, SettingsError, one_line, result_json, validate_settings
     from .optimize import optimize
-    from .workloads import GemmWorkload, WorkloadError
+    from .workloads import WorkloadError
 
     try:
-        w = GemmWorkload(M, N, K, relu)
+        w = workload_from_args(kind, [str(d) for d in dims], relu, getattr(args, "kernel", 3),
+                               getattr(args, "stride", 1))
+        if kind == "conv" and start != "exo-unopt":
+            raise WorkloadError(f"--start {start} is not available for convs (their search starts from "
+                                "Exo's unoptimized mapping, exo-unopt)")
     except WorkloadError as e:
         print(f"autocomp-exo: error: {e}", file=sys.stderr)
         return 2, None
@@ -184,7 +192,7 @@ def _run(args, M, N, K, relu=False, start="exo-unopt") -> tuple:
 
 
 def run_optimize(args) -> int:
-    rc, r = _run(args, args.M, args.N, args.K, args.relu, args.start)
+    rc, r = _run(args, args.kind, args.dims, args.relu, args.start)
     if r is not None and args.show_proc and not args.json:
         print(r.proc)
     if r is not None and args.show_c and not args.json:   # the JSON has "c_code"
@@ -196,7 +204,7 @@ def run_demo(args) -> int:
     print(f"demo: optimizing gemm {DEMO['M']}x{DEMO['N']}x{DEMO['K']} from Exo's standard Gemmini mapping "
           f"with the offline agent ({args.budget} samples)")
     args._demo = {k: DEMO[k] for k in ("beam", "plans", "impls")}
-    rc, _ = _run(args, DEMO["M"], DEMO["N"], DEMO["K"])
+    rc, _ = _run(args, "gemm", [DEMO["M"], DEMO["N"], DEMO["K"]])
     return rc
 
 

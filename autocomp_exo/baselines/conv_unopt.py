@@ -25,6 +25,7 @@ hoisted to the top (the input load keeps its config: its block stride is n).
 """
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -55,17 +56,26 @@ def _mem(name: str) -> dict:
 
 
 class _Trace:
-    """Apply helper steps to a proc, keeping those that applied (the Schedule)."""
+    """Apply helper steps to a proc, keeping those that applied (the Schedule).
+
+    Each prefix's proc goes to the prefix cache: replaying the schedule, or a
+    variant of it, in this process starts from there."""
 
     def __init__(self, proc):
-        self.p = proc
+        self.base = self.p = proc
         self.steps: list[Step] = []
+        self._key = b""
+
+    def _keep(self, st: Step, p) -> None:
+        self.p = p
+        self.steps.append(st)
+        self._key = hashlib.sha256(self._key + st.program_key().encode()).digest()
+        DEFAULT_CACHE.store(self.base, self._key.hex(), p)
 
     def once(self, op: str, *args, **kwargs) -> None:
         """A step that must apply (ScheduleError otherwise)."""
         st = Step(op, list(args), kwargs, MENU)
-        self.p = _apply_step(self.p, st, len(self.steps))
-        self.steps.append(st)
+        self._keep(st, _apply_step(self.p, st, len(self.steps)))
 
     def repeat(self, op: str, *args, limit: int = 8, **kwargs) -> int:
         """Exo's ``repeat(op)``: apply until it fails; the count that applied."""
@@ -73,10 +83,10 @@ class _Trace:
         while n < limit:
             st = Step(op, list(args), kwargs, MENU)
             try:
-                self.p = _apply_step(self.p, st, len(self.steps))
+                p = _apply_step(self.p, st, len(self.steps))
             except ScheduleError:
                 break
-            self.steps.append(st)
+            self._keep(st, p)
             n += 1
         return n
 
@@ -188,7 +198,9 @@ def check_fits(w: ConvWorkload, config: GemminiConfig | None = None) -> None:
 
 
 @lru_cache(maxsize=16)
-def _traced(w: ConvWorkload) -> tuple:
+def _traced(batch: int, out_dim: int, in_channels: int, out_channels: int, kernel: int) -> tuple:
+    """The steps for a shape (the proc does not depend on ``relu``: one trace for both)."""
+    w = ConvWorkload(batch, out_dim, in_channels, out_channels, kernel)
     t = _Trace(w.proc)
     _split_fission_dim(t)
     parts = 0
@@ -207,8 +219,7 @@ def _traced(w: ConvWorkload) -> tuple:
             for c in _CONFIGS:
                 t.once("delete_config", c + " #1")
     t.once("simplify")
-    # the traced proc is what replaying the steps gives: seed the prefix cache with it
-    DEFAULT_CACHE.store(w.proc, _chain_keys(t.steps)[-1], t.p)
+    assert _chain_keys(t.steps)[-1] == t._key.hex()   # the cache keys are the schedule's own
     return tuple(t.steps)
 
 
@@ -223,4 +234,5 @@ def schedule(workload: Any) -> Schedule:
     if not isinstance(workload, ConvWorkload):
         raise WorkloadError(f"conv_unopt maps a ConvWorkload, got a {type(workload).__name__}")
     check_fits(workload)
-    return Schedule(_traced(workload))
+    w = workload
+    return Schedule(_traced(w.batch, w.out_dim, w.in_channels, w.out_channels, w.kernel))
