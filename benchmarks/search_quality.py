@@ -11,6 +11,13 @@ on every shape, >= 1.4x over hand-optimized Exo in geometric mean.
     python benchmarks/search_quality.py [--budget 300] [--shapes 512x512x512,...]
         [--workers N] [--seed 0] [--timeout 120] [--run-root DIR] [--json]
 
+``--convs``: the conv benchmarks instead (GEMMINI_CONV.md section 2; ``--shapes
+conv-14x128,...`` picks some), against the conv baselines of
+``benchmarks/conv_baselines.py`` (the library's CPU-issued tiled conv, Exo's
+unoptimized and hand-optimized mappings, the conv FSM); targets (issue 15):
+>= 1.1x over hand-optimized Exo and >= 2.7x over the library in geometric
+mean.
+
 Every number comes from simulations run by this script (or from the run
 directories under --run-root, which make it resumable).
 """
@@ -42,7 +49,10 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per candidate (a slower one fails)")
     ap.add_argument("--run-root", default="runs/search_quality")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--convs", action="store_true", help="the conv benchmarks (--shapes: their names)")
     a = ap.parse_args(argv)
+    if a.convs:
+        return conv_main(a)
     shapes = parse_shapes(a.shapes) if a.shapes else list(SHAPES)
     rows = []
     for (M, N, K) in shapes:
@@ -98,6 +108,67 @@ def main(argv=None) -> int:
     ok_fsm = all(r["fsm_fraction"] and r["fsm_fraction"] >= 0.90 for r in rows)
     print(f"targets: >= 0.90 of FSM on every shape: {'met' if ok_fsm else 'NOT met'}; "
           f">= 1.4x over exo-opt (geomean): {'met' if geo('over_exo_opt') >= 1.4 else 'NOT met'}")
+    return 0
+
+
+def _geo(rows: list, k: str) -> float:
+    v = [r[k] for r in rows if r[k]]
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else float("nan")
+
+
+def conv_main(a) -> int:
+    """``--convs``: the search on the conv benchmarks against the conv baselines."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from conv_baselines import measure   # the baselines' one measurement (bit-exact checked there)
+
+    from autocomp_exo.conv import BENCHMARK_SHAPES, ConvWorkload
+    from autocomp_exo.optimize import optimize
+
+    names = a.shapes.split(",") if a.shapes else list(BENCHMARK_SHAPES)
+    unknown = [n for n in names if n not in BENCHMARK_SHAPES]
+    if unknown:
+        raise SystemExit(f"unknown conv shapes {unknown}; known: {', '.join(BENCHMARK_SHAPES)}")
+    rows = []
+    for name in names:
+        t0 = time.time()
+        w = ConvWorkload(*BENCHMARK_SHAPES[name])
+        cyc = {b: m.cycles for b, m in measure(name, 0).items()}
+        run_dir = Path(a.run_root) / f"{w.name}_s{a.seed}_B{a.beam}N{a.plans}K{a.impls}"
+
+        def progress(ev, _shape=name):
+            if ev["event"] == "iteration":
+                print(f"  {_shape} it {ev['iteration']}: {ev['samples']} samples, best {ev['best_cycles']:,} "
+                      f"({ev['speedup']:.2f}x over exo-unopt), accepted {ev['accepted']}", file=sys.stderr,
+                      flush=True)
+
+        r = optimize(w, budget=a.budget, seed=a.seed, workers=a.workers, beam=a.beam, plans=a.plans,
+                     impls=a.impls, run_dir=str(run_dir), progress=progress, timeout=a.timeout)
+        row = {"shape": name, "best_cycles": r.cycles, "samples": r.samples_used, "utilization": r.utilization,
+               "start_cycles": r.baseline_cycles,
+               "over_swlib": cyc["swlib"] / r.cycles, "over_exo_unopt": cyc["exo_unopt"] / r.cycles,
+               "over_exo_opt": cyc["exo_opt"] / r.cycles, "fsm_fraction": cyc["fsm"] / r.cycles,
+               "baselines": cyc, "seconds": round(time.time() - t0, 1),
+               "moves": list(dict.fromkeys(s.op for s in r.schedule.steps if s.menu != "exo-unopt"))}
+        rows.append(row)
+        print(f"{name}: best {r.cycles:,} cycles, {row['over_exo_opt']:.2f}x over exo-opt, "
+              f"{row['fsm_fraction']:.2f} of FSM ({row['seconds']} s)", file=sys.stderr, flush=True)
+    if a.json:
+        print(json.dumps({"rows": rows}, indent=1))
+        return 0
+    head = (f"{'conv':<12} {'samples':>7} {'start':>10} {'best cycles':>12} {'util':>6} {'/swlib':>7} "
+            f"{'/exo-unopt':>10} {'/exo-opt':>8} {'FSM frac':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['shape']:<12} {r['samples']:>7} {r['start_cycles']:>10,} {r['best_cycles']:>12,} "
+              f"{100 * r['utilization']:>5.1f}% {r['over_swlib']:>6.2f}x {r['over_exo_unopt']:>9.2f}x "
+              f"{r['over_exo_opt']:>7.2f}x {r['fsm_fraction']:>8.2f}")
+    print("-" * len(head))
+    print(f"{'geomean':<12} {'':>7} {'':>10} {'':>12} {'':>6} {_geo(rows, 'over_swlib'):>6.2f}x "
+          f"{_geo(rows, 'over_exo_unopt'):>9.2f}x {_geo(rows, 'over_exo_opt'):>7.2f}x "
+          f"{_geo(rows, 'fsm_fraction'):>8.2f}")
+    print(f"targets: >= 2.7x over swlib (geomean): {'met' if _geo(rows, 'over_swlib') >= 2.7 else 'NOT met'}; "
+          f">= 1.1x over exo-opt (geomean): {'met' if _geo(rows, 'over_exo_opt') >= 1.1 else 'NOT met'}")
     return 0
 
 
