@@ -231,7 +231,7 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
         fs = divisors(t.extent)
         rng.shuffle(fs)
         if len(other) == 1 and rng.random() < PIPELINE:
-            pipe = [x for x in fs if x % 4 == 0]
+            pipe = [x for x in fs if x % 2 == 0 and x >= 4]   # pairs, at least two of them
             pc = Composer(v)
             if pipe and _pipelined(pc, rng, t, pipe[0], stay, other[0]):
                 return pc
