@@ -182,17 +182,21 @@ def next_beam(beam: list, accepted: list, width: int) -> list:
 
 
 def replace_exhausted(beam: list, candidates: list, exhausted: set, width: int) -> list:
-    """The beam with each entry the agent had nothing new for replaced by the
-    best correct candidate of the run not yet exhausted (by cycles, one per
-    structure): a slot whose entry has no move left otherwise idles for the
+    """The beam with the entries the agent had nothing new for replaced by the
+    best correct candidates of the run not yet exhausted (by cycles, one per
+    structure, none of a live entry's structure; the live entries stay): a slot whose entry has no move left otherwise idles for the
     rest of the search (e.g. a deeply unrolled winner that the structural
     moves can no longer change). The best candidate is kept by the search
     whether or not it stays in the beam."""
     keep = [c for c in beam if c.id not in exhausted]
     if len(keep) == len(beam):
         return beam
-    fill = refill_beam([c for c in candidates if c.id not in {k.id for k in keep}], exhausted, width)
-    return _best_distinct(keep + fill, width) if keep else fill or beam
+    ids, taken = {c.id for c in keep}, {structure_key(c) for c in keep}
+    pool = [c for c in candidates if c.id not in ids and structure_key(c) not in taken]
+    fill = refill_beam(pool, exhausted, width - len(keep))
+    if not keep and not fill:
+        return beam
+    return sorted(keep + fill, key=_rank)
 
 
 def refill_beam(candidates: list, exhausted: set, width: int) -> list:

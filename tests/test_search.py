@@ -264,6 +264,34 @@ def test_optimize_small_gemm_finds_a_correct_faster_schedule(tmp_path):
 
 # --------------------------------------------------------------------------- backtracking
 
+def test_an_exhausted_beam_entry_gives_its_slot_to_the_best_live_candidate():
+    """One entry with nothing new to try is replaced by the best correct
+    candidate not yet exhausted (an unrolled variant of it counts); the live
+    entries stay; a beam with nothing exhausted is returned as it is."""
+    from autocomp_exo.agents.base import Candidate
+    from autocomp_exo.search import replace_exhausted
+
+    def cand(i, cycles, steps, ok=True):
+        m = Measurement(ok=ok, cycles=cycles if ok else None, stage=None if ok else "mismatch")
+        sched = Schedule([{"op": "unroll_loop", "args": [f"l{x}"], "kwargs": {}} if x < 0 else
+                          {"op": "reorder_loops", "args": [f"l{x} m"], "kwargs": {}} for x in steps])
+        return Candidate(i, sched, m, None, None, None, 1, None)
+
+    dead = cand(1, 500, [1])                  # the best, but exhausted
+    live = cand(2, 900, [2])
+    same = cand(3, 600, [1, -1])              # the dead one unrolled further
+    wrong = cand(4, 100, [4], ok=False)       # incorrect
+    other = cand(5, 700, [5])
+    worse = cand(6, 950, [6])
+    run = [dead, live, same, wrong, other, worse]
+    beam = replace_exhausted([dead, live], run, {dead.id}, 2)
+    assert [c.id for c in beam] == [same.id, live.id]
+    beam = replace_exhausted([dead, live], run, {dead.id, same.id}, 2)
+    assert [c.id for c in beam] == [other.id, live.id]
+    assert replace_exhausted([dead, live], run, set(), 2) == [dead, live]
+    assert [c.id for c in replace_exhausted([dead], run, {dead.id, same.id, other.id}, 1)] == [live.id]
+
+
 def test_exhausted_beam_is_refilled_from_the_run():
     """A beam whose entries have nothing new to try continues from the best
     other correct candidates (here: the slower sibling b leads to c, the best)."""
