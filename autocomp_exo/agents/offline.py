@@ -231,10 +231,10 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
         fs = divisors(t.extent)
         rng.shuffle(fs)
         if len(other) == 1 and rng.random() < PIPELINE:
-            pipe = [x for x in fs if x % 2 == 0 and x >= 4]   # pairs, at least two of them
-            pc = Composer(v)
-            if pipe and _pipelined(pc, rng, t, pipe[0], stay, other[0]):
-                return pc
+            for x in [x for x in fs if x % 2 == 0 and x >= 4]:   # pairs, at least two of them
+                pc = Composer(v)
+                if _pipelined(pc, rng, t, x, stay, other[0]):   # the first factor whose copies fit
+                    return pc
         for fac in fs:
             names = unique_names([t.name + "o", t.name + "i"], f.loop_names())   # tile_loop's names
             if c.add("tile_loop", loop=t.name, factor=fac):
