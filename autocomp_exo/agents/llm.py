@@ -11,11 +11,13 @@
 
 ``plan`` asks a model for one option of the menu left after dropout (the plan
 prompt of `prompts.plan_messages`, the menu shuffled with the rng); ``implement``
-asks a model for the steps (`prompts.implement_messages`). ``plan_many`` and
-``implement_many`` send a whole round at once (threads; at most
-``max_in_flight`` per model), results in request order: the search uses them
-(``concurrent = True``). Plans are dealt round robin over the plan models
-(``models`` plus ``plan_models``), implementations over the code models
+asks a model for the steps (`prompts.implement_messages`). The search
+(``concurrent = True``) streams its requests through ``requests()``
+(`llm_requests.LLMRequests`: each request in its own thread as soon as it
+can be asked, models dealt from the search's slot numbers); ``plan_many``
+and ``implement_many`` send a whole batch at once. Either way at most
+``max_in_flight`` per model are out (plans first among the waiting ones).
+Plans are dealt round robin over the plan models (``models`` plus ``plan_models``), implementations over the code models
 (``models`` plus ``code_models``), counted over the run; a model whose call
 fails hands the request to the next live model, and a request waits for a
 model that is cooling down after an outage (`llm_client`).
@@ -729,7 +731,7 @@ class LLMAgent(Agent):
 
     name = "llm"
 
-    concurrent = True   # the search sends a whole round of requests at once (plan_many, implement_many)
+    concurrent = True   # the search sends many requests at once (requests(), or plan_many / implement_many)
 
     def __init__(self, models: str | Sequence[str | ModelSpec] = (), *, plan_models: Optional[Sequence] = None,
                  code_models: Optional[Sequence] = None, cache_dir: Optional[str] = None,
