@@ -158,7 +158,8 @@ def candidate_seed(eval_seed: int, schedule: Any) -> int:
 #: "module:name", imported in the worker when the first such task arrives.
 #: Named, not imported: the modules that send these tasks (`transfer`) import
 #: this one, so this one does not import them.
-TASK_KINDS = {"adapt": "autocomp_exo.transfer:adapt_task", "guide": "autocomp_exo.agents.llm_moves:guide_task"}
+TASK_KINDS = {"adapt": "autocomp_exo.transfer:adapt_task", "guide": "autocomp_exo.agents.llm_moves:guide_task",
+              "check": "autocomp_exo.agents.llm_check:check_task"}
 
 
 def task_function(kind: str) -> Callable[[dict], dict]:

@@ -193,9 +193,10 @@ def test_macro_forms_are_repaired_or_named():
         parse_steps(json.dumps({"steps": [{"op": "simplify"}] * 65}), "other")
 
 
-def test_the_guide_built_in_a_worker_is_the_one_built_here():
-    """The search's worker pool builds a parent's worked examples (`guide_task`,
-    a `workers.TASK_KINDS` kind): the prompt text is the in-process one."""
+def test_the_guide_and_the_checks_in_a_worker_are_the_ones_made_here():
+    """The search's worker pool builds a parent's worked examples (`guide_task`)
+    and checks drafts (`check_task`), `workers.TASK_KINDS` kinds: the prompt
+    text and the retry messages are the in-process ones."""
     import autocomp_exo as ax
     from autocomp_exo.agents import llm_moves
     from autocomp_exo.baselines import exo_unopt
@@ -206,8 +207,18 @@ def test_the_guide_built_in_a_worker_is_the_one_built_here():
     s = exo_unopt.schedule(w)
     p = s.apply(w.proc)
     here = llm_moves.guide(facts(p), None, p).text()
+    drafts = [[{"op": "simplify", "args": []}, {"op": "unroll_loop", "args": ["nope"]}],
+              [{"op": "hoist_load", "kwargs": {"operand": "nope", "levels": 1}}],
+              [{"op": "simplify", "args": []}]]
+    agent = LLMAgent(["http://127.0.0.1:9/v1::m"], warn=lambda m: None)
+    parent = Candidate(0, s, None, None, None, None, 0, w)
     with WorkerPool(1) as pool:
         r = pool.submit({**Task.of(w, s).to_dict(), "kind": "guide"}).result(timeout=120)
         bad = pool.submit({**Task.of(w, s).to_dict(), "schedule": [{"op": "nope"}], "kind": "guide"}).result()
+        checked = [pool.submit({**Task.of(w, s).to_dict(), "kind": "check", "steps": d, "mode": "exo"}).result()
+                   for d in drafts]
     assert r["measurement"]["ok"] and r["text"] == here and "e.g." in here
     assert not bad["measurement"]["ok"] and bad["measurement"]["stage"] == "guide"
+    mine = [agent._check_locked(parent, d) for d in drafts]
+    assert [c["error"] for c in checked] == mine
+    assert "Steps 0..0 applied" in mine[0] and "Arguments hoist_load accepts" in mine[1] and mine[2] is None

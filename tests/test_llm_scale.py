@@ -382,16 +382,17 @@ def test_cli_llm_plan_and_code(srv, tmp_path, capsys):
 def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arrival(srv, tmp_path, monkeypatch):
     """Through the openai client: a slot's implement requests go out as soon as
     its plan is back (while the slowest plan is still out), schedules are
-    evaluated in the worker pool while requests are out, and with answers
+    evaluated in the worker pool while requests are out, drafts are checked
+    there (with the same refusals and fixes as here), and with answers
     arriving in a shuffled order (random delays, unseeded) the trace is the
     one of one request at a time in this process."""
     import autocomp_exo as ax
     from autocomp_exo import workers
 
-    submitted = []
+    submitted, checks = [], []   # evaluations handed to the pool; drafts checked there
     orig = workers.WorkerPool.submit
-    monkeypatch.setattr(workers.WorkerPool, "submit",
-                        lambda self, t: (submitted.append(time.monotonic()), orig(self, t))[1])
+    monkeypatch.setattr(workers.WorkerPool, "submit", lambda self, t: (
+        (checks if t.get("kind") == "check" else submitted).append(time.monotonic()), orig(self, t))[1])
     log = []   # (arrival, answered, kind)
     jitter = random.Random()
 
@@ -416,6 +417,7 @@ def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arriva
     last = max(t1 for _t0, t1, _k in log)
     assert r.samples_used >= 3 and len(submitted) == r.samples_used   # each schedule evaluated once, early
     assert sum(t < last for t in submitted) >= 2                       # while requests were still out
+    assert len(checks) >= 12                                           # every draft checked in the pool
     srv.reset()
     one = run("one", 0, max_in_flight=1)
     assert one.search.trace_key() == r.search.trace_key() and one.search.trace == r.search.trace

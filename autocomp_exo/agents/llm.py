@@ -63,6 +63,7 @@ from ..menu import MENU, MenuOption
 from .accounting import Accounting, Prices, parse_price
 from .base import Agent, Candidate, Plan
 from .llm_cache import ResponseCache
+from .llm_check import excerpt as _excerpt
 from .llm_client import LLMClient, LLMConfigError, ModelSpec
 from . import prompts
 
@@ -713,9 +714,6 @@ def parse_plan(text: str, menu: Sequence[MenuOption], limits: Optional[Limits] =
 # The agent
 # --------------------------------------------------------------------------- #
 
-def _excerpt(s: Optional[str], n: int = 2000) -> str:
-    s = s or ""
-    return s if len(s) <= n else s[:n] + f"... ({len(s) - n} more characters)"
 
 
 def _shape(f: Any) -> list:
@@ -1385,75 +1383,38 @@ class LLMAgent(Agent):
         return last_failed if self.return_failed else None
 
     def _check_steps(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
-        """None if the steps pass the configured check, else the reason."""
+        """None if the steps pass the configured check, else the reason
+        (`llm_check.check_draft`): in the search's worker pool when the
+        request came through a session that has one, else here under the
+        Exo lock."""
         if self.check == "schema":
             return None
+        run_task = getattr(self._batch, "run_task", None)
+        if run_task is not None:
+            try:
+                r = run_task("check", candidate.schedule, steps=steps, mode=self.check,
+                             agent_config=None if self.config is None else self.config.to_dict()).result()
+                if (r.get("measurement") or {}).get("ok"):
+                    return r.get("error")
+            except Exception:  # noqa: BLE001 - checked here instead
+                pass
         with self._exo_lock:
             return self._check_locked(candidate, steps)
 
-    def _move_hint(self, candidate: Candidate, f: Any, op: Optional[str]) -> str:
-        """For a macro move that failed: the arguments it accepts on the proc it applies to."""
-        from ..moves import MOVES
-        from . import llm_moves
-
-        if op not in MOVES:
-            return ""
-        lines = llm_moves.valid_arguments(f, op, self._config_of(candidate))
-        if not lines:
-            return f"\n{op} does not apply to this proc; choose another move."
-        return f"\nArguments {op} accepts on this proc:\n" + "\n".join(f"  {ln}" for ln in lines)
-
-    def _after(self, candidate: Candidate, base: Any, steps: list[dict], idx: Optional[int],
-               op: Optional[str] = None) -> str:
-        """For a retry message: the proc after the steps that applied (steps
-        0..idx-1) and its loop and buffer names."""
-        try:
-            if idx:
-                p = candidate.schedule.extend(steps[:idx]).apply(base)
-                text = proc_text(p)
-                f = facts(p)
-                head = f"\n\nSteps 0..{idx - 1} applied; the proc after them (step {idx} must apply to this):\n"
-            else:
-                text = candidate.proc_text or proc_text(self._applied(candidate))
-                f = self._facts(candidate)
-                head = "\n\nNo step applied; the proc is still:\n"
-            loops = list(dict.fromkeys(f"{n.name}" + (f" ({n.extent})" if n.extent else "")
-                                       for n in f.loops()))
-            bufs = list(dict.fromkeys(f"{n.name} @ {n.mem}" for n in f.allocs()))
-            return (head + _excerpt(text, 6000) + "\nLoops (extent): " + (", ".join(loops) or "none")
-                    + "\nBuffers: " + (", ".join(bufs) or "none") + self._move_hint(candidate, f, op))
-        except Exception:  # noqa: BLE001 - the message is a help, not a requirement
-            return ""
-
     def _check_locked(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
-        from ..schedule import ScheduleError
+        from .llm_check import check_draft
 
         base = self._base(candidate)
-        if base is None or self._applied(candidate) is None:
+        parent_proc = None if base is None else self._applied(candidate)
+        if parent_proc is None:
             if not self._told_no_exo:
                 self._told_no_exo = True
                 self.warn("LLM agent: the parent's proc cannot be rebuilt here (pass base_proc=...); "
                           "answers are only checked against the whitelist")
             return None
-        sched = candidate.schedule.extend(steps)
-        n0 = len(candidate.schedule)
-        try:
-            p = sched.apply(base)
-        except ScheduleError as e:
-            idx = None if e.index is None else e.index - n0
-            where = f"step {idx}" if idx is not None else "a step"
-            msg = f"Exo rejected {where} ({e.op}){f' [{e.kind}]' if e.kind else ''}: {_excerpt(e.message, 1200)}"
-            return msg + self._after(candidate, base, steps, idx, e.op)
-        except Exception as e:  # noqa: BLE001
-            return f"Exo failed: {type(e).__name__}: {_excerpt(str(e), 1200)}"
-        if self.check == "exo":
-            return None
-        from ..evaluate import evaluate
-
-        m = evaluate(candidate.workload, None, proc=p, config=self.config)
-        if m.ok:
-            return None
-        return f"the program failed at {m.stage}: {_excerpt(m.error, 1200)}"
+        return check_draft(base, candidate.schedule, steps, mode=self.check, config=self._config_of(candidate),
+                           eval_config=self.config, workload=candidate.workload, parent_text=candidate.proc_text,
+                           parent_facts=self._facts(candidate), parent_proc=parent_proc)
 
 
 # --------------------------------------------------------------------------- #

@@ -11,7 +11,8 @@ order must not depend on arrival times, so
   counter bumped as requests arrive;
 - the worked examples of a parent (`llm_moves.guide`) are built in the
   search's worker pool when it has one (``run_task``): they are the longest
-  Exo work of a request and would otherwise hold the agent's Exo lock;
+  Exo work of a request and would otherwise hold the agent's Exo lock; so
+  are the checks of the drafts (`llm_check`), in parallel;
 - its refusals come back with its own answer (a per-thread sink), not
   through the agent's shared ``rejections`` list;
 - the answer log is put in (kind, slot, attempt) order when the session closes.
@@ -51,7 +52,7 @@ class LLMRequests:
     def _run(self, kind: str, slot: int, j: int, candidate: Any, what: Any, rng: Any) -> tuple[list, list]:
         a = self.agent
         local = a._batch
-        local.sink, local.kind = [], kind
+        local.sink, local.kind, local.run_task = [], kind, self.run_task   # drafts checked in the pool
         try:
             try:
                 if kind == "plan":
@@ -71,7 +72,7 @@ class LLMRequests:
                     values.append(v)
             return values, local.sink
         finally:
-            local.tag = local.sink = local.kind = None
+            local.tag = local.sink = local.kind = local.run_task = None
 
     def result(self, f: Future) -> Any:
         return f.result()
