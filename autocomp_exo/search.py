@@ -325,14 +325,13 @@ def beam_search(workload: Any, base: Schedule, agent: Agent, settings: SearchSet
                 rng = derive_rng(S.seed, it, bi, pi, "plan")
                 slots.append(streaming.Slot(bi, pi, parent, menu_dropout(MENU, S.dropout, rng), rng))
 
+        tasks = streaming.PoolTasks(pool, lambda sc: task(sc, base_cycles)) if evaluate_early else None
+
         def submit(key: str, sched: Schedule) -> None:
-            if evaluate_early and not (run is not None and run.lookup(key) is not None):
-                early[key] = streaming.submit_task(pool, task(sched, base_cycles))
+            if tasks is not None and not (run is not None and run.lookup(key) is not None):
+                early[key] = tasks.evaluate(sched)
 
-        def run_task(kind: str, sched: Schedule, **fields) -> Any:
-            return streaming.submit_task(pool, {**task(sched), **fields, "kind": kind})
-
-        session = streaming.session_of(agent, run_task if evaluate_early else None)
+        session = streaming.session_of(agent, tasks)
         try:
             got = streaming.stream_proposals(
                 session, slots, S.impls, seen, room=S.budget - samples, submit=submit,

@@ -38,7 +38,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from .runs import schedule_key
 
-__all__ = ["Slot", "Event", "Proposals", "BatchRequests", "session_of", "stream_proposals", "submit_task"]
+__all__ = ["Slot", "Event", "Proposals", "BatchRequests", "PoolTasks", "session_of", "stream_proposals",
+           "submit_task"]
 
 #: an implement slot whose plan request gave no plan: nothing to ask
 NO_PLAN = object()
@@ -168,11 +169,45 @@ class BatchRequests:
 
 def session_of(agent: Any, run_task: Optional[Callable] = None) -> Any:
     """The agent's own request session (``agent.requests(run_task)``), else
-    `BatchRequests`. ``run_task(kind, schedule, **fields) -> Future`` runs a
-    task of a `workers.TASK_KINDS` kind on a candidate in the worker pool (None:
-    the search has no worker processes)."""
+    `BatchRequests`. ``run_task``: a `PoolTasks` (None: the search has no
+    worker processes)."""
     fn = getattr(agent, "requests", None)
     return fn(run_task) if callable(fn) else BatchRequests(agent)
+
+
+class PoolTasks:
+    """The search's worker pool as a session sees it: ``tasks(kind, schedule,
+    **fields)`` runs a `workers.TASK_KINDS` task on a candidate (a Future of
+    its result); ``free()`` says whether a worker is idle now (the agent then
+    sends work there that it would otherwise do itself). ``evaluate`` is the
+    search's own submission, counted the same way."""
+
+    def __init__(self, pool: Any, task_of: Callable[[Any], dict]):
+        self.pool, self.task_of = pool, task_of
+        self.workers = max(1, int(getattr(pool, "workers", 1) or 1))
+        self._out = 0
+        self._lock = threading.Lock()
+
+    def _run(self, task: dict) -> Future:
+        with self._lock:
+            self._out += 1
+        f = submit_task(self.pool, task)
+
+        def done(_f: Future) -> None:
+            with self._lock:
+                self._out -= 1
+        f.add_done_callback(done)
+        return f
+
+    def __call__(self, kind: str, schedule: Any, **fields) -> Future:
+        return self._run({**self.task_of(schedule), **fields, "kind": kind})
+
+    def evaluate(self, schedule: Any) -> Future:
+        return self._run(self.task_of(schedule))
+
+    def free(self) -> bool:
+        with self._lock:
+            return self._out < self.workers
 
 
 def submit_task(pool: Any, task: dict) -> Future:

@@ -383,7 +383,7 @@ def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arriva
     """Through the openai client: a slot's implement requests go out as soon as
     its plan is back (while the slowest plan is still out), schedules are
     evaluated in the worker pool while requests are out, drafts are checked
-    there (with the same refusals and fixes as here), and with answers
+    there when a worker is idle (the same refusals and fixes as here), and with answers
     arriving in a shuffled order (random delays, unseeded) the trace is the
     one of one request at a time in this process."""
     import autocomp_exo as ax
@@ -417,7 +417,7 @@ def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arriva
     last = max(t1 for _t0, t1, _k in log)
     assert r.samples_used >= 3 and len(submitted) == r.samples_used   # each schedule evaluated once, early
     assert sum(t < last for t in submitted) >= 2                       # while requests were still out
-    assert len(checks) >= 12                                           # every draft checked in the pool
+    assert checks                                  # drafts checked in the pool (when a worker is idle)
     srv.reset()
     one = run("one", 0, max_in_flight=1)
     assert one.search.trace_key() == r.search.trace_key() and one.search.trace == r.search.trace

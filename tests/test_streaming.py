@@ -178,3 +178,25 @@ def test_the_in_flight_gate_serves_waiters_by_priority_then_arrival_without_barg
     assert order == ["plan", "impl1", "impl2", "late"]
     with pytest.raises(ValueError, match="more often"):
         g.release()
+
+
+def test_pool_tasks_count_what_is_out_and_say_when_a_worker_is_free():
+    gate = threading.Event()
+
+    class Slow:
+        workers = 1
+
+        def run(self, tasks):
+            gate.wait(5)
+            return [{"measurement": {"ok": True}, "task": t} for t in tasks]
+
+    tasks = streaming.PoolTasks(Slow(), lambda sched: {"schedule": sched})
+    assert tasks.free()
+    f = tasks("guide", ["s"], seconds=3)
+    assert not tasks.free()
+    gate.set()
+    assert f.result(timeout=5)["task"] == {"schedule": ["s"], "seconds": 3, "kind": "guide"}
+    deadline = time.monotonic() + 5
+    while not tasks.free() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tasks.free() and tasks.evaluate(["t"]).result(timeout=5)["task"] == {"schedule": ["t"]}

@@ -1384,13 +1384,14 @@ class LLMAgent(Agent):
 
     def _check_steps(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
         """None if the steps pass the configured check, else the reason
-        (`llm_check.check_draft`): in the search's worker pool when the
-        request came through a session that has one, else here under the
-        Exo lock."""
+        (`llm_check.check_draft`, the same either way): in the search's worker
+        pool when the request came through a session that has one and a
+        worker is idle (a check queued behind evaluations would hold up the
+        fix it leads to), else here under the Exo lock."""
         if self.check == "schema":
             return None
         run_task = getattr(self._batch, "run_task", None)
-        if run_task is not None:
+        if run_task is not None and getattr(run_task, "free", lambda: True)():
             try:
                 r = run_task("check", candidate.schedule, steps=steps, mode=self.check,
                              agent_config=None if self.config is None else self.config.to_dict()).result()
