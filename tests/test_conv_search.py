@@ -101,3 +101,15 @@ def test_cli_optimize_conv_argument_errors(argv, msg, capsys):
 def test_cli_optimize_conv_stride_2_is_refused_by_name(capsys):
     assert main(["optimize", "conv", "1", "4", "16", "16", "--stride", "2", "--quiet", "--workers", "1"]) == 2
     assert "needs stride 1" in capsys.readouterr().err
+
+
+def test_search_quality_convs_names_an_unknown_shape():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search_quality.py"
+    spec = importlib.util.spec_from_file_location("search_quality", path)
+    sq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sq)
+    with pytest.raises(SystemExit, match="unknown conv shapes \\['conv-99'\\]; known: conv-56"):
+        sq.main(["--convs", "--shapes", "conv-99"])
