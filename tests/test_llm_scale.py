@@ -405,7 +405,7 @@ def test_requests_and_evaluations_stream_and_the_trace_does_not_depend_on_arriva
         return a
 
     def run(name, workers_, **kw):   # (no worked examples: their Exo time is not what is measured here)
-        agent = make_agent(srv, cache_dir=str(tmp_path / f"c-{name}"), macro_moves=False, **kw)
+        agent = make_agent(srv, cache_dir=str(tmp_path / f"c-{name}"), macro_moves=False, check_in_pool=True, **kw)
         return ax.optimize(ax.GemmWorkload(64, 64, 64), agent=agent, budget=12, beam=2, plans=3, impls=2,
                            iterations=1, seed=4, workers=workers_, run_dir=str(tmp_path / name),
                            progress=agent.observe)

@@ -745,6 +745,7 @@ class LLMAgent(Agent):
                  base_proc: Any = None, show_c: bool = True, c_lines: int = 80, limits: Optional[Limits] = None,
                  return_failed: bool = True, send_seed: bool = True, parallel: int = 128,
                  shuffle_menu: bool = True, macro_moves: bool = True, macro_seconds: float = 30.0,
+                 check_in_pool: bool = False,
                  warn: Optional[Callable[[str], None]] = None,
                  sleep: Optional[Callable[[float], None]] = None, jitter_seed: Optional[int] = None):
         if check not in ("schema", "exo", "evaluate"):
@@ -784,6 +785,9 @@ class LLMAgent(Agent):
         self.shuffle_menu = shuffle_menu
         self.macro_moves = macro_moves
         self.macro_seconds = macro_seconds
+        # drafts checked in the search's worker pool when a worker is idle: on a shared 2-core machine
+        # slower than here (the workers rebuild the parent's proc this process has cached), so off
+        self.check_in_pool = check_in_pool
         self.models = [s.name for s in self.client.specs]
         self.name = "llm:" + "+".join(self.models)
         self.retries = max(0, int(retries))
@@ -1384,13 +1388,14 @@ class LLMAgent(Agent):
 
     def _check_steps(self, candidate: Candidate, steps: list[dict]) -> Optional[str]:
         """None if the steps pass the configured check, else the reason
-        (`llm_check.check_draft`, the same either way): in the search's worker
-        pool when the request came through a session that has one and a
-        worker is idle (a check queued behind evaluations would hold up the
-        fix it leads to), else here under the Exo lock."""
+        (`llm_check.check_draft`, the same either way): here under the Exo
+        lock, in the request's thread (so it overlaps with the other
+        requests); with ``check_in_pool``, in the search's worker pool when
+        the request came through a session that has one and a worker is idle
+        (a check queued behind evaluations would hold up the fix it leads to)."""
         if self.check == "schema":
             return None
-        run_task = getattr(self._batch, "run_task", None)
+        run_task = getattr(self._batch, "run_task", None) if self.check_in_pool else None
         if run_task is not None and getattr(run_task, "free", lambda: True)():
             try:
                 r = run_task("check", candidate.schedule, steps=steps, mode=self.check,

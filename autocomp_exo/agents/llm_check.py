@@ -2,11 +2,15 @@
 and, when Exo refuses one, say which, why, and what the proc looks like after
 the steps that applied (the retry message).
 
-One function for both places it runs: in the agent's process (under its Exo
-lock; no worker pool) and in the search's worker pool (`check_task`, a
-`workers.TASK_KINDS` kind). Macro moves make the check the longest Exo work
-of a request (seconds each); in the pool, drafts are checked in parallel and
-outside the agent's process, beside the other requests.
+One function for both places it can run: in the agent's process (in the
+request's thread, under its Exo lock: the default) and in the search's
+worker pool (`check_task`, a `workers.TASK_KINDS` kind; ``LLMAgent(...,
+check_in_pool=True)``), where drafts are checked in parallel and outside
+the agent's process. Measured with benchmarks/llm_plausible.py (128^3, 12
+samples, macro-move drafts, a shared 2-core machine): 153 s with the checks
+here, 196 s in the pool when a worker is idle, 217 s always in the pool: the
+workers rebuild the parent's proc that the agent's process has cached, and
+two cores leave no room for the parallelism to pay.
 """
 from __future__ import annotations
 

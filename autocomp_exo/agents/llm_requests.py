@@ -11,8 +11,9 @@ order must not depend on arrival times, so
   counter bumped as requests arrive;
 - the worked examples of a parent (`llm_moves.guide`) are built in the
   search's worker pool when it has one (``run_task``): they are the longest
-  Exo work of a request and would otherwise hold the agent's Exo lock; so
-  are the checks of the drafts (`llm_check`), in parallel;
+  Exo work of a request and would otherwise hold the agent's Exo lock (the
+  checks of the drafts, `llm_check`, run in the request's thread, or in the
+  pool with ``check_in_pool``);
 - its refusals come back with its own answer (a per-thread sink), not
   through the agent's shared ``rejections`` list;
 - the answer log is put in (kind, slot, attempt) order when the session closes.
