@@ -14,7 +14,7 @@ from autocomp_exo.proc_facts import facts
 from autocomp_exo.schedule import Schedule, ScheduleError
 from autocomp_exo.workloads import WorkloadError
 
-TINY = ConvWorkload(1, 4, 16, 16)
+TINY = ConvWorkload(1, 20, 16, 16)   # two row tiles of 10 (one trace with the relu case below)
 
 
 def _calls(proc) -> dict:
@@ -24,7 +24,13 @@ def _calls(proc) -> dict:
     return out
 
 
-@pytest.mark.parametrize("w, seed", [(ConvWorkload(1, 4, 16, 16, relu=True), 1),
+def test_row_tiles_divide_the_row_into_as_many_tiles_as_exos_split():
+    assert [conv_unopt.row_tile(d) for d in (4, 14, 16, 20, 28, 56, 112)] == [16, 16, 16, 10, 14, 14, 16]
+    assert conv_unopt.row_tile(56, tail=True) == 16
+    assert conv_unopt.row_tile(17) == 16   # 17 = 16 + 1: no width in [8, 16) gives 2 tiles
+
+
+@pytest.mark.parametrize("w, seed", [(ConvWorkload(1, 20, 16, 16, relu=True), 1),
                                      (ConvWorkload(1, 1, 80, 80), 1)])
 def test_unopt_schedule_is_exos_mapping_and_bit_exact(w, seed):
     s = exo_unopt.schedule(w)   # the search's start for a conv
@@ -33,6 +39,10 @@ def test_unopt_schedule_is_exos_mapping_and_bit_exact(w, seed):
     m = evaluate(w, s, seed=seed)
     assert m.ok, m.error
     calls = _calls(s.apply(w.proc))
+    # one part: one copy of each load (20 columns: two tiles of 10, not 16 + a tail of 4)
+    assert calls["do_ld_i8_block_id1"] == 1 and calls["do_st_acc_i8"] == 1
+    if w.out_dim == 20:
+        assert s.steps[0].args[:2] == ["ocol", 10]
     # the mapping of GEMMINI_CONV.md section 5: bias broadcast, weights, input strip, 16x16 matmuls, store
     assert {"do_ld_acc_i32_vector", "do_ld_i8_block_id1", "ld_i8_block_id2", "do_matmul_acc_i8",
             "do_st_acc_i8"} <= set(calls)

@@ -18,6 +18,12 @@ helper would emit one mvin of all of them); and a stride-2 conv uses the same
 steps (the input strip's DRAM window then has a column stride of 2 pixels,
 which ``ld_i8_block_id2`` cannot express, so it is refused by name).
 
+One change of the row split (`row_tile`): where Exo's helper cuts an output
+row into tiles of 16 and a guarded tail part (56 = 3 x 16 + 8), the search's
+start takes tiles of a width that divides the row into as many tiles (56 =
+4 x 14): the same preload/compute pairs, one copy of each load instead of two
+(``schedule(w, tail=True)`` is the helper's split).
+
 Per (b, orow, tile of n <= 16 output columns): broadcast the bias into the
 accumulator, then per (krow, kcol) load the in_ch x out_ch weight slab and
 the input strip and run every 16x16 ``matmul_acc_i8``, then store; configs
@@ -31,7 +37,7 @@ from typing import Any
 
 from gemmini_isa import GemminiConfig
 
-from ..conv import ConvWorkload
+from ..conv import DIM, ConvWorkload
 from ..schedule import DEFAULT_CACHE, OPS, Schedule, ScheduleError, Step, _apply_step, _chain_keys
 from ..workload_base import WorkloadError
 
@@ -110,8 +116,11 @@ class _Trace:
         return f"{pattern} #{i}"
 
 
-def _split_fission_dim(t: _Trace) -> None:
-    t.once("divide_loop", "ocol", 16, ["ocol_o", "ocol_i"], tail="cut_and_guard")
+def _split_fission_dim(t: _Trace, tile: int) -> None:
+    if tile == DIM:   # Exo's helper: full tiles of 16 and a guarded tail part
+        t.once("divide_loop", "ocol", DIM, ["ocol_o", "ocol_i"], tail="cut_and_guard")
+    else:             # tiles of `tile` columns that divide the row: one part
+        t.once("divide_loop", "ocol", tile, ["ocol_o", "ocol_i"], perfect=True)
     t.repeat("divide_loop", "och", 16, ["och_o", "och_i"], perfect=True)
     t.repeat("divide_loop", "kch", 16, ["kch_o", "kch_i"], perfect=True)
     t.repeat("reorder_loops", "ocol_i och_o")
@@ -197,12 +206,27 @@ def check_fits(w: ConvWorkload, config: GemminiConfig | None = None) -> None:
                             f"the machine has {cfg.sp_rows} and {cfg.acc_rows}")
 
 
+def row_tile(out_dim: int, tail: bool = False) -> int:
+    """Output columns per tile: 16 (Exo's helper, with a tail part when 16 does
+    not divide the row) unless ``tail`` is False and a width in [DIM/2, DIM)
+    divides the row: then tiles of that width and no tail part. The number of
+    tiles is the same (ceil(out_dim / 16)); the tail part would be a second
+    copy of every load, and the moves that keep an operand resident take an
+    operand loaded by one call."""
+    if tail or out_dim % DIM == 0 or out_dim < DIM:
+        return DIM
+    for t in range(DIM - 1, DIM // 2 - 1, -1):
+        if out_dim % t == 0 and -(-out_dim // t) == -(-out_dim // DIM):
+            return t
+    return DIM
+
+
 @lru_cache(maxsize=16)
-def _traced(batch: int, out_dim: int, in_channels: int, out_channels: int, kernel: int) -> tuple:
+def _traced(batch: int, out_dim: int, in_channels: int, out_channels: int, kernel: int, tile: int) -> tuple:
     """The steps for a shape (the proc does not depend on ``relu``: one trace for both)."""
     w = ConvWorkload(batch, out_dim, in_channels, out_channels, kernel)
     t = _Trace(w.proc)
-    _split_fission_dim(t)
+    _split_fission_dim(t, tile)
     parts = 0
     while t.count("for ocol_i in _:_"):
         _replace_part(t, w)
@@ -223,16 +247,18 @@ def _traced(batch: int, out_dim: int, in_channels: int, out_channels: int, kerne
     return tuple(t.steps)
 
 
-def steps(w: ConvWorkload) -> list[dict]:
+def steps(w: ConvWorkload, tail: bool = False) -> list[dict]:
     """The mapping's steps for ``w`` as step dicts."""
-    return [s.to_dict() for s in schedule(w)]
+    return [s.to_dict() for s in schedule(w, tail=tail)]
 
 
-def schedule(workload: Any) -> Schedule:
+def schedule(workload: Any, tail: bool = False) -> Schedule:
     """Exo's standard Gemmini mapping of the conv ``workload`` as a Schedule
-    (WorkloadError for a shape it cannot take)."""
+    (WorkloadError for a shape it cannot take); the row split of `row_tile`
+    (``tail=True``: exactly Exo's helper, 16 columns and a tail part)."""
     if not isinstance(workload, ConvWorkload):
         raise WorkloadError(f"conv_unopt maps a ConvWorkload, got a {type(workload).__name__}")
     check_fits(workload)
     w = workload
-    return Schedule(_traced(w.batch, w.out_dim, w.in_channels, w.out_channels, w.kernel))
+    return Schedule(_traced(w.batch, w.out_dim, w.in_channels, w.out_channels, w.kernel,
+                            row_tile(w.out_dim, tail)))
