@@ -231,7 +231,12 @@ def _reuse(v: View, rng: random.Random) -> Optional[Composer]:
     elif tiles and r < 0.92:
         t = rng.choice(tiles)
         fs = divisors(t.extent)
-        rng.shuffle(fs)
+        # half the time the largest tile first (the resident operand's tile
+        # is reused by every step of it; staging then refuses what does not fit)
+        if rng.random() < 0.5:
+            fs.reverse()
+        else:
+            rng.shuffle(fs)
         if len(other) == 1 and rng.random() < PIPELINE:
             for x in [x for x in fs if x % 2 == 0 and x >= 4]:   # pairs, at least two of them
                 pc = Composer(v)
