@@ -18,9 +18,9 @@ scratchpad or accumulator of the search's `GemminiConfig` is never proposed.
                  whose counters they do not read, stage buffers over the
                  tile loop (double buffering; each copy optionally padded
                  to whole banks), then (seven plans in ten) an ending
-                 (below). Instead of the
-                 tile, a loop only the resident operand reads may be
-                 swapped with the loop inside it that the others read.
+                 (below). Instead of the tile, a loop only the resident
+                 operand reads may be swapped with the loop inside it
+                 that the others read.
                  Or software-pipelined: the tile loop split into pairs,
                  a copy of every tile buffer per tile with the two copies
                  of a pair a bank apart, the other operand's loads issued
