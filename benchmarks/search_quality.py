@@ -63,14 +63,9 @@ def main(argv=None) -> int:
                 print(f"{M}x{N}x{K} {b} failed: {m.error}", file=sys.stderr)
         run_dir = Path(a.run_root) / f"gemm_{M}x{N}x{K}_s{a.seed}_B{a.beam}N{a.plans}K{a.impls}"
 
-        def progress(ev, _shape=f"{M}x{N}x{K}"):
-            if ev["event"] == "iteration":
-                print(f"  {_shape} it {ev['iteration']}: {ev['samples']} samples, best {ev['best_cycles']:,} "
-                      f"({ev['speedup']:.2f}x over exo-unopt), accepted {ev['accepted']}", file=sys.stderr,
-                      flush=True)
-
         r = optimize(GemmWorkload(M, N, K), budget=a.budget, seed=a.seed, workers=a.workers,
-                     beam=a.beam, plans=a.plans, impls=a.impls, run_dir=str(run_dir), progress=progress,
+                     beam=a.beam, plans=a.plans, impls=a.impls, run_dir=str(run_dir),
+                     progress=_progress(f"{M}x{N}x{K}"),
                      timeout=a.timeout)
         cyc = {b: (m.cycles if m.ok else None) for b, m in base.items()}
         row = {
@@ -98,17 +93,22 @@ def main(argv=None) -> int:
               f"{r['best_cycles']:>12,} {100 * r['utilization']:>5.1f}% {r['over_swlib']:>6.2f}x "
               f"{r['over_exo_unopt']:>9.2f}x {r['over_exo_opt']:>7.2f}x {r['fsm_fraction']:>8.2f}")
 
-    def geo(k):
-        v = [r[k] for r in rows if r[k]]
-        return math.exp(sum(math.log(x) for x in v) / len(v)) if v else float("nan")
-
     print("-" * len(head))
-    print(f"{'geomean':<15} {'':>7} {'':>12} {'':>6} {geo('over_swlib'):>6.2f}x {geo('over_exo_unopt'):>9.2f}x "
-          f"{geo('over_exo_opt'):>7.2f}x {geo('fsm_fraction'):>8.2f}")
+    print(f"{'geomean':<15} {'':>7} {'':>12} {'':>6} {_geo(rows, 'over_swlib'):>6.2f}x {_geo(rows, 'over_exo_unopt'):>9.2f}x "
+          f"{_geo(rows, 'over_exo_opt'):>7.2f}x {_geo(rows, 'fsm_fraction'):>8.2f}")
     ok_fsm = all(r["fsm_fraction"] and r["fsm_fraction"] >= 0.90 for r in rows)
     print(f"targets: >= 0.90 of FSM on every shape: {'met' if ok_fsm else 'NOT met'}; "
-          f">= 1.4x over exo-opt (geomean): {'met' if geo('over_exo_opt') >= 1.4 else 'NOT met'}")
+          f">= 1.4x over exo-opt (geomean): {'met' if _geo(rows, 'over_exo_opt') >= 1.4 else 'NOT met'}")
     return 0
+
+
+def _progress(shape: str):
+    """The per-iteration progress line on stderr."""
+    def progress(ev):
+        if ev["event"] == "iteration":
+            print(f"  {shape} it {ev['iteration']}: {ev['samples']} samples, best {ev['best_cycles']:,} "
+                  f"({ev['speedup']:.2f}x over exo-unopt), accepted {ev['accepted']}", file=sys.stderr, flush=True)
+    return progress
 
 
 def _geo(rows: list, k: str) -> float:
@@ -135,14 +135,8 @@ def conv_main(a) -> int:
         cyc = {b: m.cycles for b, m in measure(name, 0).items()}
         run_dir = Path(a.run_root) / f"{w.name}_s{a.seed}_B{a.beam}N{a.plans}K{a.impls}"
 
-        def progress(ev, _shape=name):
-            if ev["event"] == "iteration":
-                print(f"  {_shape} it {ev['iteration']}: {ev['samples']} samples, best {ev['best_cycles']:,} "
-                      f"({ev['speedup']:.2f}x over exo-unopt), accepted {ev['accepted']}", file=sys.stderr,
-                      flush=True)
-
         r = optimize(w, budget=a.budget, seed=a.seed, workers=a.workers, beam=a.beam, plans=a.plans,
-                     impls=a.impls, run_dir=str(run_dir), progress=progress, timeout=a.timeout)
+                     impls=a.impls, run_dir=str(run_dir), progress=_progress(name), timeout=a.timeout)
         row = {"shape": name, "best_cycles": r.cycles, "samples": r.samples_used, "utilization": r.utilization,
                "start_cycles": r.baseline_cycles,
                "over_swlib": cyc["swlib"] / r.cycles, "over_exo_unopt": cyc["exo_unopt"] / r.cycles,
